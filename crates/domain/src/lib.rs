@@ -1,0 +1,18 @@
+//! qrgate's domain: the types every other crate speaks in.
+//!
+//! Money is an integer of minor units with a [`Currency`]; ids are validated newtypes; states
+//! are enums. This crate does no IO at all (no database, network, files or clock), so that its
+//! rules can be tested exhaustively and reused by every entry point: HTTP, CLI and workers.
+
+mod fx;
+mod ids;
+mod merchant;
+mod money;
+
+pub use fx::{FxQuote, FxRate, FxRateParseError, FX_SCALE};
+pub use ids::{IdError, MerchantId, OperatorId, ShopId, TerminalNo};
+pub use merchant::{
+    validate_name, Merchant, MerchantStatus, MerchantTimeZone, NameError, Operator, Shop, Terminal,
+    TimeZoneParseError,
+};
+pub use money::{Currency, CurrencyParseError, Money};

@@ -1,0 +1,74 @@
+use qrgate_domain::{Currency, FxQuote, FxRate};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::time::{from_millis, to_millis};
+use crate::{Store, StoreError};
+
+fn quote_from_row(row: &AnyRow) -> Result<FxQuote, StoreError> {
+    let currency: String = row.try_get("currency").map_err(StoreError::corrupt)?;
+    let scaled: i64 = row.try_get("rate_e8").map_err(StoreError::corrupt)?;
+    Ok(FxQuote {
+        currency: currency.parse().map_err(StoreError::corrupt)?,
+        rate: FxRate::from_scaled(scaled)
+            .ok_or_else(|| StoreError::corrupt(format!("rate {scaled} for {currency}")))?,
+        source: row.try_get("source").map_err(StoreError::corrupt)?,
+        updated_at: from_millis(row.try_get("updated_at").map_err(StoreError::corrupt)?)?,
+    })
+}
+
+impl Store {
+    /// Sets the rate of `quote.currency` to CNY, replacing any previous one.
+    pub async fn set_fx_rate(&self, quote: &FxQuote) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO fx_rates (currency, rate_e8, source, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (currency) DO UPDATE SET rate_e8 = excluded.rate_e8, \
+             source = excluded.source, updated_at = excluded.updated_at",
+        )
+        .bind(quote.currency.code())
+        .bind(quote.rate.scaled())
+        .bind(&quote.source)
+        .bind(to_millis(quote.updated_at))
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(|e| StoreError::from_sqlx(e, "exchange rate"))
+    }
+
+    pub async fn fx_rate(&self, currency: Currency) -> Result<Option<FxQuote>, StoreError> {
+        let row = sqlx::query(
+            "SELECT currency, rate_e8, source, updated_at FROM fx_rates WHERE currency = $1",
+        )
+        .bind(currency.code())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "exchange rate"))?;
+        row.as_ref().map(quote_from_row).transpose()
+    }
+
+    pub async fn fx_rates(&self) -> Result<Vec<FxQuote>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT currency, rate_e8, source, updated_at FROM fx_rates ORDER BY currency",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "exchange rate"))?;
+        rows.iter().map(quote_from_row).collect()
+    }
+
+    /// Counts the rows of every table: tests use it to prove that a rejected request wrote
+    /// nothing.
+    pub async fn row_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {
+        let mut counts = Vec::new();
+        for table in ["meta", "merchants", "shops", "operators", "terminals", "fx_rates"] {
+            let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, "row count"))?;
+            counts.push((table, n));
+        }
+        Ok(counts)
+    }
+}
+

@@ -1,0 +1,22 @@
+//! qrgate's storage: one [`Store`] over SQLite (the default, one file in the data directory)
+//! or PostgreSQL (production, several gateway nodes).
+//!
+//! Both backends run the same SQL through sqlx's `Any` driver; where they differ (locking,
+//! claiming rows), the difference stays inside one method, branching on [`Backend`]. Each
+//! backend has its own migration directory, embedded in the binary. Row types are private:
+//! the public API speaks domain types only, and no sqlx type escapes (see [`StoreError`]).
+//!
+//! Conventions: money as integer minor units, currencies as ISO codes, statuses as text with a
+//! `CHECK` listing the enum's values, timestamps as UTC milliseconds since the epoch, and
+//! `created_at` / `updated_at` on every table.
+
+mod error;
+mod fx;
+mod merchants;
+mod meta;
+mod pool;
+mod time;
+
+pub use error::StoreError;
+pub use merchants::{MerchantKeys, NewMerchant, NewMerchantCreated};
+pub use pool::{Backend, Store};

@@ -1,0 +1,177 @@
+//! The store suite: every test runs on SQLite and, when a server is reachable, PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use chrono::{Duration, TimeZone, Utc};
+use qrgate_domain::{
+    Currency, FxQuote, FxRate, MerchantId, MerchantStatus, MerchantTimeZone, ShopId, TerminalNo,
+};
+use qrgate_store::{NewMerchant, StoreError};
+use qrgate_testkit::{backend_tests, TestDb};
+
+fn now() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 8, 0, 0).unwrap()
+}
+
+fn new_merchant(name: &str) -> NewMerchant {
+    NewMerchant {
+        id_prefix: "ON".into(),
+        name: name.into(),
+        currency: Currency::Cad,
+        time_zone: "America/Toronto".parse().unwrap(),
+        sign_key_enc: vec![1, 2, 3, 4],
+        first_shop_name: "Main".into(),
+        first_operator_name: "Manager".into(),
+    }
+}
+
+async fn merchants_get_sequential_ids_with_a_first_shop_and_operator(db: TestDb) {
+    let a = db.store.create_merchant(&new_merchant("Maple Tea"), now()).await.unwrap();
+    let b = db.store.create_merchant(&new_merchant("枫叶茶馆"), now()).await.unwrap();
+    assert_eq!(a.merchant.id.as_str(), "ON00000001");
+    assert_eq!(b.merchant.id.as_str(), "ON00000002");
+    assert_eq!(a.shop.id.as_str(), "ON00000001001");
+    assert_eq!(a.operator.id.as_str(), "0000000001");
+    assert_eq!(a.merchant.status, MerchantStatus::Active);
+    assert_eq!(a.merchant.created_at, now());
+    assert_eq!(a.merchant.time_zone.name(), "America/Toronto");
+
+    let listed = db.store.merchants().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1].name, "枫叶茶馆");
+
+    let keys = db.store.merchant_keys(&a.merchant.id).await.unwrap().unwrap();
+    assert_eq!(keys.current_enc, vec![1, 2, 3, 4]);
+    assert_eq!(keys.version, 1);
+    assert!(keys.previous.is_none());
+}
+
+async fn concurrent_merchant_creation_never_reuses_an_id(db: TestDb) {
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.create_merchant(&new_merchant(&format!("m{i}")), now()).await
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap().unwrap().merchant.id);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 8);
+}
+
+async fn unknown_merchants_are_absent_not_errors(db: TestDb) {
+    let id = MerchantId::parse("ON99999999").unwrap();
+    assert!(db.store.merchant(&id).await.unwrap().is_none());
+    assert!(db.store.merchant_keys(&id).await.unwrap().is_none());
+    assert!(matches!(
+        db.store.set_merchant_status(&id, MerchantStatus::Disabled, now()).await,
+        Err(StoreError::NotFound("merchant"))
+    ));
+    assert!(matches!(
+        db.store.add_operator(&id, "x", now()).await,
+        Err(StoreError::NotFound("merchant"))
+    ));
+}
+
+async fn merchants_can_be_disabled_and_enabled(db: TestDb) {
+    let m = db.store.create_merchant(&new_merchant("m"), now()).await.unwrap().merchant;
+    let later = now() + Duration::minutes(5);
+    let disabled = db.store.set_merchant_status(&m.id, MerchantStatus::Disabled, later).await.unwrap();
+    assert_eq!(disabled.status, MerchantStatus::Disabled);
+    assert_eq!(disabled.updated_at, later);
+    let enabled = db.store.set_merchant_status(&m.id, MerchantStatus::Active, later).await.unwrap();
+    assert_eq!(enabled.status, MerchantStatus::Active);
+}
+
+async fn key_rotation_keeps_the_previous_key_only_with_a_grace_period(db: TestDb) {
+    let m = db.store.create_merchant(&new_merchant("m"), now()).await.unwrap().merchant;
+    let until = now() + Duration::hours(24);
+    let v = db.store.replace_sign_key(&m.id, &[9, 9], Some(until), now()).await.unwrap();
+    assert_eq!(v, 2);
+    let keys = db.store.merchant_keys(&m.id).await.unwrap().unwrap();
+    assert_eq!(keys.current_enc, vec![9, 9]);
+    assert_eq!(keys.previous, Some((vec![1, 2, 3, 4], until)));
+
+    let v = db.store.replace_sign_key(&m.id, &[7], None, now()).await.unwrap();
+    assert_eq!(v, 3);
+    let keys = db.store.merchant_keys(&m.id).await.unwrap().unwrap();
+    assert_eq!(keys.current_enc, vec![7]);
+    assert_eq!(keys.previous, None);
+}
+
+async fn operators_shops_and_terminals_belong_to_their_merchant(db: TestDb) {
+    let a = db.store.create_merchant(&new_merchant("a"), now()).await.unwrap().merchant;
+    let b = db.store.create_merchant(&new_merchant("b"), now()).await.unwrap().merchant;
+    let op = db.store.add_operator(&a.id, "Li Na", now()).await.unwrap();
+    assert_eq!(op.id.as_str(), "0000000002");
+    assert_eq!(db.store.operators(&a.id).await.unwrap().len(), 2);
+    assert_eq!(db.store.operators(&b.id).await.unwrap().len(), 1);
+
+    let shop = db.store.add_shop(&a.id, "Downtown", now()).await.unwrap();
+    assert_eq!(shop.id.as_str(), "ON00000001002");
+    assert_eq!(db.store.shops(&a.id).await.unwrap().len(), 2);
+
+    let t = TerminalNo::parse("POS-1").unwrap();
+    let term = db.store.add_terminal(&a.id, &t, Some(&shop.id), "Till 1", now()).await.unwrap();
+    assert_eq!(term.shop_id, Some(shop.id.clone()));
+    assert!(matches!(
+        db.store.add_terminal(&a.id, &t, None, "again", now()).await,
+        Err(StoreError::Conflict { what: "terminal" })
+    ));
+    // The same number at another merchant is fine; another merchant's shop is not.
+    db.store.add_terminal(&b.id, &t, None, "Till", now()).await.unwrap();
+    assert!(matches!(
+        db.store.add_terminal(&b.id, &TerminalNo::parse("POS-2").unwrap(), Some(&shop.id), "x", now()).await,
+        Err(StoreError::NotFound("shop"))
+    ));
+    let missing_shop = ShopId::new(&a.id, 77).unwrap();
+    assert!(matches!(
+        db.store.add_terminal(&a.id, &TerminalNo::parse("POS-3").unwrap(), Some(&missing_shop), "x", now()).await,
+        Err(StoreError::NotFound("shop"))
+    ));
+    assert_eq!(db.store.terminals(&a.id).await.unwrap().len(), 1);
+}
+
+async fn exchange_rates_are_replaced_not_duplicated(db: TestDb) {
+    assert!(db.store.fx_rate(Currency::Cad).await.unwrap().is_none());
+    let q = |rate: &str, minutes| FxQuote {
+        currency: Currency::Cad,
+        rate: rate.parse::<FxRate>().unwrap(),
+        source: "provider".into(),
+        updated_at: now() + Duration::minutes(minutes),
+    };
+    db.store.set_fx_rate(&q("5.1234", 0)).await.unwrap();
+    db.store.set_fx_rate(&q("5.2", 1)).await.unwrap();
+    let got = db.store.fx_rate(Currency::Cad).await.unwrap().unwrap();
+    assert_eq!(got, q("5.2", 1));
+    assert_eq!(db.store.fx_rates().await.unwrap().len(), 1);
+    assert!(db.store.fx_rate(Currency::Usd).await.unwrap().is_none());
+}
+
+async fn settings_keep_the_first_value_written(db: TestDb) {
+    assert_eq!(db.store.meta("k").await.unwrap(), None);
+    assert_eq!(db.store.meta_insert_if_absent("k", "one", now()).await.unwrap(), "one");
+    assert_eq!(db.store.meta_insert_if_absent("k", "two", now()).await.unwrap(), "one");
+}
+
+async fn migrating_twice_is_harmless(db: TestDb) {
+    db.store.migrate().await.unwrap();
+    db.store.ping().await.unwrap();
+    assert!(db.store.schema_version() >= 1);
+    let _ = MerchantTimeZone::DEFAULT;
+}
+
+backend_tests!(
+    merchants_get_sequential_ids_with_a_first_shop_and_operator,
+    concurrent_merchant_creation_never_reuses_an_id,
+    unknown_merchants_are_absent_not_errors,
+    merchants_can_be_disabled_and_enabled,
+    key_rotation_keeps_the_previous_key_only_with_a_grace_period,
+    operators_shops_and_terminals_belong_to_their_merchant,
+    exchange_rates_are_replaced_not_duplicated,
+    settings_keep_the_first_value_written,
+    migrating_twice_is_harmless,
+);
