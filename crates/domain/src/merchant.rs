@@ -50,6 +50,11 @@ impl MerchantTimeZone {
     pub fn name(self) -> &'static str {
         self.0.name()
     }
+
+    /// `at` as OTTPAY writes times on the wire: `yyyyMMddHHmmss` in this zone.
+    pub fn wire_time(self, at: DateTime<Utc>) -> String {
+        at.with_timezone(&self.0).format("%Y%m%d%H%M%S").to_string()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,6 +154,15 @@ mod tests {
         assert_eq!(tz.name(), "America/Toronto");
         assert!("Mars/Olympus".parse::<MerchantTimeZone>().is_err());
         assert_eq!(MerchantTimeZone::DEFAULT.name(), "Asia/Shanghai");
+    }
+
+    #[test]
+    fn wire_times_are_local_to_the_zone() {
+        use chrono::TimeZone;
+        let at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        assert_eq!(MerchantTimeZone::DEFAULT.wire_time(at), "20260102110405");
+        let toronto: MerchantTimeZone = "America/Toronto".parse().unwrap();
+        assert_eq!(toronto.wire_time(at), "20260101220405");
     }
 
     #[test]

@@ -1,1 +1,68 @@
-//! placeholder
+//! qrgate's use cases, written once and called by every entry point: the HTTP server, the CLI
+//! and the background workers.
+//!
+//! The engine owns the rules (who may call, which key is valid, where a rate comes from); it
+//! speaks domain types and knows nothing of HTTP or of the OTTPAY wire format, which live in
+//! `qrgate-http`. It never logs secrets: sign keys leave it only as [`SignKeyPlain`], whose
+//! `Debug` is redacted.
+
+mod clock;
+mod demo;
+mod error;
+mod fx;
+mod keys;
+mod merchants;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use demo::DemoMerchant;
+pub use error::EngineError;
+pub use fx::FxError;
+pub use keys::{MasterKey, MasterKeyError, SignKeyPlain};
+pub use merchants::{CreatedMerchant, MerchantRequest, PosCredentials, PosAuthError, RotatedKey};
+
+use std::sync::Arc;
+
+use qrgate_store::Store;
+
+/// The engine: a store, the master key that protects sign keys, and a clock.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    master: Arc<MasterKey>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("backend", &self.store.backend()).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds the engine over a migrated store. Checks that `master` is the key this database's
+    /// sign keys were encrypted with (recording its check value on first use), so that a wrong
+    /// master key fails at start-up rather than on the first payment.
+    pub async fn new(
+        store: Store,
+        master: MasterKey,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, EngineError> {
+        let check = master.check_value();
+        let recorded = store
+            .meta_insert_if_absent(keys::MASTER_KEY_CHECK, &check, clock.now())
+            .await?;
+        if recorded != check {
+            return Err(EngineError::MasterKey(MasterKeyError::Mismatch));
+        }
+        Ok(Engine { store, master: Arc::new(master), clock })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+}

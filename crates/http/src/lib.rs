@@ -1,1 +1,111 @@
-//! placeholder
+//! qrgate's HTTP layer: the OTTPAY endpoint (`POST /processV2`, also `/process` and
+//! `/processV3`), `GET /healthz` and `GET /metrics`.
+//!
+//! Handlers decode the wire format, call one engine use case and encode the answer. They hold
+//! no business rules and issue no SQL. Every log line of a request carries its request id (the
+//! `x-request-id` header, generated when absent, echoed in the response).
+
+mod metrics;
+mod ottpay;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use qrgate_engine::Engine;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use metrics::Metrics;
+
+/// The default largest request body accepted: OTTPAY requests are a few hundred bytes.
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Larger request bodies are refused with `PARAM_ERROR` (HTTP 413).
+    pub body_limit_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub metrics: Arc<Metrics>,
+    pub config: HttpConfig,
+}
+
+impl AppState {
+    pub fn new(engine: Engine, config: HttpConfig) -> Self {
+        AppState { engine, metrics: Arc::new(Metrics::new()), config }
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole router, without a socket (tests can serve it on port 0).
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/processV2", post(ottpay::handle))
+        .route("/process", post(ottpay::handle))
+        .route("/processV3", post(ottpay::handle))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::render))
+        .with_state(state)
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!(
+                        "request",
+                        request_id = %id,
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                    )
+                }))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+        )
+}
+
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match tokio::time::timeout(Duration::from_secs(2), state.engine.store().ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(serde_json::json!({"status": "ok", "database": "ok"}))),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check: database unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "unavailable", "database": "error"})),
+            )
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "unavailable", "database": "timeout"})),
+        ),
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}

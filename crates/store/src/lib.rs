@@ -18,5 +18,5 @@ mod pool;
 mod time;
 
 pub use error::StoreError;
-pub use merchants::{MerchantKeys, NewMerchant, NewMerchantCreated};
+pub use merchants::{MerchantKeys, NewMerchant, NewMerchantCreated, ALLOCATION_ATTEMPTS};
 pub use pool::{Backend, Store};

@@ -10,14 +10,14 @@ use crate::time::{from_millis, to_millis};
 use crate::{Store, StoreError};
 
 /// How many times an insert that allocates the next number is retried after losing a race.
-const ALLOCATION_ATTEMPTS: u32 = 8;
+pub const ALLOCATION_ATTEMPTS: u32 = 8;
 
-/// What is needed to onboard a merchant. The sign key arrives already encrypted: the store
-/// never sees a plaintext key.
+/// What is needed to onboard a merchant. The sign key arrives already encrypted (for this id):
+/// the store never sees a plaintext key.
 #[derive(Debug, Clone)]
 pub struct NewMerchant {
-    /// Two upper-case letters that start the merchant id (`ON`).
-    pub id_prefix: String,
+    /// From [`Store::next_merchant_id`].
+    pub id: MerchantId,
     pub name: String,
     pub currency: Currency,
     pub time_zone: MerchantTimeZone,
@@ -110,40 +110,31 @@ fn to_i64(n: u64) -> Result<i64, StoreError> {
 }
 
 impl Store {
-    /// Creates a merchant with the next free id for its prefix, its first shop (`…001`) and
-    /// its first operator (`0000000001`), in one transaction.
+    /// The next free merchant id with `prefix`. Merchant numbers are global across prefixes.
+    /// Two callers may get the same id; the second [`Store::create_merchant`] then fails with
+    /// [`StoreError::Conflict`] and the caller asks again.
+    pub async fn next_merchant_id(&self, prefix: &str) -> Result<MerchantId, StoreError> {
+        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM merchants")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "merchant"))?;
+        let seq = to_u64(last)? + 1;
+        if seq > MerchantId::MAX_NUMBER {
+            return Err(StoreError::Exhausted("merchant id"));
+        }
+        MerchantId::from_parts(prefix, seq).map_err(StoreError::Invalid)
+    }
+
+    /// Creates a merchant, its first shop (`…001`) and its first operator (`0000000001`), in
+    /// one transaction. [`StoreError::Conflict`] if the id is taken.
     pub async fn create_merchant(
         &self,
         new: &NewMerchant,
         now: DateTime<Utc>,
     ) -> Result<NewMerchantCreated, StoreError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.try_create_merchant(new, now).await {
-                Err(e) if e.is_retryable() && attempt < ALLOCATION_ATTEMPTS => {
-                    tracing::debug!(attempt, error = %e, "merchant id allocation raced; retrying");
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn try_create_merchant(
-        &self,
-        new: &NewMerchant,
-        now: DateTime<Utc>,
-    ) -> Result<NewMerchantCreated, StoreError> {
         let err = |e| StoreError::from_sqlx(e, "merchant");
-        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM merchants")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(err)?;
-        let seq = to_u64(last)? + 1;
-        if seq > MerchantId::MAX_NUMBER {
-            return Err(StoreError::Exhausted("merchant id"));
-        }
-        let id = MerchantId::from_parts(&new.id_prefix, seq).map_err(StoreError::Invalid)?;
+        let id = new.id.clone();
+        let seq = id.number();
         let shop_id = ShopId::new(&id, 1).map_err(StoreError::corrupt)?;
         let operator_id = OperatorId::from_number(1).map_err(StoreError::corrupt)?;
         let ms = to_millis(now);

@@ -12,9 +12,14 @@ fn now() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 8, 0, 0).unwrap()
 }
 
-fn new_merchant(name: &str) -> NewMerchant {
+async fn create(db: &qrgate_store::Store, name: &str) -> Result<qrgate_store::NewMerchantCreated, StoreError> {
+    let id = db.next_merchant_id("ON").await?;
+    db.create_merchant(&new_merchant(id, name), now()).await
+}
+
+fn new_merchant(id: MerchantId, name: &str) -> NewMerchant {
     NewMerchant {
-        id_prefix: "ON".into(),
+        id,
         name: name.into(),
         currency: Currency::Cad,
         time_zone: "America/Toronto".parse().unwrap(),
@@ -25,8 +30,8 @@ fn new_merchant(name: &str) -> NewMerchant {
 }
 
 async fn merchants_get_sequential_ids_with_a_first_shop_and_operator(db: TestDb) {
-    let a = db.store.create_merchant(&new_merchant("Maple Tea"), now()).await.unwrap();
-    let b = db.store.create_merchant(&new_merchant("枫叶茶馆"), now()).await.unwrap();
+    let a = create(&db.store, "Maple Tea").await.unwrap();
+    let b = create(&db.store, "枫叶茶馆").await.unwrap();
     assert_eq!(a.merchant.id.as_str(), "ON00000001");
     assert_eq!(b.merchant.id.as_str(), "ON00000002");
     assert_eq!(a.shop.id.as_str(), "ON00000001001");
@@ -50,7 +55,13 @@ async fn concurrent_merchant_creation_never_reuses_an_id(db: TestDb) {
     for i in 0..8 {
         let store = db.store.clone();
         tasks.push(tokio::spawn(async move {
-            store.create_merchant(&new_merchant(&format!("m{i}")), now()).await
+            // Callers retry a lost race, as the engine does.
+            loop {
+                match create(&store, &format!("m{i}")).await {
+                    Err(StoreError::Conflict { .. }) => continue,
+                    other => return other,
+                }
+            }
         }));
     }
     let mut ids = Vec::new();
@@ -60,6 +71,13 @@ async fn concurrent_merchant_creation_never_reuses_an_id(db: TestDb) {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 8);
+}
+
+async fn a_taken_merchant_id_is_a_conflict(db: TestDb) {
+    let first = create(&db.store, "a").await.unwrap();
+    let again = db.store.create_merchant(&new_merchant(first.merchant.id, "b"), now()).await;
+    assert!(matches!(again, Err(StoreError::Conflict { what: "merchant" })), "{again:?}");
+    assert_eq!(db.store.merchants().await.unwrap().len(), 1);
 }
 
 async fn unknown_merchants_are_absent_not_errors(db: TestDb) {
@@ -77,7 +95,7 @@ async fn unknown_merchants_are_absent_not_errors(db: TestDb) {
 }
 
 async fn merchants_can_be_disabled_and_enabled(db: TestDb) {
-    let m = db.store.create_merchant(&new_merchant("m"), now()).await.unwrap().merchant;
+    let m = create(&db.store, "m").await.unwrap().merchant;
     let later = now() + Duration::minutes(5);
     let disabled = db.store.set_merchant_status(&m.id, MerchantStatus::Disabled, later).await.unwrap();
     assert_eq!(disabled.status, MerchantStatus::Disabled);
@@ -87,7 +105,7 @@ async fn merchants_can_be_disabled_and_enabled(db: TestDb) {
 }
 
 async fn key_rotation_keeps_the_previous_key_only_with_a_grace_period(db: TestDb) {
-    let m = db.store.create_merchant(&new_merchant("m"), now()).await.unwrap().merchant;
+    let m = create(&db.store, "m").await.unwrap().merchant;
     let until = now() + Duration::hours(24);
     let v = db.store.replace_sign_key(&m.id, &[9, 9], Some(until), now()).await.unwrap();
     assert_eq!(v, 2);
@@ -103,8 +121,8 @@ async fn key_rotation_keeps_the_previous_key_only_with_a_grace_period(db: TestDb
 }
 
 async fn operators_shops_and_terminals_belong_to_their_merchant(db: TestDb) {
-    let a = db.store.create_merchant(&new_merchant("a"), now()).await.unwrap().merchant;
-    let b = db.store.create_merchant(&new_merchant("b"), now()).await.unwrap().merchant;
+    let a = create(&db.store, "a").await.unwrap().merchant;
+    let b = create(&db.store, "b").await.unwrap().merchant;
     let op = db.store.add_operator(&a.id, "Li Na", now()).await.unwrap();
     assert_eq!(op.id.as_str(), "0000000002");
     assert_eq!(db.store.operators(&a.id).await.unwrap().len(), 2);
@@ -167,6 +185,7 @@ async fn migrating_twice_is_harmless(db: TestDb) {
 backend_tests!(
     merchants_get_sequential_ids_with_a_first_shop_and_operator,
     concurrent_merchant_creation_never_reuses_an_id,
+    a_taken_merchant_id_is_a_conflict,
     unknown_merchants_are_absent_not_errors,
     merchants_can_be_disabled_and_enabled,
     key_rotation_keeps_the_previous_key_only_with_a_grace_period,

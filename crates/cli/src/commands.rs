@@ -1,0 +1,429 @@
+//! The provider's commands: configuration, merchants, their people and terminals, rates.
+//! Each parses its arguments into domain types, calls the engine, and prints the result for a
+//! person, or as JSON with `--json`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use qrgate_domain::{
+    Currency, FxRate, Merchant, MerchantId, MerchantStatus, MerchantTimeZone, ShopId, TerminalNo,
+};
+use qrgate_engine::MerchantRequest;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::wiring::{open_engine, open_store};
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (secrets hidden) and check that the database and the
+    /// master key can be opened.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MerchantCommand {
+    /// Onboard a merchant: prints its id, its sign key (shown only this once) and a first
+    /// operator id.
+    Create {
+        /// The merchant's name as shown on receipts.
+        #[arg(long)]
+        name: String,
+        /// The currency its POS prices in: CAD, USD or CNY.
+        #[arg(long, value_parser = parse_currency)]
+        currency: Currency,
+        /// IANA time zone for its receipts and wire times.
+        #[arg(long, default_value = "Asia/Shanghai", value_parser = parse_time_zone)]
+        time_zone: MerchantTimeZone,
+        /// Two upper-case letters that start the merchant id, usually the province.
+        #[arg(long, default_value = "ON")]
+        prefix: String,
+        /// Print one JSON object with merchant_id, sign_key and operator_id (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every merchant.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one merchant with its shops, operators and terminals.
+    Show {
+        #[arg(value_parser = parse_merchant_id)]
+        merchant_id: MerchantId,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a merchant a new sign key (shown once). The old key stops working at once,
+    /// unless --grace keeps it valid for a while so the POS can be updated.
+    RotateKey {
+        #[arg(value_parser = parse_merchant_id)]
+        merchant_id: MerchantId,
+        /// How long the old key keeps working, e.g. 30m, 24h, 7d (at most 30 days).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        grace: Option<std::time::Duration>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse the merchant's POS requests from now on.
+    Disable {
+        #[arg(value_parser = parse_merchant_id)]
+        merchant_id: MerchantId,
+    },
+    /// Accept the merchant's POS requests again.
+    Enable {
+        #[arg(value_parser = parse_merchant_id)]
+        merchant_id: MerchantId,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct MerchantArg {
+    /// The merchant's id, e.g. ON00000001.
+    #[arg(long = "merchant", value_parser = parse_merchant_id)]
+    merchant_id: MerchantId,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Add an operator; prints the new 10-digit operator id.
+    Add {
+        #[command(flatten)]
+        merchant: MerchantArg,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a merchant's operators.
+    List {
+        #[command(flatten)]
+        merchant: MerchantArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShopCommand {
+    /// Add a shop; prints the new shop id (merchant id + 3 digits).
+    Add {
+        #[command(flatten)]
+        merchant: MerchantArg,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a merchant's shops.
+    List {
+        #[command(flatten)]
+        merchant: MerchantArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TerminalCommand {
+    /// Register a POS terminal by the terminal_no it sends.
+    Add {
+        #[command(flatten)]
+        merchant: MerchantArg,
+        /// 1 to 32 letters, digits, '-', '_' or '.'.
+        #[arg(long, value_parser = parse_terminal_no)]
+        terminal_no: TerminalNo,
+        /// The shop it stands in, e.g. ON00000001001.
+        #[arg(long, value_parser = parse_shop_id)]
+        shop: Option<ShopId>,
+        /// A display name (defaults to the terminal number).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a merchant's terminals.
+    List {
+        #[command(flatten)]
+        merchant: MerchantArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FxCommand {
+    /// Set the rate to CNY of a currency, e.g. `qrgate fx set CAD 5.1234` (1 CAD = 5.1234 CNY).
+    Set {
+        #[arg(value_parser = parse_currency)]
+        currency: Currency,
+        /// Yuan per unit, a plain decimal with at most 8 decimals.
+        #[arg(value_parser = parse_rate)]
+        rate: FxRate,
+    },
+    /// List the rates the gateway answers EX_RATE_QUERY with.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_currency(s: &str) -> Result<Currency, String> {
+    s.to_ascii_uppercase().parse().map_err(|e: qrgate_domain::CurrencyParseError| e.to_string())
+}
+
+fn parse_time_zone(s: &str) -> Result<MerchantTimeZone, String> {
+    s.parse().map_err(|e: qrgate_domain::TimeZoneParseError| e.to_string())
+}
+
+fn parse_merchant_id(s: &str) -> Result<MerchantId, String> {
+    MerchantId::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_shop_id(s: &str) -> Result<ShopId, String> {
+    ShopId::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_terminal_no(s: &str) -> Result<TerminalNo, String> {
+    TerminalNo::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_rate(s: &str) -> Result<FxRate, String> {
+    s.parse().map_err(|e: qrgate_domain::FxRateParseError| e.to_string())
+}
+
+fn print_json(value: &serde_json::Value) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn merchant_json(m: &Merchant) -> serde_json::Value {
+    json!({
+        "merchant_id": m.id.as_str(),
+        "name": m.name,
+        "currency": m.currency.code(),
+        "time_zone": m.time_zone.name(),
+        "status": m.status.as_str(),
+        "created_at": m.created_at.to_rfc3339(),
+    })
+}
+
+pub async fn migrate(config: &Config) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    println!(
+        "database schema is up to date ({} version {})",
+        store.backend().name(),
+        store.schema_version()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn config(config: &Config, cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ConfigCommand::Check => {
+            print!("{}", config.redacted()?);
+            let (engine, source) = open_engine(config).await?;
+            let store = engine.store();
+            println!();
+            println!(
+                "# ok: {} database reachable, schema version {}",
+                store.backend().name(),
+                store.schema_version()
+            );
+            println!("# ok: master key from {source} matches the database");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub async fn merchant(config: &Config, cmd: MerchantCommand) -> anyhow::Result<ExitCode> {
+    let (engine, _) = open_engine(config).await?;
+    match cmd {
+        MerchantCommand::Create { name, currency, time_zone, prefix, json } => {
+            let created = engine
+                .create_merchant(&MerchantRequest { name, currency, time_zone, id_prefix: prefix })
+                .await?;
+            if json {
+                return print_json(&json!({
+                    "merchant_id": created.merchant.id.as_str(),
+                    "sign_key": created.sign_key.expose(),
+                    "operator_id": created.operator.id.as_str(),
+                    "shop_id": created.shop.id.as_str(),
+                    "name": created.merchant.name,
+                    "currency": created.merchant.currency.code(),
+                    "time_zone": created.merchant.time_zone.name(),
+                }));
+            }
+            println!("merchant created: {}", created.merchant.name);
+            println!("  merchant id   {}", created.merchant.id);
+            println!("  sign key      {}   (shown only now: give it to the merchant's POS)", created.sign_key.expose());
+            println!("  operator id   {}", created.operator.id);
+            println!("  shop id       {}", created.shop.id);
+            println!("  currency      {}", created.merchant.currency);
+            println!("  time zone     {}", created.merchant.time_zone);
+        }
+        MerchantCommand::List { json } => {
+            let merchants = engine.merchants().await?;
+            if json {
+                return print_json(&merchants.iter().map(merchant_json).collect());
+            }
+            if merchants.is_empty() {
+                println!("no merchants yet: create one with `qrgate merchant create --name NAME --currency CAD`");
+            }
+            for m in merchants {
+                println!("{}  {:<8}  {}  {:<20}  {}", m.id, m.status, m.currency, m.time_zone, m.name);
+            }
+        }
+        MerchantCommand::Show { merchant_id, json } => {
+            let m = engine.merchant(&merchant_id).await?;
+            let shops = engine.shops(&merchant_id).await?;
+            let operators = engine.operators(&merchant_id).await?;
+            let terminals = engine.terminals(&merchant_id).await?;
+            if json {
+                let mut v = merchant_json(&m);
+                v["shops"] = shops.iter().map(|s| json!({"shop_id": s.id.as_str(), "name": s.name})).collect();
+                v["operators"] = operators.iter().map(|o| json!({"operator_id": o.id.as_str(), "name": o.name})).collect();
+                v["terminals"] = terminals
+                    .iter()
+                    .map(|t| json!({"terminal_no": t.terminal_no.as_str(), "shop_id": t.shop_id.as_ref().map(ShopId::as_str), "name": t.name}))
+                    .collect();
+                return print_json(&v);
+            }
+            println!("{}  {}", m.id, m.name);
+            println!("  status     {}\n  currency   {}\n  time zone  {}\n  created    {}", m.status, m.currency, m.time_zone, m.created_at.to_rfc3339());
+            println!("shops:");
+            shops.iter().for_each(|s| println!("  {}  {}", s.id, s.name));
+            println!("operators:");
+            operators.iter().for_each(|o| println!("  {}  {}", o.id, o.name));
+            println!("terminals:");
+            terminals.iter().for_each(|t| {
+                println!("  {:<32}  {:<13}  {}", t.terminal_no, t.shop_id.as_ref().map_or("-", ShopId::as_str), t.name)
+            });
+        }
+        MerchantCommand::RotateKey { merchant_id, grace, json } => {
+            let grace = grace
+                .map(chrono::Duration::from_std)
+                .transpose()
+                .context("grace period too long")?;
+            let rotated = engine.rotate_sign_key(&merchant_id, grace).await?;
+            if json {
+                return print_json(&json!({
+                    "merchant_id": rotated.merchant_id.as_str(),
+                    "sign_key": rotated.sign_key.expose(),
+                    "key_version": rotated.version,
+                    "previous_key_valid_until": rotated.previous_valid_until.map(|t| t.to_rfc3339()),
+                }));
+            }
+            println!("new sign key for {}: {}   (shown only now)", rotated.merchant_id, rotated.sign_key.expose());
+            match rotated.previous_valid_until {
+                Some(until) => println!("the previous key keeps working until {}", until.to_rfc3339()),
+                None => println!("the previous key no longer works"),
+            }
+        }
+        MerchantCommand::Disable { merchant_id } => {
+            engine.set_merchant_status(&merchant_id, MerchantStatus::Disabled).await?;
+            println!("merchant {merchant_id} disabled: its POS requests are refused");
+        }
+        MerchantCommand::Enable { merchant_id } => {
+            engine.set_merchant_status(&merchant_id, MerchantStatus::Active).await?;
+            println!("merchant {merchant_id} enabled");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn operator(config: &Config, cmd: OperatorCommand) -> anyhow::Result<ExitCode> {
+    let (engine, _) = open_engine(config).await?;
+    match cmd {
+        OperatorCommand::Add { merchant, name, json } => {
+            let op = engine.add_operator(&merchant.merchant_id, &name).await?;
+            if json {
+                return print_json(&json!({"merchant_id": op.merchant_id.as_str(), "operator_id": op.id.as_str(), "name": op.name}));
+            }
+            println!("operator {} ({}) added to {}", op.id, op.name, op.merchant_id);
+        }
+        OperatorCommand::List { merchant, json } => {
+            let ops = engine.operators(&merchant.merchant_id).await?;
+            if json {
+                return print_json(&ops.iter().map(|o| json!({"operator_id": o.id.as_str(), "name": o.name})).collect());
+            }
+            ops.iter().for_each(|o| println!("{}  {}", o.id, o.name));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn shop(config: &Config, cmd: ShopCommand) -> anyhow::Result<ExitCode> {
+    let (engine, _) = open_engine(config).await?;
+    match cmd {
+        ShopCommand::Add { merchant, name, json } => {
+            let shop = engine.add_shop(&merchant.merchant_id, &name).await?;
+            if json {
+                return print_json(&json!({"shop_id": shop.id.as_str(), "name": shop.name}));
+            }
+            println!("shop {} ({}) added", shop.id, shop.name);
+        }
+        ShopCommand::List { merchant, json } => {
+            let shops = engine.shops(&merchant.merchant_id).await?;
+            if json {
+                return print_json(&shops.iter().map(|s| json!({"shop_id": s.id.as_str(), "name": s.name})).collect());
+            }
+            shops.iter().for_each(|s| println!("{}  {}", s.id, s.name));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn terminal(config: &Config, cmd: TerminalCommand) -> anyhow::Result<ExitCode> {
+    let (engine, _) = open_engine(config).await?;
+    match cmd {
+        TerminalCommand::Add { merchant, terminal_no, shop, name, json } => {
+            let t = engine
+                .add_terminal(&merchant.merchant_id, &terminal_no, shop.as_ref(), name.as_deref())
+                .await?;
+            if json {
+                return print_json(&json!({"merchant_id": t.merchant_id.as_str(), "terminal_no": t.terminal_no.as_str(), "shop_id": t.shop_id.as_ref().map(ShopId::as_str), "name": t.name}));
+            }
+            println!("terminal {} added to {}", t.terminal_no, t.merchant_id);
+        }
+        TerminalCommand::List { merchant, json } => {
+            let ts = engine.terminals(&merchant.merchant_id).await?;
+            if json {
+                return print_json(
+                    &ts.iter()
+                        .map(|t| json!({"terminal_no": t.terminal_no.as_str(), "shop_id": t.shop_id.as_ref().map(ShopId::as_str), "name": t.name}))
+                        .collect(),
+                );
+            }
+            ts.iter().for_each(|t| println!("{}  {}  {}", t.terminal_no, t.shop_id.as_ref().map_or("-", ShopId::as_str), t.name));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn fx(config: &Config, cmd: FxCommand) -> anyhow::Result<ExitCode> {
+    let (engine, _) = open_engine(config).await?;
+    match cmd {
+        FxCommand::Set { currency, rate } => {
+            let quote = engine.set_fx_rate(currency, rate).await?;
+            println!("1 {} = {} CNY (sent as rate {})", quote.currency, quote.rate, quote.rate.scaled());
+        }
+        FxCommand::List { json } => {
+            let rates = engine.fx_rates().await?;
+            if json {
+                return print_json(
+                    &rates
+                        .iter()
+                        .map(|q| json!({"currency": q.currency.code(), "rate": q.rate.to_string(), "rate_e8": q.rate.scaled(), "source": q.source, "updated_at": q.updated_at.to_rfc3339()}))
+                        .collect(),
+                );
+            }
+            if rates.is_empty() {
+                println!("no rates set: set one with `qrgate fx set CAD 5.1234`");
+            }
+            rates.iter().for_each(|q| println!("1 {} = {} CNY  ({}, {})", q.currency, q.rate, q.source, q.updated_at.to_rfc3339()));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

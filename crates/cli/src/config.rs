@@ -1,0 +1,153 @@
+//! Configuration: built-in defaults, then a TOML file (`--config` / `QRGATE_CONFIG`), then
+//! `QRGATE_*` environment variables, then command-line flags. Validated once at start-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Keys that may be set; each is also read from `QRGATE_<KEY>` (upper case).
+pub const KEYS: [&str; 9] = [
+    "listen",
+    "data_dir",
+    "database_url",
+    "database_max_connections",
+    "master_key",
+    "master_key_file",
+    "log_format",
+    "log_level",
+    "body_limit_bytes",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Holds the SQLite database and, unless given otherwise, the master key.
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL; when absent, SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    pub database_max_connections: u32,
+    /// The master key as 64 hex characters (prefer `master_key_file` or the env var).
+    pub master_key: Option<String>,
+    /// A file holding the master key as 64 hex characters.
+    pub master_key_file: Option<PathBuf>,
+    pub log_format: LogFormat,
+    /// A tracing filter such as `info` or `qrgate_http=debug,info`; `RUST_LOG` wins if set.
+    pub log_level: Option<String>,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("qrgate-data"),
+            database_url: None,
+            database_max_connections: 10,
+            master_key: None,
+            master_key_file: None,
+            log_format: LogFormat::Pretty,
+            log_level: None,
+            body_limit_bytes: qrgate_http::DEFAULT_BODY_LIMIT_BYTES,
+        }
+    }
+}
+
+/// Values given on the command line, which override everything else.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl Config {
+    /// Loads the layers in order: defaults, `file`, environment, `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                bail!("config file {} does not exist or is not a file", file.display());
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("QRGATE_").only(&KEYS))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.database_url {
+            let ok = ["postgres://", "postgresql://", "sqlite:"].iter().any(|p| url.starts_with(p));
+            if !ok {
+                bail!("invalid configuration: database_url must start with postgres:// (or sqlite:)");
+            }
+        }
+        if self.database_max_connections == 0 {
+            bail!("invalid configuration: database_max_connections must be at least 1");
+        }
+        if self.body_limit_bytes < 1024 {
+            bail!("invalid configuration: body_limit_bytes must be at least 1024");
+        }
+        if self.master_key.is_some() && self.master_key_file.is_some() {
+            bail!("invalid configuration: set master_key or master_key_file, not both");
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML with secrets hidden (`qrgate config check`).
+    pub fn redacted(&self) -> anyhow::Result<String> {
+        let mut shown = self.clone();
+        shown.database_url = self.database_url.as_deref().map(redact_url);
+        shown.master_key = self.master_key.as_ref().map(|_| "***".to_owned());
+        toml::to_string(&shown).context("cannot render the configuration")
+    }
+}
+
+/// Hides the password of a database URL.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(_) => raw.to_owned(),
+        Err(_) => "(unparsable URL hidden)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,64 @@
+//! The demo merchant that `qrgate serve --demo` creates on first start and reuses after.
+
+use qrgate_domain::{Currency, FxRate, Merchant, MerchantId, OperatorId};
+
+use crate::{Engine, EngineError, MerchantRequest, SignKeyPlain};
+
+const DEMO_MERCHANT_KEY: &str = "demo_merchant_id";
+/// A plausible CAD→CNY rate, set only when no CAD rate exists yet.
+const DEMO_CAD_RATE: &str = "5.1234";
+
+/// The demo merchant and what a person needs to call the gateway as it.
+#[derive(Debug, Clone)]
+pub struct DemoMerchant {
+    pub merchant: Merchant,
+    pub sign_key: SignKeyPlain,
+    pub operator_id: OperatorId,
+    /// Whether this start created it.
+    pub created: bool,
+}
+
+impl Engine {
+    /// Returns the demo merchant, creating it (and a CAD rate, if none is set) on first use.
+    pub async fn ensure_demo_merchant(&self) -> Result<DemoMerchant, EngineError> {
+        if self.store.fx_rate(Currency::Cad).await?.is_none() {
+            let rate: FxRate = DEMO_CAD_RATE
+                .parse()
+                .map_err(|e: qrgate_domain::FxRateParseError| EngineError::Invalid(e.to_string()))?;
+            self.set_fx_rate(Currency::Cad, rate).await?;
+        }
+        if let Some(id) = self.store.meta(DEMO_MERCHANT_KEY).await? {
+            let id = MerchantId::parse(&id).map_err(|e| EngineError::Invalid(e.to_string()))?;
+            let merchant = self.merchant(&id).await?;
+            let operator_id = self
+                .store
+                .operators(&id)
+                .await?
+                .into_iter()
+                .next()
+                .map(|o| o.id)
+                .ok_or(EngineError::NotFound("demo operator"))?;
+            let sign_key = self.current_sign_key(&id).await?;
+            return Ok(DemoMerchant { merchant, sign_key, operator_id, created: false });
+        }
+        let created = self
+            .create_merchant(&MerchantRequest {
+                name: "qrgate demo café".into(),
+                currency: Currency::Cad,
+                time_zone: "America/Toronto"
+                    .parse()
+                    .map_err(|e: qrgate_domain::TimeZoneParseError| EngineError::Invalid(e.to_string()))?,
+                id_prefix: "ON".into(),
+            })
+            .await?;
+        self.store
+            .meta_insert_if_absent(DEMO_MERCHANT_KEY, created.merchant.id.as_str(), self.now())
+            .await?;
+        Ok(DemoMerchant {
+            merchant: created.merchant,
+            sign_key: created.sign_key,
+            operator_id: created.operator.id,
+            created: true,
+        })
+    }
+}

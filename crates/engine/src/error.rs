@@ -1,0 +1,29 @@
+use qrgate_store::StoreError;
+
+use crate::MasterKeyError;
+
+/// Errors of the engine's use cases.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The input breaks a rule; the message says which, for the caller to show as is.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
+    #[error(transparent)]
+    MasterKey(#[from] MasterKeyError),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => EngineError::NotFound(what),
+            StoreError::Conflict { what } => EngineError::AlreadyExists(what),
+            other => EngineError::Store(other),
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The OTTPAY endpoint: decode the envelope, recognise the merchant, open the data with its
+//! sign key, dispatch on `action`, and answer with a sealed envelope.
+//!
+//! Error codes (documented for POS integrators in `docs/API.md`):
+//! - `PARAM_ERROR`: the body or envelope is malformed (not JSON, missing or non-string
+//!   field, `data` not base64 or of a bad length, `md5` not 32 hex digits, body too large);
+//! - `PARAM_INVALID`: unknown or disabled merchant, unknown action, wrong version, a missing
+//!   or invalid field in `data`;
+//! - `FAIL`: the data does not decrypt or its digest does not match (wrong sign key or
+//!   tampering), or the action cannot be served (not supported yet, no rate);
+//! - `DB_ERROR` / `SYSTEM_ERROR`: the gateway's own trouble; nothing was done.
+//!
+//! Every answer is HTTP 200 with an envelope whose `data` is sealed with the merchant's key
+//! (an encrypted `{}` on errors). When the merchant is unknown there is no key: the `{}` is
+//! then sealed with the empty key, which a POS cannot verify and should not try to.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use qrgate_domain::{Currency, Merchant};
+use qrgate_engine::{FxError, PosAuthError, PosCredentials};
+use qrgate_ottpay::{
+    Action, Data, ExRateQueryRequest, ExRateQueryResponse, OpenError, RequestEnvelope,
+    ResponseEnvelope, RspCode, SignKey,
+};
+
+use crate::AppState;
+
+/// A request that was understood and authenticated.
+struct Authenticated {
+    envelope: RequestEnvelope,
+    merchant: Merchant,
+    /// The key that opened the request; the answer is sealed with it.
+    key: SignKey,
+    data: Data,
+}
+
+/// An answer that is not a success: the code, a one-line ASCII message, and the key to seal
+/// the `{}` data with.
+struct Refusal {
+    code: RspCode,
+    message: String,
+    key: SignKey,
+    status: StatusCode,
+}
+
+impl Refusal {
+    fn new(code: RspCode, message: impl Into<String>, key: &SignKey) -> Self {
+        Refusal { code, message: message.into(), key: key.clone(), status: StatusCode::OK }
+    }
+}
+
+/// The outcome of one request, before it is written out.
+enum Answer {
+    Success { data: Data, key: SignKey },
+    Refused(Refusal),
+}
+
+pub(crate) async fn handle(State(state): State<AppState>, body: Body) -> Response {
+    let started = Instant::now();
+    let (action_label, merchant_id, answer) = answer(&state, body).await;
+    let (status, envelope, code) = match answer {
+        Answer::Success { data, key } => (
+            StatusCode::OK,
+            ResponseEnvelope::sealed(RspCode::Success, "success", &data, &key),
+            RspCode::Success,
+        ),
+        Answer::Refused(r) => (r.status, ResponseEnvelope::error(r.code, &r.message, &r.key), r.code),
+    };
+    let elapsed = started.elapsed();
+    state.metrics.observe(action_label, code.as_str(), elapsed);
+    tracing::info!(
+        ottpay.action = action_label,
+        merchant.id = merchant_id.as_deref().unwrap_or("-"),
+        ottpay.rsp_code = code.as_str(),
+        ottpay.rsp_msg = %envelope.rsp_msg,
+        latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        "ottpay request answered"
+    );
+    (status, [(CONTENT_TYPE, "application/json")], envelope.to_json()).into_response()
+}
+
+/// Decodes, authenticates and serves one request. Returns the action's metric label, the
+/// merchant id as sent (for the log line), and the answer.
+async fn answer(state: &AppState, body: Body) -> (&'static str, Option<String>, Answer) {
+    let no_key = SignKey::new("");
+    let bytes = match axum::body::to_bytes(body, state.config.body_limit_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            let mut r = Refusal::new(
+                RspCode::ParamError,
+                format!("request body is larger than {} bytes", state.config.body_limit_bytes),
+                &no_key,
+            );
+            r.status = StatusCode::PAYLOAD_TOO_LARGE;
+            return ("unknown", None, Answer::Refused(r));
+        }
+    };
+    let envelope = match RequestEnvelope::parse(&bytes) {
+        Ok(e) => e,
+        Err(e) => {
+            let r = Refusal::new(RspCode::ParamError, format!("bad envelope: {e}"), &no_key);
+            return ("unknown", None, Answer::Refused(r));
+        }
+    };
+    let action = Action::parse(&envelope.action);
+    let label = action.map_or("unknown", Action::as_str);
+    let merchant_id = Some(envelope.merchant_id.clone());
+    let request = match authenticate(state, envelope).await {
+        Ok(r) => r,
+        Err(refusal) => return (label, merchant_id, Answer::Refused(refusal)),
+    };
+    let Some(action) = action else {
+        let r = Refusal::new(RspCode::ParamInvalid, "unknown action", &request.key);
+        return (label, merchant_id, Answer::Refused(r));
+    };
+    if request.envelope.version != action.version() {
+        let r = Refusal::new(
+            RspCode::ParamInvalid,
+            format!("unsupported version for {}: expected {}", action.as_str(), action.version()),
+            &request.key,
+        );
+        return (label, merchant_id, Answer::Refused(r));
+    }
+    let answer = match action {
+        Action::ExRateQuery => exchange_rate(state, &request).await,
+        Action::ActivePay
+        | Action::PassivePay
+        | Action::StatusQuery
+        | Action::Refund
+        | Action::RefundQuery => Answer::Refused(Refusal::new(
+            RspCode::Fail,
+            format!("{} is not supported by this gateway yet", action.as_str()),
+            &request.key,
+        )),
+    };
+    (label, merchant_id, answer)
+}
+
+/// Recognises the merchant and opens `data` with its current key, or its previous key
+/// during a rotation's grace period.
+async fn authenticate(state: &AppState, envelope: RequestEnvelope) -> Result<Authenticated, Refusal> {
+    let no_key = SignKey::new("");
+    let PosCredentials { merchant, keys } = match state.engine.pos_credentials(&envelope.merchant_id).await {
+        Ok(c) => c,
+        Err(PosAuthError::UnknownMerchant) => {
+            return Err(Refusal::new(RspCode::ParamInvalid, "unknown merchant_id", &no_key))
+        }
+        Err(PosAuthError::Disabled) => {
+            return Err(Refusal::new(RspCode::ParamInvalid, "merchant is disabled", &no_key))
+        }
+        Err(PosAuthError::Store(e)) => {
+            tracing::error!(error = %e, "cannot read the merchant");
+            return Err(Refusal::new(RspCode::DbError, "database error", &no_key));
+        }
+        Err(PosAuthError::MasterKey(e)) => {
+            tracing::error!(error = %e, "cannot decrypt the merchant's sign key");
+            return Err(Refusal::new(RspCode::SystemError, "system error", &no_key));
+        }
+    };
+    let keys: Vec<SignKey> = keys.iter().map(|k| SignKey::new(k.expose())).collect();
+    let mut first_error = None;
+    for key in &keys {
+        match envelope.open(key) {
+            Ok(data) => return Ok(Authenticated { envelope, merchant, key: key.clone(), data }),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let current = keys.first().cloned().unwrap_or(no_key);
+    let error = first_error.unwrap_or(OpenError::NotJson);
+    let code = match error {
+        OpenError::Base64 | OpenError::Length | OpenError::BadDigestField => RspCode::ParamError,
+        OpenError::Padding | OpenError::NotJson | OpenError::NotObject | OpenError::DigestMismatch => {
+            RspCode::Fail
+        }
+    };
+    Err(Refusal::new(code, error.to_string(), &current))
+}
+
+/// EX_RATE_QUERY (`ottpay.md` §5.6): the rate to CNY ×10^8. Without `fee_type`, the
+/// merchant's own currency is meant (§13.9).
+async fn exchange_rate(state: &AppState, request: &Authenticated) -> Answer {
+    let refuse = |code, msg: String| Answer::Refused(Refusal::new(code, msg, &request.key));
+    let query = match ExRateQueryRequest::from_data(&request.data) {
+        Ok(q) => q,
+        Err(e) => return refuse(RspCode::ParamInvalid, e.to_string()),
+    };
+    let currency = match query.fee_type.as_deref() {
+        None => request.merchant.currency,
+        Some(code) => match code.parse::<Currency>() {
+            Ok(c) => c,
+            Err(_) => {
+                return refuse(
+                    RspCode::ParamInvalid,
+                    "invalid fee_type: expected CAD, USD or CNY".into(),
+                )
+            }
+        },
+    };
+    match state.engine.exchange_rate(&request.merchant, currency).await {
+        Ok(quote) => {
+            let response = ExRateQueryResponse {
+                fee_type: currency.code().to_owned(),
+                rate: quote.rate.scaled(),
+                rate_time: Some(request.merchant.time_zone.wire_time(quote.updated_at)),
+            };
+            Answer::Success { data: response.to_data(), key: request.key.clone() }
+        }
+        Err(FxError::Missing(c)) => refuse(RspCode::Fail, format!("no exchange rate is set for {c}")),
+        Err(FxError::Engine(e)) => {
+            tracing::error!(error = %e, "cannot read the exchange rate");
+            refuse(RspCode::DbError, "database error".into())
+        }
+    }
+}
