@@ -28,6 +28,7 @@ pub enum MerchantCommand {
     /// operator id.
     Create {
         /// The merchant's name as shown on receipts.
+        /// The display name.
         #[arg(long)]
         name: String,
         /// The currency its POS prices in: CAD, USD or CNY.
@@ -45,6 +46,7 @@ pub enum MerchantCommand {
     },
     /// List every merchant.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -52,6 +54,7 @@ pub enum MerchantCommand {
     Show {
         #[arg(value_parser = parse_merchant_id)]
         merchant_id: MerchantId,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -63,6 +66,7 @@ pub enum MerchantCommand {
         /// How long the old key keeps working, e.g. 30m, 24h, 7d (at most 30 days).
         #[arg(long, value_parser = humantime::parse_duration)]
         grace: Option<std::time::Duration>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -91,8 +95,10 @@ pub enum OperatorCommand {
     Add {
         #[command(flatten)]
         merchant: MerchantArg,
+        /// The display name.
         #[arg(long)]
         name: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -100,6 +106,7 @@ pub enum OperatorCommand {
     List {
         #[command(flatten)]
         merchant: MerchantArg,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -111,8 +118,10 @@ pub enum ShopCommand {
     Add {
         #[command(flatten)]
         merchant: MerchantArg,
+        /// The display name.
         #[arg(long)]
         name: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -120,6 +129,7 @@ pub enum ShopCommand {
     List {
         #[command(flatten)]
         merchant: MerchantArg,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -140,6 +150,7 @@ pub enum TerminalCommand {
         /// A display name (defaults to the terminal number).
         #[arg(long)]
         name: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -147,6 +158,7 @@ pub enum TerminalCommand {
     List {
         #[command(flatten)]
         merchant: MerchantArg,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -159,22 +171,26 @@ pub enum FxCommand {
         #[arg(value_parser = parse_currency)]
         currency: Currency,
         /// Yuan per unit, a plain decimal with at most 8 decimals.
-        #[arg(value_parser = parse_rate)]
+        #[arg(value_parser = parse_rate, allow_hyphen_values = true)]
         rate: FxRate,
     },
     /// List the rates the gateway answers EX_RATE_QUERY with.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
 }
 
 fn parse_currency(s: &str) -> Result<Currency, String> {
-    s.to_ascii_uppercase().parse().map_err(|e: qrgate_domain::CurrencyParseError| e.to_string())
+    s.to_ascii_uppercase()
+        .parse()
+        .map_err(|e: qrgate_domain::CurrencyParseError| e.to_string())
 }
 
 fn parse_time_zone(s: &str) -> Result<MerchantTimeZone, String> {
-    s.parse().map_err(|e: qrgate_domain::TimeZoneParseError| e.to_string())
+    s.parse()
+        .map_err(|e: qrgate_domain::TimeZoneParseError| e.to_string())
 }
 
 fn parse_merchant_id(s: &str) -> Result<MerchantId, String> {
@@ -190,7 +206,8 @@ fn parse_terminal_no(s: &str) -> Result<TerminalNo, String> {
 }
 
 fn parse_rate(s: &str) -> Result<FxRate, String> {
-    s.parse().map_err(|e: qrgate_domain::FxRateParseError| e.to_string())
+    s.parse()
+        .map_err(|e: qrgate_domain::FxRateParseError| e.to_string())
 }
 
 fn print_json(value: &serde_json::Value) -> anyhow::Result<ExitCode> {
@@ -240,9 +257,20 @@ pub async fn config(config: &Config, cmd: ConfigCommand) -> anyhow::Result<ExitC
 pub async fn merchant(config: &Config, cmd: MerchantCommand) -> anyhow::Result<ExitCode> {
     let (engine, _) = open_engine(config).await?;
     match cmd {
-        MerchantCommand::Create { name, currency, time_zone, prefix, json } => {
+        MerchantCommand::Create {
+            name,
+            currency,
+            time_zone,
+            prefix,
+            json,
+        } => {
             let created = engine
-                .create_merchant(&MerchantRequest { name, currency, time_zone, id_prefix: prefix })
+                .create_merchant(&MerchantRequest {
+                    name,
+                    currency,
+                    time_zone,
+                    id_prefix: prefix,
+                })
                 .await?;
             if json {
                 return print_json(&json!({
@@ -257,7 +285,10 @@ pub async fn merchant(config: &Config, cmd: MerchantCommand) -> anyhow::Result<E
             }
             println!("merchant created: {}", created.merchant.name);
             println!("  merchant id   {}", created.merchant.id);
-            println!("  sign key      {}   (shown only now: give it to the merchant's POS)", created.sign_key.expose());
+            println!(
+                "  sign key      {}   (shown only now: give it to the merchant's POS)",
+                created.sign_key.expose()
+            );
             println!("  operator id   {}", created.operator.id);
             println!("  shop id       {}", created.shop.id);
             println!("  currency      {}", created.merchant.currency);
@@ -272,7 +303,10 @@ pub async fn merchant(config: &Config, cmd: MerchantCommand) -> anyhow::Result<E
                 println!("no merchants yet: create one with `qrgate merchant create --name NAME --currency CAD`");
             }
             for m in merchants {
-                println!("{}  {:<8}  {}  {:<20}  {}", m.id, m.status, m.currency, m.time_zone, m.name);
+                println!(
+                    "{}  {:<8}  {}  {:<20}  {}",
+                    m.id, m.status, m.currency, m.time_zone, m.name
+                );
             }
         }
         MerchantCommand::Show { merchant_id, json } => {
@@ -282,8 +316,14 @@ pub async fn merchant(config: &Config, cmd: MerchantCommand) -> anyhow::Result<E
             let terminals = engine.terminals(&merchant_id).await?;
             if json {
                 let mut v = merchant_json(&m);
-                v["shops"] = shops.iter().map(|s| json!({"shop_id": s.id.as_str(), "name": s.name})).collect();
-                v["operators"] = operators.iter().map(|o| json!({"operator_id": o.id.as_str(), "name": o.name})).collect();
+                v["shops"] = shops
+                    .iter()
+                    .map(|s| json!({"shop_id": s.id.as_str(), "name": s.name}))
+                    .collect();
+                v["operators"] = operators
+                    .iter()
+                    .map(|o| json!({"operator_id": o.id.as_str(), "name": o.name}))
+                    .collect();
                 v["terminals"] = terminals
                     .iter()
                     .map(|t| json!({"terminal_no": t.terminal_no.as_str(), "shop_id": t.shop_id.as_ref().map(ShopId::as_str), "name": t.name}))
@@ -291,17 +331,36 @@ pub async fn merchant(config: &Config, cmd: MerchantCommand) -> anyhow::Result<E
                 return print_json(&v);
             }
             println!("{}  {}", m.id, m.name);
-            println!("  status     {}\n  currency   {}\n  time zone  {}\n  created    {}", m.status, m.currency, m.time_zone, m.created_at.to_rfc3339());
+            println!(
+                "  status     {}\n  currency   {}\n  time zone  {}\n  created    {}",
+                m.status,
+                m.currency,
+                m.time_zone,
+                m.created_at.to_rfc3339()
+            );
             println!("shops:");
-            shops.iter().for_each(|s| println!("  {}  {}", s.id, s.name));
+            shops
+                .iter()
+                .for_each(|s| println!("  {}  {}", s.id, s.name));
             println!("operators:");
-            operators.iter().for_each(|o| println!("  {}  {}", o.id, o.name));
+            operators
+                .iter()
+                .for_each(|o| println!("  {}  {}", o.id, o.name));
             println!("terminals:");
             terminals.iter().for_each(|t| {
-                println!("  {:<32}  {:<13}  {}", t.terminal_no, t.shop_id.as_ref().map_or("-", ShopId::as_str), t.name)
+                println!(
+                    "  {:<32}  {:<13}  {}",
+                    t.terminal_no,
+                    t.shop_id.as_ref().map_or("-", ShopId::as_str),
+                    t.name
+                )
             });
         }
-        MerchantCommand::RotateKey { merchant_id, grace, json } => {
+        MerchantCommand::RotateKey {
+            merchant_id,
+            grace,
+            json,
+        } => {
             let grace = grace
                 .map(chrono::Duration::from_std)
                 .transpose()
@@ -315,18 +374,29 @@ pub async fn merchant(config: &Config, cmd: MerchantCommand) -> anyhow::Result<E
                     "previous_key_valid_until": rotated.previous_valid_until.map(|t| t.to_rfc3339()),
                 }));
             }
-            println!("new sign key for {}: {}   (shown only now)", rotated.merchant_id, rotated.sign_key.expose());
+            println!(
+                "new sign key for {}: {}   (shown only now)",
+                rotated.merchant_id,
+                rotated.sign_key.expose()
+            );
             match rotated.previous_valid_until {
-                Some(until) => println!("the previous key keeps working until {}", until.to_rfc3339()),
+                Some(until) => println!(
+                    "the previous key keeps working until {}",
+                    until.to_rfc3339()
+                ),
                 None => println!("the previous key no longer works"),
             }
         }
         MerchantCommand::Disable { merchant_id } => {
-            engine.set_merchant_status(&merchant_id, MerchantStatus::Disabled).await?;
+            engine
+                .set_merchant_status(&merchant_id, MerchantStatus::Disabled)
+                .await?;
             println!("merchant {merchant_id} disabled: its POS requests are refused");
         }
         MerchantCommand::Enable { merchant_id } => {
-            engine.set_merchant_status(&merchant_id, MerchantStatus::Active).await?;
+            engine
+                .set_merchant_status(&merchant_id, MerchantStatus::Active)
+                .await?;
             println!("merchant {merchant_id} enabled");
         }
     }
@@ -336,17 +406,30 @@ pub async fn merchant(config: &Config, cmd: MerchantCommand) -> anyhow::Result<E
 pub async fn operator(config: &Config, cmd: OperatorCommand) -> anyhow::Result<ExitCode> {
     let (engine, _) = open_engine(config).await?;
     match cmd {
-        OperatorCommand::Add { merchant, name, json } => {
+        OperatorCommand::Add {
+            merchant,
+            name,
+            json,
+        } => {
             let op = engine.add_operator(&merchant.merchant_id, &name).await?;
             if json {
-                return print_json(&json!({"merchant_id": op.merchant_id.as_str(), "operator_id": op.id.as_str(), "name": op.name}));
+                return print_json(
+                    &json!({"merchant_id": op.merchant_id.as_str(), "operator_id": op.id.as_str(), "name": op.name}),
+                );
             }
-            println!("operator {} ({}) added to {}", op.id, op.name, op.merchant_id);
+            println!(
+                "operator {} ({}) added to {}",
+                op.id, op.name, op.merchant_id
+            );
         }
         OperatorCommand::List { merchant, json } => {
             let ops = engine.operators(&merchant.merchant_id).await?;
             if json {
-                return print_json(&ops.iter().map(|o| json!({"operator_id": o.id.as_str(), "name": o.name})).collect());
+                return print_json(
+                    &ops.iter()
+                        .map(|o| json!({"operator_id": o.id.as_str(), "name": o.name}))
+                        .collect(),
+                );
             }
             ops.iter().for_each(|o| println!("{}  {}", o.id, o.name));
         }
@@ -357,7 +440,11 @@ pub async fn operator(config: &Config, cmd: OperatorCommand) -> anyhow::Result<E
 pub async fn shop(config: &Config, cmd: ShopCommand) -> anyhow::Result<ExitCode> {
     let (engine, _) = open_engine(config).await?;
     match cmd {
-        ShopCommand::Add { merchant, name, json } => {
+        ShopCommand::Add {
+            merchant,
+            name,
+            json,
+        } => {
             let shop = engine.add_shop(&merchant.merchant_id, &name).await?;
             if json {
                 return print_json(&json!({"shop_id": shop.id.as_str(), "name": shop.name}));
@@ -367,7 +454,12 @@ pub async fn shop(config: &Config, cmd: ShopCommand) -> anyhow::Result<ExitCode>
         ShopCommand::List { merchant, json } => {
             let shops = engine.shops(&merchant.merchant_id).await?;
             if json {
-                return print_json(&shops.iter().map(|s| json!({"shop_id": s.id.as_str(), "name": s.name})).collect());
+                return print_json(
+                    &shops
+                        .iter()
+                        .map(|s| json!({"shop_id": s.id.as_str(), "name": s.name}))
+                        .collect(),
+                );
             }
             shops.iter().for_each(|s| println!("{}  {}", s.id, s.name));
         }
@@ -378,12 +470,25 @@ pub async fn shop(config: &Config, cmd: ShopCommand) -> anyhow::Result<ExitCode>
 pub async fn terminal(config: &Config, cmd: TerminalCommand) -> anyhow::Result<ExitCode> {
     let (engine, _) = open_engine(config).await?;
     match cmd {
-        TerminalCommand::Add { merchant, terminal_no, shop, name, json } => {
+        TerminalCommand::Add {
+            merchant,
+            terminal_no,
+            shop,
+            name,
+            json,
+        } => {
             let t = engine
-                .add_terminal(&merchant.merchant_id, &terminal_no, shop.as_ref(), name.as_deref())
+                .add_terminal(
+                    &merchant.merchant_id,
+                    &terminal_no,
+                    shop.as_ref(),
+                    name.as_deref(),
+                )
                 .await?;
             if json {
-                return print_json(&json!({"merchant_id": t.merchant_id.as_str(), "terminal_no": t.terminal_no.as_str(), "shop_id": t.shop_id.as_ref().map(ShopId::as_str), "name": t.name}));
+                return print_json(
+                    &json!({"merchant_id": t.merchant_id.as_str(), "terminal_no": t.terminal_no.as_str(), "shop_id": t.shop_id.as_ref().map(ShopId::as_str), "name": t.name}),
+                );
             }
             println!("terminal {} added to {}", t.terminal_no, t.merchant_id);
         }
@@ -396,7 +501,14 @@ pub async fn terminal(config: &Config, cmd: TerminalCommand) -> anyhow::Result<E
                         .collect(),
                 );
             }
-            ts.iter().for_each(|t| println!("{}  {}  {}", t.terminal_no, t.shop_id.as_ref().map_or("-", ShopId::as_str), t.name));
+            ts.iter().for_each(|t| {
+                println!(
+                    "{}  {}  {}",
+                    t.terminal_no,
+                    t.shop_id.as_ref().map_or("-", ShopId::as_str),
+                    t.name
+                )
+            });
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -407,7 +519,12 @@ pub async fn fx(config: &Config, cmd: FxCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         FxCommand::Set { currency, rate } => {
             let quote = engine.set_fx_rate(currency, rate).await?;
-            println!("1 {} = {} CNY (sent as rate {})", quote.currency, quote.rate, quote.rate.scaled());
+            println!(
+                "1 {} = {} CNY (sent as rate {})",
+                quote.currency,
+                quote.rate,
+                quote.rate.scaled()
+            );
         }
         FxCommand::List { json } => {
             let rates = engine.fx_rates().await?;
@@ -422,7 +539,15 @@ pub async fn fx(config: &Config, cmd: FxCommand) -> anyhow::Result<ExitCode> {
             if rates.is_empty() {
                 println!("no rates set: set one with `qrgate fx set CAD 5.1234`");
             }
-            rates.iter().for_each(|q| println!("1 {} = {} CNY  ({}, {})", q.currency, q.rate, q.source, q.updated_at.to_rfc3339()));
+            rates.iter().for_each(|q| {
+                println!(
+                    "1 {} = {} CNY  ({}, {})",
+                    q.currency,
+                    q.rate,
+                    q.source,
+                    q.updated_at.to_rfc3339()
+                )
+            });
         }
     }
     Ok(ExitCode::SUCCESS)

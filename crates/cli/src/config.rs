@@ -88,7 +88,10 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             if !file.is_file() {
-                bail!("config file {} does not exist or is not a file", file.display());
+                bail!(
+                    "config file {} does not exist or is not a file",
+                    file.display()
+                );
             }
             figment = figment.merge(Toml::file_exact(file));
         }
@@ -103,9 +106,13 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         if let Some(url) = &self.database_url {
-            let ok = ["postgres://", "postgresql://", "sqlite:"].iter().any(|p| url.starts_with(p));
+            let ok = ["postgres://", "postgresql://", "sqlite:"]
+                .iter()
+                .any(|p| url.starts_with(p));
             if !ok {
-                bail!("invalid configuration: database_url must start with postgres:// (or sqlite:)");
+                bail!(
+                    "invalid configuration: database_url must start with postgres:// (or sqlite:)"
+                );
             }
         }
         if self.database_max_connections == 0 {
@@ -147,7 +154,10 @@ mod tests {
 
     #[test]
     fn passwords_are_hidden() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

@@ -21,7 +21,12 @@ use crate::config::LogFormat;
 /// QRGATE_* environment variables, then flags. By default data lives in SQLite under
 /// ./qrgate-data; use --database-url postgres://… for PostgreSQL.
 #[derive(Debug, Parser)]
-#[command(name = "qrgate", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "qrgate",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -77,7 +82,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -105,12 +113,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     // The POS client needs no configuration of the gateway's own.
     if let Command::Pos(cmd) = cli.command {
-        wiring::init_logging(cli.global.log_format.unwrap_or(LogFormat::Pretty), None, "warn");
+        wiring::init_logging(
+            cli.global.log_format.unwrap_or(LogFormat::Pretty),
+            None,
+            "warn",
+        );
         return pos::run(cmd).await;
     }
     let config = config::Config::load(cli.global.config.as_deref(), &overrides)?;
-    let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
-    wiring::init_logging(config.log_format, config.log_level.as_deref(), default_level);
+    let default_level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    wiring::init_logging(
+        config.log_format,
+        config.log_level.as_deref(),
+        default_level,
+    );
     match cli.command {
         Command::Serve(args) => serve::run(&config, &args).await,
         Command::Migrate => commands::migrate(&config).await,

@@ -10,7 +10,11 @@ use qrgate_ottpay::{Action, Data, RequestEnvelope, ResponseEnvelope, SignKey};
 #[derive(Debug, Args)]
 pub struct Connection {
     /// The gateway's OTTPAY endpoint.
-    #[arg(long, env = "QRGATE_POS_ENDPOINT", default_value = "http://127.0.0.1:8080/processV2")]
+    #[arg(
+        long,
+        env = "QRGATE_POS_ENDPOINT",
+        default_value = "http://127.0.0.1:8080/processV2"
+    )]
     endpoint: String,
     /// The merchant id the POS calls as.
     #[arg(long = "merchant", env = "QRGATE_POS_MERCHANT_ID")]
@@ -45,9 +49,17 @@ pub enum PosCommand {
 
 pub async fn run(cmd: PosCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        PosCommand::Call { action, data, connection, timeout } => {
+        PosCommand::Call {
+            action,
+            data,
+            connection,
+            timeout,
+        } => {
             let Some(action) = Action::parse(&action) else {
-                bail!("unknown action {action:?}: expected one of {}", Action::ALL.map(Action::as_str).join(", "));
+                bail!(
+                    "unknown action {action:?}: expected one of {}",
+                    Action::ALL.map(Action::as_str).join(", ")
+                );
             };
             let data: Data = serde_json::from_str(&data).context("data must be a JSON object")?;
             let key = SignKey::new(connection.sign_key.clone());
@@ -82,10 +94,16 @@ pub async fn run(cmd: PosCommand) -> anyhow::Result<ExitCode> {
             match response.open(&key) {
                 Ok(opened) => println!("data      {}", serde_json::to_string_pretty(&opened)?),
                 // A refusal for an unknown merchant cannot be sealed with its key.
-                Err(e) if !success => println!("data      (not verifiable with this sign key: {e})"),
+                Err(e) if !success => {
+                    println!("data      (not verifiable with this sign key: {e})")
+                }
                 Err(e) => bail!("the answer's data does not verify with this sign key: {e}"),
             }
-            Ok(if success { ExitCode::SUCCESS } else { ExitCode::from(2) })
+            Ok(if success {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
         }
     }
 }

@@ -28,22 +28,30 @@ pub struct ServeArgs {
 
 pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let (engine, key_source) = open_engine(config).await?;
-    let demo = if args.demo { Some(engine.ensure_demo_merchant().await?) } else { None };
-    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow::anyhow!(
+    let demo = if args.demo {
+        Some(engine.ensure_demo_merchant().await?)
+    } else {
+        None
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                anyhow::anyhow!(
                 "cannot listen on {}: the address is already in use; stop the other process or \
                  choose another address with --listen (or QRGATE_LISTEN)",
                 config.listen
             )
-        } else {
-            anyhow::anyhow!(
-                "cannot listen on {}: {e}; choose another address with --listen",
-                config.listen
-            )
-        }
-    })?;
-    let local = listener.local_addr().context("cannot read the listening address")?;
+            } else {
+                anyhow::anyhow!(
+                    "cannot listen on {}: {e}; choose another address with --listen",
+                    config.listen
+                )
+            }
+        })?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
     tracing::info!(
         listen = %local,
         database = engine.store().backend().name(),
@@ -54,7 +62,12 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
         print_demo(demo, local);
     }
 
-    let state = AppState::new(engine.clone(), HttpConfig { body_limit_bytes: config.body_limit_bytes });
+    let state = AppState::new(
+        engine.clone(),
+        HttpConfig {
+            body_limit_bytes: config.body_limit_bytes,
+        },
+    );
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown_signal().await;

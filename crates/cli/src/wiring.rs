@@ -27,7 +27,11 @@ pub fn init_logging(format: LogFormat, level: Option<&str>, default_level: &str)
         .with_ansi(ansi);
     let _ = match format {
         LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
     };
 }
 
@@ -44,7 +48,10 @@ impl std::fmt::Display for MasterKeySource {
         match self {
             MasterKeySource::Config => f.write_str("master_key setting (QRGATE_MASTER_KEY)"),
             MasterKeySource::File(p) => write!(f, "master_key_file {}", p.display()),
-            MasterKeySource::DataDir { path, generated: true } => {
+            MasterKeySource::DataDir {
+                path,
+                generated: true,
+            } => {
                 write!(f, "{} (generated now)", path.display())
             }
             MasterKeySource::DataDir { path, .. } => write!(f, "{}", path.display()),
@@ -109,12 +116,24 @@ pub fn load_master_key(config: &Config) -> anyhow::Result<(MasterKey, MasterKeyS
         Ok(text) => {
             let key = MasterKey::from_hex(&text)
                 .with_context(|| format!("invalid master key in {}", path.display()))?;
-            Ok((key, MasterKeySource::DataDir { path, generated: false }))
+            Ok((
+                key,
+                MasterKeySource::DataDir {
+                    path,
+                    generated: false,
+                },
+            ))
         }
         Err(e) if e.kind() == ErrorKind::NotFound => {
             let key = MasterKey::generate();
             write_secret_file(&path, key.to_hex().expose_secret())?;
-            Ok((key, MasterKeySource::DataDir { path, generated: true }))
+            Ok((
+                key,
+                MasterKeySource::DataDir {
+                    path,
+                    generated: true,
+                },
+            ))
         }
         Err(e) => Err(e).with_context(|| format!("cannot read the master key {}", path.display())),
     }
@@ -150,9 +169,14 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         Some(url) => Store::connect(url, config.database_max_connections).await?,
         None => {
             prepare_data_dir(&config.data_dir)?;
-            Store::open_sqlite(&config.data_dir.join(DATABASE_FILE)).await.with_context(|| {
-                format!("cannot open the SQLite database in {}", config.data_dir.display())
-            })?
+            Store::open_sqlite(&config.data_dir.join(DATABASE_FILE))
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot open the SQLite database in {}",
+                        config.data_dir.display()
+                    )
+                })?
         }
     };
     store.migrate().await?;

@@ -15,7 +15,9 @@ const FX_DECIMALS: usize = 8;
 pub struct FxRate(i64);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid exchange rate {0:?}: expected a positive decimal with at most 8 decimals, like 5.1234")]
+#[error(
+    "invalid exchange rate {0:?}: expected a positive decimal with at most 8 decimals, like 5.1234"
+)]
 pub struct FxRateParseError(pub String);
 
 impl FxRate {
@@ -91,14 +93,29 @@ mod tests {
         assert_eq!("6.5".parse::<FxRate>().unwrap().scaled(), 650_000_000);
         assert_eq!("1".parse::<FxRate>().unwrap(), FxRate::ONE);
         assert_eq!("0.00000001".parse::<FxRate>().unwrap().scaled(), 1);
-        for bad in ["", "0", "0.0", "-1", "1.", ".5", "1.123456789", "1,5", "1e3", "abc", "99999999999999"] {
+        for bad in [
+            "",
+            "0",
+            "0.0",
+            "-1",
+            "1.",
+            ".5",
+            "1.123456789",
+            "1,5",
+            "1e3",
+            "abc",
+            "99999999999999",
+        ] {
             assert!(bad.parse::<FxRate>().is_err(), "{bad}");
         }
     }
 
     #[test]
     fn rates_display_as_plain_decimals() {
-        assert_eq!(FxRate::from_scaled(512_340_000).unwrap().to_string(), "5.1234");
+        assert_eq!(
+            FxRate::from_scaled(512_340_000).unwrap().to_string(),
+            "5.1234"
+        );
         assert_eq!(FxRate::ONE.to_string(), "1");
         assert_eq!(FxRate::from_scaled(1).unwrap().to_string(), "0.00000001");
         assert_eq!(FxRate::from_scaled(0), None);

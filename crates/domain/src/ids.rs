@@ -4,11 +4,15 @@ use std::str::FromStr;
 /// Why a string is not a valid id. The message names the expected format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
-    #[error("invalid merchant id {0:?}: expected two upper-case letters and 8 digits, like ON00004652")]
+    #[error(
+        "invalid merchant id {0:?}: expected two upper-case letters and 8 digits, like ON00004652"
+    )]
     Merchant(String),
     #[error("invalid operator id {0:?}: expected 10 digits, like 0000000696")]
     Operator(String),
-    #[error("invalid shop id {0:?}: expected a merchant id followed by 3 digits, like ON00004652001")]
+    #[error(
+        "invalid shop id {0:?}: expected a merchant id followed by 3 digits, like ON00004652001"
+    )]
     Shop(String),
     #[error("invalid terminal number {0:?}: expected 1 to 32 letters, digits, '-', '_' or '.'")]
     Terminal(String),
@@ -107,7 +111,10 @@ impl ShopId {
     pub const MAX_NUMBER: u64 = 999;
 
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        let ok = s.len() == 13 && s.is_ascii() && MerchantId::parse(&s[..10]).is_ok() && all_digits(&s[10..]);
+        let ok = s.len() == 13
+            && s.is_ascii()
+            && MerchantId::parse(&s[..10]).is_ok()
+            && all_digits(&s[10..]);
         if ok {
             Ok(ShopId(s.to_owned()))
         } else {
@@ -144,8 +151,7 @@ pub struct TerminalNo(String);
 impl TerminalNo {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let ok = (1..=32).contains(&s.len())
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if ok {
             Ok(TerminalNo(s.to_owned()))
@@ -193,7 +199,14 @@ mod tests {
     fn merchant_ids_follow_the_ottpay_shape() {
         assert!(MerchantId::parse("ON00004652").is_ok());
         assert!(MerchantId::parse("QC00005496").is_ok());
-        for bad in ["on00004652", "ON0000465", "ON000046521", "O100004652", "ON0000465A", ""] {
+        for bad in [
+            "on00004652",
+            "ON0000465",
+            "ON000046521",
+            "O100004652",
+            "ON0000465A",
+            "",
+        ] {
             assert!(MerchantId::parse(bad).is_err(), "{bad}");
         }
         let id = MerchantId::from_parts("QG", 42).unwrap();

@@ -78,7 +78,9 @@ impl Money {
         if self.currency != other.currency {
             return None;
         }
-        self.minor.checked_add(other.minor).map(|minor| Money::new(minor, self.currency))
+        self.minor
+            .checked_add(other.minor)
+            .map(|minor| Money::new(minor, self.currency))
     }
 }
 

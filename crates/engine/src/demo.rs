@@ -22,9 +22,12 @@ impl Engine {
     /// Returns the demo merchant, creating it (and a CAD rate, if none is set) on first use.
     pub async fn ensure_demo_merchant(&self) -> Result<DemoMerchant, EngineError> {
         if self.store.fx_rate(Currency::Cad).await?.is_none() {
-            let rate: FxRate = DEMO_CAD_RATE
-                .parse()
-                .map_err(|e: qrgate_domain::FxRateParseError| EngineError::Invalid(e.to_string()))?;
+            let rate: FxRate =
+                DEMO_CAD_RATE
+                    .parse()
+                    .map_err(|e: qrgate_domain::FxRateParseError| {
+                        EngineError::Invalid(e.to_string())
+                    })?;
             self.set_fx_rate(Currency::Cad, rate).await?;
         }
         if let Some(id) = self.store.meta(DEMO_MERCHANT_KEY).await? {
@@ -39,15 +42,20 @@ impl Engine {
                 .map(|o| o.id)
                 .ok_or(EngineError::NotFound("demo operator"))?;
             let sign_key = self.current_sign_key(&id).await?;
-            return Ok(DemoMerchant { merchant, sign_key, operator_id, created: false });
+            return Ok(DemoMerchant {
+                merchant,
+                sign_key,
+                operator_id,
+                created: false,
+            });
         }
         let created = self
             .create_merchant(&MerchantRequest {
                 name: "qrgate demo café".into(),
                 currency: Currency::Cad,
-                time_zone: "America/Toronto"
-                    .parse()
-                    .map_err(|e: qrgate_domain::TimeZoneParseError| EngineError::Invalid(e.to_string()))?,
+                time_zone: "America/Toronto".parse().map_err(
+                    |e: qrgate_domain::TimeZoneParseError| EngineError::Invalid(e.to_string()),
+                )?,
                 id_prefix: "ON".into(),
             })
             .await?;

@@ -18,11 +18,22 @@ pub enum FxError {
 
 impl Engine {
     /// Sets the provider's rate of `currency` to CNY. CNY itself is always 1 and cannot be set.
-    pub async fn set_fx_rate(&self, currency: Currency, rate: FxRate) -> Result<FxQuote, EngineError> {
+    pub async fn set_fx_rate(
+        &self,
+        currency: Currency,
+        rate: FxRate,
+    ) -> Result<FxQuote, EngineError> {
         if currency == Currency::Cny {
-            return Err(EngineError::Invalid("the rate of CNY to CNY is always 1".into()));
+            return Err(EngineError::Invalid(
+                "the rate of CNY to CNY is always 1".into(),
+            ));
         }
-        let quote = FxQuote { currency, rate, source: PROVIDER_SOURCE.into(), updated_at: self.now() };
+        let quote = FxQuote {
+            currency,
+            rate,
+            source: PROVIDER_SOURCE.into(),
+            updated_at: self.now(),
+        };
         self.store.set_fx_rate(&quote).await?;
         tracing::info!(fx.currency = %currency, fx.rate = %rate, "exchange rate set");
         Ok(quote)
@@ -34,7 +45,11 @@ impl Engine {
     }
 
     /// The rate to CNY for `currency`, as a merchant asks for it; CNY is 1 by definition.
-    pub async fn exchange_rate(&self, _merchant: &Merchant, currency: Currency) -> Result<FxQuote, FxError> {
+    pub async fn exchange_rate(
+        &self,
+        _merchant: &Merchant,
+        currency: Currency,
+    ) -> Result<FxQuote, FxError> {
         if currency == Currency::Cny {
             return Ok(FxQuote {
                 currency,

@@ -75,9 +75,15 @@ impl MasterKey {
     pub(crate) fn seal(&self, merchant_id: &str, key: &SignKeyPlain) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let payload = Payload { msg: key.expose().as_bytes(), aad: merchant_id.as_bytes() };
+        let payload = Payload {
+            msg: key.expose().as_bytes(),
+            aad: merchant_id.as_bytes(),
+        };
         // AES-GCM encryption only fails for messages beyond 64 GiB.
-        let sealed = self.cipher().encrypt(Nonce::from_slice(&nonce), payload).unwrap_or_default();
+        let sealed = self
+            .cipher()
+            .encrypt(Nonce::from_slice(&nonce), payload)
+            .unwrap_or_default();
         let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
         out.push(FORMAT_V1);
         out.extend_from_slice(&nonce);
@@ -85,13 +91,20 @@ impl MasterKey {
         out
     }
 
-    pub(crate) fn open(&self, merchant_id: &str, sealed: &[u8]) -> Result<SignKeyPlain, MasterKeyError> {
+    pub(crate) fn open(
+        &self,
+        merchant_id: &str,
+        sealed: &[u8],
+    ) -> Result<SignKeyPlain, MasterKeyError> {
         let (version, rest) = sealed.split_first().ok_or(MasterKeyError::Decrypt)?;
         if *version != FORMAT_V1 || rest.len() < NONCE_LEN {
             return Err(MasterKeyError::Decrypt);
         }
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-        let payload = Payload { msg: ciphertext, aad: merchant_id.as_bytes() };
+        let payload = Payload {
+            msg: ciphertext,
+            aad: merchant_id.as_bytes(),
+        };
         let plain = self
             .cipher()
             .decrypt(Nonce::from_slice(nonce), payload)
@@ -134,7 +147,10 @@ mod tests {
     fn sign_keys_look_like_ottpay_keys() {
         let k = SignKeyPlain::generate();
         assert_eq!(k.expose().len(), 16);
-        assert!(k.expose().bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)));
+        assert!(k
+            .expose()
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)));
         assert_ne!(k.expose(), SignKeyPlain::generate().expose());
         assert_eq!(format!("{k:?}"), "SignKeyPlain(***)");
     }
@@ -144,10 +160,18 @@ mod tests {
         let master = MasterKey::generate();
         let key = SignKeyPlain::generate();
         let sealed = master.seal("ON00000001", &key);
-        assert_eq!(master.open("ON00000001", &sealed).unwrap().expose(), key.expose());
-        assert_eq!(master.open("ON00000002", &sealed).unwrap_err(), MasterKeyError::Decrypt);
         assert_eq!(
-            MasterKey::generate().open("ON00000001", &sealed).unwrap_err(),
+            master.open("ON00000001", &sealed).unwrap().expose(),
+            key.expose()
+        );
+        assert_eq!(
+            master.open("ON00000002", &sealed).unwrap_err(),
+            MasterKeyError::Decrypt
+        );
+        assert_eq!(
+            MasterKey::generate()
+                .open("ON00000001", &sealed)
+                .unwrap_err(),
             MasterKeyError::Decrypt
         );
         let mut tampered = sealed.clone();
@@ -162,9 +186,13 @@ mod tests {
     #[test]
     fn master_keys_round_trip_through_hex() {
         let master = MasterKey::generate();
-        let again = MasterKey::from_hex(&format!(" {}\n", master.to_hex().expose_secret())).unwrap();
+        let again =
+            MasterKey::from_hex(&format!(" {}\n", master.to_hex().expose_secret())).unwrap();
         assert_eq!(again.check_value(), master.check_value());
-        assert_eq!(MasterKey::from_hex("abc").unwrap_err(), MasterKeyError::InvalidFormat);
+        assert_eq!(
+            MasterKey::from_hex("abc").unwrap_err(),
+            MasterKeyError::InvalidFormat
+        );
         assert_ne!(MasterKey::generate().check_value(), master.check_value());
     }
 }

@@ -18,7 +18,7 @@ pub use demo::DemoMerchant;
 pub use error::EngineError;
 pub use fx::FxError;
 pub use keys::{MasterKey, MasterKeyError, SignKeyPlain};
-pub use merchants::{CreatedMerchant, MerchantRequest, PosCredentials, PosAuthError, RotatedKey};
+pub use merchants::{CreatedMerchant, MerchantRequest, PosAuthError, PosCredentials, RotatedKey};
 
 use std::sync::Arc;
 
@@ -35,7 +35,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("backend", &self.store.backend()).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("backend", &self.store.backend())
+            .finish_non_exhaustive()
     }
 }
 
@@ -55,7 +57,11 @@ impl Engine {
         if recorded != check {
             return Err(EngineError::MasterKey(MasterKeyError::Mismatch));
         }
-        Ok(Engine { store, master: Arc::new(master), clock })
+        Ok(Engine {
+            store,
+            master: Arc::new(master),
+            clock,
+        })
     }
 
     pub fn store(&self) -> &Store {

@@ -69,9 +69,13 @@ fn name(raw: &str, what: &str) -> Result<String, EngineError> {
 impl Engine {
     /// Onboards a merchant: a new id, a fresh sign key (encrypted at rest), a first shop and a
     /// first operator, in one transaction.
-    pub async fn create_merchant(&self, req: &MerchantRequest) -> Result<CreatedMerchant, EngineError> {
+    pub async fn create_merchant(
+        &self,
+        req: &MerchantRequest,
+    ) -> Result<CreatedMerchant, EngineError> {
         let merchant_name = name(&req.name, "merchant")?;
-        MerchantId::from_parts(&req.id_prefix, 0).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        MerchantId::from_parts(&req.id_prefix, 0)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
         let sign_key = SignKeyPlain::generate();
         let mut attempt = 0;
         let created = loop {
@@ -108,7 +112,10 @@ impl Engine {
     }
 
     pub async fn merchant(&self, id: &MerchantId) -> Result<Merchant, EngineError> {
-        self.store.merchant(id).await?.ok_or(EngineError::NotFound("merchant"))
+        self.store
+            .merchant(id)
+            .await?
+            .ok_or(EngineError::NotFound("merchant"))
     }
 
     pub async fn set_merchant_status(
@@ -116,7 +123,10 @@ impl Engine {
         id: &MerchantId,
         status: MerchantStatus,
     ) -> Result<Merchant, EngineError> {
-        let merchant = self.store.set_merchant_status(id, status, self.now()).await?;
+        let merchant = self
+            .store
+            .set_merchant_status(id, status, self.now())
+            .await?;
         tracing::info!(merchant.id = %id, merchant.status = %status, "merchant status changed");
         Ok(merchant)
     }
@@ -142,12 +152,21 @@ impl Engine {
         let until = grace.map(|g| now + g);
         let version = self.store.replace_sign_key(id, &sealed, until, now).await?;
         tracing::info!(merchant.id = %id, key.version = version, "sign key rotated");
-        Ok(RotatedKey { merchant_id: id.clone(), sign_key, version, previous_valid_until: until })
+        Ok(RotatedKey {
+            merchant_id: id.clone(),
+            sign_key,
+            version,
+            previous_valid_until: until,
+        })
     }
 
     /// The merchant's current sign key in clear (for the demo's start-up message).
     pub async fn current_sign_key(&self, id: &MerchantId) -> Result<SignKeyPlain, EngineError> {
-        let keys = self.store.merchant_keys(id).await?.ok_or(EngineError::NotFound("merchant"))?;
+        let keys = self
+            .store
+            .merchant_keys(id)
+            .await?
+            .ok_or(EngineError::NotFound("merchant"))?;
         Ok(self.master.open(id.as_str(), &keys.current_enc)?)
     }
 
@@ -155,7 +174,11 @@ impl Engine {
     /// sealed with. Unknown and disabled merchants are refused.
     pub async fn pos_credentials(&self, merchant_id: &str) -> Result<PosCredentials, PosAuthError> {
         let id = MerchantId::parse(merchant_id).map_err(|_| PosAuthError::UnknownMerchant)?;
-        let keys = self.store.merchant_keys(&id).await?.ok_or(PosAuthError::UnknownMerchant)?;
+        let keys = self
+            .store
+            .merchant_keys(&id)
+            .await?
+            .ok_or(PosAuthError::UnknownMerchant)?;
         if keys.merchant.status != MerchantStatus::Active {
             return Err(PosAuthError::Disabled);
         }
@@ -165,11 +188,21 @@ impl Engine {
                 plain.push(self.master.open(id.as_str(), enc)?);
             }
         }
-        Ok(PosCredentials { merchant: keys.merchant, keys: plain })
+        Ok(PosCredentials {
+            merchant: keys.merchant,
+            keys: plain,
+        })
     }
 
-    pub async fn add_operator(&self, id: &MerchantId, raw_name: &str) -> Result<Operator, EngineError> {
-        let operator = self.store.add_operator(id, &name(raw_name, "operator")?, self.now()).await?;
+    pub async fn add_operator(
+        &self,
+        id: &MerchantId,
+        raw_name: &str,
+    ) -> Result<Operator, EngineError> {
+        let operator = self
+            .store
+            .add_operator(id, &name(raw_name, "operator")?, self.now())
+            .await?;
         tracing::info!(merchant.id = %id, operator.id = %operator.id, "operator added");
         Ok(operator)
     }
@@ -180,7 +213,10 @@ impl Engine {
     }
 
     pub async fn add_shop(&self, id: &MerchantId, raw_name: &str) -> Result<Shop, EngineError> {
-        let shop = self.store.add_shop(id, &name(raw_name, "shop")?, self.now()).await?;
+        let shop = self
+            .store
+            .add_shop(id, &name(raw_name, "shop")?, self.now())
+            .await?;
         tracing::info!(merchant.id = %id, shop.id = %shop.id, "shop added");
         Ok(shop)
     }
@@ -201,7 +237,10 @@ impl Engine {
             Some(n) => name(n, "terminal")?,
             None => terminal_no.as_str().to_owned(),
         };
-        let terminal = self.store.add_terminal(id, terminal_no, shop, &display, self.now()).await?;
+        let terminal = self
+            .store
+            .add_terminal(id, terminal_no, shop, &display, self.now())
+            .await?;
         tracing::info!(merchant.id = %id, terminal.no = %terminal_no, "terminal added");
         Ok(terminal)
     }

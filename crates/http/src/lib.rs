@@ -35,7 +35,9 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES }
+        HttpConfig {
+            body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+        }
     }
 }
 
@@ -49,7 +51,11 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(engine: Engine, config: HttpConfig) -> Self {
-        AppState { engine, metrics: Arc::new(Metrics::new()), config }
+        AppState {
+            engine,
+            metrics: Arc::new(Metrics::new()),
+            config,
+        }
     }
 }
 
@@ -67,26 +73,31 @@ pub fn app(state: AppState) -> Router {
         .layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                    let id = req
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    tracing::info_span!(
-                        "request",
-                        request_id = %id,
-                        method = %req.method(),
-                        path = %req.uri().path(),
-                    )
-                }))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                        let id = req
+                            .headers()
+                            .get(REQUEST_ID)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-");
+                        tracing::info_span!(
+                            "request",
+                            request_id = %id,
+                            method = %req.method(),
+                            path = %req.uri().path(),
+                        )
+                    }),
+                )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
         )
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     match tokio::time::timeout(Duration::from_secs(2), state.engine.store().ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(serde_json::json!({"status": "ok", "database": "ok"}))),
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            Json(serde_json::json!({"status": "ok", "database": "ok"})),
+        ),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "health check: database unavailable");
             (
@@ -107,5 +118,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

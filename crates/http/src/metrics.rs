@@ -25,7 +25,11 @@ struct RequestLabels {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    latency: Family<RequestLabels, Histogram>,
+    latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
+}
+
+fn new_histogram() -> Histogram {
+    Histogram::new(BUCKETS.into_iter())
 }
 
 impl std::fmt::Debug for Metrics {
@@ -35,8 +39,9 @@ impl std::fmt::Debug for Metrics {
 }
 
 /// Latency buckets in seconds, from 1 ms to 30 s: a cashier's wait.
-const BUCKETS: [f64; 14] =
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -48,8 +53,8 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("qrgate");
         let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<RequestLabels, Histogram>::new_with_constructor(
-            (|| Histogram::new(BUCKETS.into_iter())) as fn() -> Histogram,
+        let latency = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            new_histogram,
         );
         registry.register(
             "ottpay_requests",
@@ -61,14 +66,20 @@ impl Metrics {
             "Time to answer an OTTPAY request, by action and rsp_code",
             latency.clone(),
         );
-        Metrics { registry, requests, latency }
+        Metrics {
+            registry,
+            requests,
+            latency,
+        }
     }
 
     /// Records one answered OTTPAY request.
     pub fn observe(&self, action: &'static str, rsp_code: &'static str, elapsed: Duration) {
         let labels = RequestLabels { action, rsp_code };
         self.requests.get_or_create(&labels).inc();
-        self.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        self.latency
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
     }
 
     /// The text exposition of every metric.
@@ -82,7 +93,10 @@ impl Metrics {
 pub(crate) async fn render(State(state): State<AppState>) -> Response {
     match state.metrics.encode() {
         Ok(text) => (
-            [(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             text,
         )
             .into_response(),

@@ -50,7 +50,12 @@ struct Refusal {
 
 impl Refusal {
     fn new(code: RspCode, message: impl Into<String>, key: &SignKey) -> Self {
-        Refusal { code, message: message.into(), key: key.clone(), status: StatusCode::OK }
+        Refusal {
+            code,
+            message: message.into(),
+            key: key.clone(),
+            status: StatusCode::OK,
+        }
     }
 }
 
@@ -69,7 +74,11 @@ pub(crate) async fn handle(State(state): State<AppState>, body: Body) -> Respons
             ResponseEnvelope::sealed(RspCode::Success, "success", &data, &key),
             RspCode::Success,
         ),
-        Answer::Refused(r) => (r.status, ResponseEnvelope::error(r.code, &r.message, &r.key), r.code),
+        Answer::Refused(r) => (
+            r.status,
+            ResponseEnvelope::error(r.code, &r.message, &r.key),
+            r.code,
+        ),
     };
     let elapsed = started.elapsed();
     state.metrics.observe(action_label, code.as_str(), elapsed);
@@ -81,7 +90,12 @@ pub(crate) async fn handle(State(state): State<AppState>, body: Body) -> Respons
         latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         "ottpay request answered"
     );
-    (status, [(CONTENT_TYPE, "application/json")], envelope.to_json()).into_response()
+    (
+        status,
+        [(CONTENT_TYPE, "application/json")],
+        envelope.to_json(),
+    )
+        .into_response()
 }
 
 /// Decodes, authenticates and serves one request. Returns the action's metric label, the
@@ -93,7 +107,10 @@ async fn answer(state: &AppState, body: Body) -> (&'static str, Option<String>, 
         Err(_) => {
             let mut r = Refusal::new(
                 RspCode::ParamError,
-                format!("request body is larger than {} bytes", state.config.body_limit_bytes),
+                format!(
+                    "request body is larger than {} bytes",
+                    state.config.body_limit_bytes
+                ),
                 &no_key,
             );
             r.status = StatusCode::PAYLOAD_TOO_LARGE;
@@ -121,7 +138,11 @@ async fn answer(state: &AppState, body: Body) -> (&'static str, Option<String>, 
     if request.envelope.version != action.version() {
         let r = Refusal::new(
             RspCode::ParamInvalid,
-            format!("unsupported version for {}: expected {}", action.as_str(), action.version()),
+            format!(
+                "unsupported version for {}: expected {}",
+                action.as_str(),
+                action.version()
+            ),
             &request.key,
         );
         return (label, merchant_id, Answer::Refused(r));
@@ -143,30 +164,49 @@ async fn answer(state: &AppState, body: Body) -> (&'static str, Option<String>, 
 
 /// Recognises the merchant and opens `data` with its current key, or its previous key
 /// during a rotation's grace period.
-async fn authenticate(state: &AppState, envelope: RequestEnvelope) -> Result<Authenticated, Refusal> {
+async fn authenticate(
+    state: &AppState,
+    envelope: RequestEnvelope,
+) -> Result<Authenticated, Refusal> {
     let no_key = SignKey::new("");
-    let PosCredentials { merchant, keys } = match state.engine.pos_credentials(&envelope.merchant_id).await {
-        Ok(c) => c,
-        Err(PosAuthError::UnknownMerchant) => {
-            return Err(Refusal::new(RspCode::ParamInvalid, "unknown merchant_id", &no_key))
-        }
-        Err(PosAuthError::Disabled) => {
-            return Err(Refusal::new(RspCode::ParamInvalid, "merchant is disabled", &no_key))
-        }
-        Err(PosAuthError::Store(e)) => {
-            tracing::error!(error = %e, "cannot read the merchant");
-            return Err(Refusal::new(RspCode::DbError, "database error", &no_key));
-        }
-        Err(PosAuthError::MasterKey(e)) => {
-            tracing::error!(error = %e, "cannot decrypt the merchant's sign key");
-            return Err(Refusal::new(RspCode::SystemError, "system error", &no_key));
-        }
-    };
+    let PosCredentials { merchant, keys } =
+        match state.engine.pos_credentials(&envelope.merchant_id).await {
+            Ok(c) => c,
+            Err(PosAuthError::UnknownMerchant) => {
+                return Err(Refusal::new(
+                    RspCode::ParamInvalid,
+                    "unknown merchant_id",
+                    &no_key,
+                ))
+            }
+            Err(PosAuthError::Disabled) => {
+                return Err(Refusal::new(
+                    RspCode::ParamInvalid,
+                    "merchant is disabled",
+                    &no_key,
+                ))
+            }
+            Err(PosAuthError::Store(e)) => {
+                tracing::error!(error = %e, "cannot read the merchant");
+                return Err(Refusal::new(RspCode::DbError, "database error", &no_key));
+            }
+            Err(PosAuthError::MasterKey(e)) => {
+                tracing::error!(error = %e, "cannot decrypt the merchant's sign key");
+                return Err(Refusal::new(RspCode::SystemError, "system error", &no_key));
+            }
+        };
     let keys: Vec<SignKey> = keys.iter().map(|k| SignKey::new(k.expose())).collect();
     let mut first_error = None;
     for key in &keys {
         match envelope.open(key) {
-            Ok(data) => return Ok(Authenticated { envelope, merchant, key: key.clone(), data }),
+            Ok(data) => {
+                return Ok(Authenticated {
+                    envelope,
+                    merchant,
+                    key: key.clone(),
+                    data,
+                })
+            }
             Err(e) => {
                 first_error.get_or_insert(e);
             }
@@ -176,9 +216,10 @@ async fn authenticate(state: &AppState, envelope: RequestEnvelope) -> Result<Aut
     let error = first_error.unwrap_or(OpenError::NotJson);
     let code = match error {
         OpenError::Base64 | OpenError::Length | OpenError::BadDigestField => RspCode::ParamError,
-        OpenError::Padding | OpenError::NotJson | OpenError::NotObject | OpenError::DigestMismatch => {
-            RspCode::Fail
-        }
+        OpenError::Padding
+        | OpenError::NotJson
+        | OpenError::NotObject
+        | OpenError::DigestMismatch => RspCode::Fail,
     };
     Err(Refusal::new(code, error.to_string(), &current))
 }
@@ -203,16 +244,25 @@ async fn exchange_rate(state: &AppState, request: &Authenticated) -> Answer {
             }
         },
     };
-    match state.engine.exchange_rate(&request.merchant, currency).await {
+    match state
+        .engine
+        .exchange_rate(&request.merchant, currency)
+        .await
+    {
         Ok(quote) => {
             let response = ExRateQueryResponse {
                 fee_type: currency.code().to_owned(),
                 rate: quote.rate.scaled(),
                 rate_time: Some(request.merchant.time_zone.wire_time(quote.updated_at)),
             };
-            Answer::Success { data: response.to_data(), key: request.key.clone() }
+            Answer::Success {
+                data: response.to_data(),
+                key: request.key.clone(),
+            }
         }
-        Err(FxError::Missing(c)) => refuse(RspCode::Fail, format!("no exchange rate is set for {c}")),
+        Err(FxError::Missing(c)) => {
+            refuse(RspCode::Fail, format!("no exchange rate is set for {c}"))
+        }
         Err(FxError::Engine(e)) => {
             tracing::error!(error = %e, "cannot read the exchange rate");
             refuse(RspCode::DbError, "database error".into())

@@ -43,7 +43,10 @@ impl StoreError {
         if let sqlx::Error::RowNotFound = err {
             return StoreError::NotFound(what);
         }
-        StoreError::Unavailable { message: err.to_string(), source: Some(err) }
+        StoreError::Unavailable {
+            message: err.to_string(),
+            source: Some(err),
+        }
     }
 
     /// Whether retrying the same transaction may succeed (a lost race on an allocated number,

@@ -61,7 +61,14 @@ impl Store {
     /// nothing.
     pub async fn row_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {
         let mut counts = Vec::new();
-        for table in ["meta", "merchants", "shops", "operators", "terminals", "fx_rates"] {
+        for table in [
+            "meta",
+            "merchants",
+            "shops",
+            "operators",
+            "terminals",
+            "fx_rates",
+        ] {
             let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
                 .fetch_one(&self.pool)
                 .await
@@ -71,4 +78,3 @@ impl Store {
         Ok(counts)
     }
 }
-

@@ -44,8 +44,7 @@ pub struct MerchantKeys {
     pub previous: Option<(Vec<u8>, DateTime<Utc>)>,
 }
 
-const MERCHANT_COLUMNS: &str =
-    "id, name, currency, time_zone, status, created_at, updated_at";
+const MERCHANT_COLUMNS: &str = "id, name, currency, time_zone, status, created_at, updated_at";
 
 fn merchant_from_row(row: &AnyRow) -> Result<Merchant, StoreError> {
     let get_text = |col: &str| -> Result<String, StoreError> {
@@ -59,7 +58,9 @@ fn merchant_from_row(row: &AnyRow) -> Result<Merchant, StoreError> {
         id: MerchantId::parse(&id).map_err(StoreError::corrupt)?,
         name: get_text("name")?,
         currency: get_text("currency")?.parse().map_err(StoreError::corrupt)?,
-        time_zone: get_text("time_zone")?.parse().map_err(StoreError::corrupt)?,
+        time_zone: get_text("time_zone")?
+            .parse()
+            .map_err(StoreError::corrupt)?,
         status: MerchantStatus::parse(&get_text("status")?)
             .ok_or_else(|| StoreError::corrupt(format!("merchant {id}: unknown status")))?,
         created_at: get_ms("created_at")?,
@@ -179,9 +180,16 @@ impl Store {
         .map_err(|e| StoreError::from_sqlx(e, "operator"))?;
         tx.commit().await.map_err(err)?;
 
-        let merchant = self.merchant(&id).await?.ok_or(StoreError::NotFound("merchant"))?;
+        let merchant = self
+            .merchant(&id)
+            .await?
+            .ok_or(StoreError::NotFound("merchant"))?;
         Ok(NewMerchantCreated {
-            shop: Shop { id: shop_id, name: new.first_shop_name.clone(), created_at: merchant.created_at },
+            shop: Shop {
+                id: shop_id,
+                name: new.first_shop_name.clone(),
+                created_at: merchant.created_at,
+            },
             operator: Operator {
                 merchant_id: id,
                 id: operator_id,
@@ -193,20 +201,24 @@ impl Store {
     }
 
     pub async fn merchant(&self, id: &MerchantId) -> Result<Option<Merchant>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id = $1"))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| StoreError::from_sqlx(e, "merchant"))?;
+        let row = sqlx::query(&format!(
+            "SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "merchant"))?;
         row.as_ref().map(merchant_from_row).transpose()
     }
 
     /// Every merchant, oldest first.
     pub async fn merchants(&self) -> Result<Vec<Merchant>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {MERCHANT_COLUMNS} FROM merchants ORDER BY seq"))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| StoreError::from_sqlx(e, "merchant"))?;
+        let rows = sqlx::query(&format!(
+            "SELECT {MERCHANT_COLUMNS} FROM merchants ORDER BY seq"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "merchant"))?;
         rows.iter().map(merchant_from_row).collect()
     }
 
@@ -222,10 +234,12 @@ impl Store {
         .map_err(|e| StoreError::from_sqlx(e, "merchant"))?;
         let Some(row) = row else { return Ok(None) };
         let merchant = merchant_from_row(&row)?;
-        let previous_enc: Option<Vec<u8>> =
-            row.try_get("previous_sign_key_enc").map_err(StoreError::corrupt)?;
-        let previous_until: Option<i64> =
-            row.try_get("previous_sign_key_until").map_err(StoreError::corrupt)?;
+        let previous_enc: Option<Vec<u8>> = row
+            .try_get("previous_sign_key_enc")
+            .map_err(StoreError::corrupt)?;
+        let previous_until: Option<i64> = row
+            .try_get("previous_sign_key_until")
+            .map_err(StoreError::corrupt)?;
         let previous = match (previous_enc, previous_until) {
             (Some(enc), Some(until)) => Some((enc, from_millis(until)?)),
             _ => None,
@@ -233,7 +247,9 @@ impl Store {
         Ok(Some(MerchantKeys {
             merchant,
             current_enc: row.try_get("sign_key_enc").map_err(StoreError::corrupt)?,
-            version: row.try_get("sign_key_version").map_err(StoreError::corrupt)?,
+            version: row
+                .try_get("sign_key_version")
+                .map_err(StoreError::corrupt)?,
             previous,
         }))
     }
@@ -255,7 +271,9 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("merchant"));
         }
-        self.merchant(id).await?.ok_or(StoreError::NotFound("merchant"))
+        self.merchant(id)
+            .await?
+            .ok_or(StoreError::NotFound("merchant"))
     }
 
     /// Replaces the merchant's sign key. With `previous_until`, the old key stays accepted

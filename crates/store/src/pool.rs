@@ -57,9 +57,12 @@ impl Store {
                 source: None,
             });
         };
-        let options: AnyConnectOptions = url.parse().map_err(|e: sqlx::Error| {
-            StoreError::Unavailable { message: format!("invalid database URL: {e}"), source: None }
-        })?;
+        let options: AnyConnectOptions =
+            url.parse()
+                .map_err(|e: sqlx::Error| StoreError::Unavailable {
+                    message: format!("invalid database URL: {e}"),
+                    source: None,
+                })?;
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))

@@ -37,11 +37,9 @@ pub async fn postgres_admin_url(test: &str) -> Option<String> {
     let found = PROBE
         .get_or_init(|| async {
             let url = std::env::var(PG_URL_VAR).unwrap_or_else(|_| PG_DEFAULT_URL.to_owned());
-            let probe = tokio::time::timeout(
-                std::time::Duration::from_secs(3),
-                Store::connect(&url, 1),
-            )
-            .await;
+            let probe =
+                tokio::time::timeout(std::time::Duration::from_secs(3), Store::connect(&url, 1))
+                    .await;
             match probe {
                 Ok(Ok(store)) => {
                     store.close().await;
@@ -83,7 +81,11 @@ impl TestDb {
         let store = Store::open_sqlite(&path).await.unwrap();
         store.migrate().await.unwrap();
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        TestDb { url, store, dir: Some(dir) }
+        TestDb {
+            url,
+            store,
+            dir: Some(dir),
+        }
     }
 
     /// A migrated database of its own on the test PostgreSQL server, or `None` when there is
@@ -103,12 +105,19 @@ impl TestDb {
             COUNTER.fetch_add(1, Ordering::Relaxed),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
         let _ = admin.close().await;
         let url = replace_database(&admin_url, &name);
         let store = Store::connect(&url, 5).await.unwrap();
         store.migrate().await.unwrap();
-        Some(TestDb { url, store, dir: None })
+        Some(TestDb {
+            url,
+            store,
+            dir: None,
+        })
     }
 }
 
@@ -183,6 +192,9 @@ mod tests {
             super::replace_database("postgres://u@h/db?sslmode=disable", "x"),
             "postgres://u@h/x?sslmode=disable"
         );
-        assert_eq!(super::replace_database("postgres://u@h", "x"), "postgres://u@h/x");
+        assert_eq!(
+            super::replace_database("postgres://u@h", "x"),
+            "postgres://u@h/x"
+        );
     }
 }

@@ -13,7 +13,10 @@ type AesEcbEnc = ecb::Encryptor<aes::Aes128>;
 type AesEcbDec = ecb::Decryptor<aes::Aes128>;
 
 fn md5_upper_hex(bytes: &[u8]) -> String {
-    Md5::digest(bytes).iter().map(|b| format!("{b:02X}")).collect()
+    Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
 }
 
 /// §4.1: values ordered by their keys (byte order), concatenated, MD5, upper-case hex.
@@ -116,7 +119,9 @@ impl PosClient {
 
     /// Sends `action` with `data` and opens the answer with this client's key.
     pub async fn call(&self, action: &str, data: Value) -> PosResponse {
-        let Value::Object(map) = data else { panic!("data must be a JSON object") };
+        let Value::Object(map) = data else {
+            panic!("data must be a JSON object")
+        };
         let envelope = self.envelope(action, &map);
         self.post(serde_json::to_vec(&envelope).unwrap()).await
     }
@@ -134,14 +139,31 @@ impl PosClient {
         let http_status = response.status().as_u16();
         let bytes = response.bytes().await.unwrap();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!("gateway answered non-JSON ({e}): {}", String::from_utf8_lossy(&bytes))
+            panic!(
+                "gateway answered non-JSON ({e}): {}",
+                String::from_utf8_lossy(&bytes)
+            )
         });
-        let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-        let data = match (body.get("data").and_then(Value::as_str), body.get("md5").and_then(Value::as_str)) {
+        let text = |k: &str| {
+            body.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let data = match (
+            body.get("data").and_then(Value::as_str),
+            body.get("md5").and_then(Value::as_str),
+        ) {
             (Some(d), Some(m)) => open(d, m, &self.sign_key),
             _ => Err("no data/md5 in the response".to_owned()),
         };
-        PosResponse { http_status, rsp_code: text("rsp_code"), rsp_msg: text("rsp_msg"), data, body }
+        PosResponse {
+            http_status,
+            rsp_code: text("rsp_code"),
+            rsp_msg: text("rsp_msg"),
+            data,
+            body,
+        }
     }
 }
 
@@ -156,6 +178,9 @@ mod tests {
         let (sealed, md5) = seal(data.as_object().unwrap(), "6698851A525C9433");
         assert_eq!(md5, "ECCB0954FCA9F2005AEA084605DF5EE9");
         assert_eq!(sealed, "MteK74yzijkB6+yOakNsZMbaJl7WvkJeSx5FBDbIdmM=");
-        assert_eq!(open(&sealed, &md5, "6698851A525C9433").unwrap(), *data.as_object().unwrap());
+        assert_eq!(
+            open(&sealed, &md5, "6698851A525C9433").unwrap(),
+            *data.as_object().unwrap()
+        );
     }
 }

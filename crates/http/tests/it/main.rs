@@ -25,8 +25,12 @@ struct Gateway {
 
 impl Gateway {
     async fn start(db: TestDb) -> Gateway {
-        let clock = Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 8, 0, 0).unwrap()));
-        let engine = Engine::new(db.store.clone(), MasterKey::generate(), clock.clone()).await.unwrap();
+        let clock = Arc::new(FixedClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 26, 8, 0, 0).unwrap(),
+        ));
+        let engine = Engine::new(db.store.clone(), MasterKey::generate(), clock.clone())
+            .await
+            .unwrap();
         let merchant = engine
             .create_merchant(&MerchantRequest {
                 name: "Maple Tea".into(),
@@ -36,12 +40,26 @@ impl Gateway {
             })
             .await
             .unwrap();
-        engine.set_fx_rate(Currency::Cad, "5.1234".parse().unwrap()).await.unwrap();
+        engine
+            .set_fx_rate(Currency::Cad, "5.1234".parse().unwrap())
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = AppState::new(engine.clone(), HttpConfig { body_limit_bytes: 4096 });
+        let state = AppState::new(
+            engine.clone(),
+            HttpConfig {
+                body_limit_bytes: 4096,
+            },
+        );
         tokio::spawn(qrgate_http::serve(listener, state, std::future::pending()));
-        Gateway { addr, engine, clock, merchant, db }
+        Gateway {
+            addr,
+            engine,
+            clock,
+            merchant,
+            db,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -66,35 +84,61 @@ impl Gateway {
 /// is known).
 fn assert_refused(r: &PosResponse, code: &str, needle: &str) {
     assert_eq!(r.rsp_code, code, "{r:?}");
-    assert!(r.rsp_msg.contains(needle), "rsp_msg {:?} lacks {needle:?}", r.rsp_msg);
-    assert!(r.rsp_msg.is_ascii() && !r.rsp_msg.contains(['+', '%']), "{:?}", r.rsp_msg);
+    assert!(
+        r.rsp_msg.contains(needle),
+        "rsp_msg {:?} lacks {needle:?}",
+        r.rsp_msg
+    );
+    assert!(
+        r.rsp_msg.is_ascii() && !r.rsp_msg.contains(['+', '%']),
+        "{:?}",
+        r.rsp_msg
+    );
     assert_eq!(r.body["md5"], EMPTY_MD5);
     assert!(r.body["data"].as_str().is_some_and(|d| !d.is_empty()));
 }
 
 async fn exchange_rates_are_answered_sealed_with_the_merchants_key(db: TestDb) {
     let gw = Gateway::start(db).await;
-    let r = gw.pos().call("EX_RATE_QUERY", json!({"fee_type": "CAD"})).await;
+    let r = gw
+        .pos()
+        .call("EX_RATE_QUERY", json!({"fee_type": "CAD"}))
+        .await;
     assert_eq!(r.http_status, 200);
-    assert_eq!((r.rsp_code.as_str(), r.rsp_msg.as_str()), ("SUCCESS", "success"));
-    let data = r.data.expect("answer opens with the merchant's key and its digest verifies");
+    assert_eq!(
+        (r.rsp_code.as_str(), r.rsp_msg.as_str()),
+        ("SUCCESS", "success")
+    );
+    let data = r
+        .data
+        .expect("answer opens with the merchant's key and its digest verifies");
     assert_eq!(data["feeType"], "CAD");
     assert_eq!(data["rate"], "512340000");
     // 08:00 UTC is 03:00 in Toronto.
     assert_eq!(data["rate_time"], "20261126030000");
-    assert!(data.values().all(Value::is_string), "every value is a string: {data:?}");
+    assert!(
+        data.values().all(Value::is_string),
+        "every value is a string: {data:?}"
+    );
 
     // Without fee_type, the merchant's own currency; CNY is 1.
     let r = gw.pos().call("EX_RATE_QUERY", json!({})).await;
     assert_eq!(r.data.unwrap()["feeType"], "CAD");
-    let r = gw.pos().call("EX_RATE_QUERY", json!({"fee_type": "CNY"})).await;
+    let r = gw
+        .pos()
+        .call("EX_RATE_QUERY", json!({"fee_type": "CNY"}))
+        .await;
     assert_eq!(r.data.unwrap()["rate"], "100000000");
 }
 
 async fn the_same_handler_serves_every_path(db: TestDb) {
     let gw = Gateway::start(db).await;
     for path in ["/process", "/processV2", "/processV3"] {
-        let pos = PosClient::new(&gw.url(path), gw.merchant.merchant.id.as_str(), gw.merchant.sign_key.expose());
+        let pos = PosClient::new(
+            &gw.url(path),
+            gw.merchant.merchant.id.as_str(),
+            gw.merchant.sign_key.expose(),
+        );
         let r = pos.call("EX_RATE_QUERY", json!({"fee_type": "CAD"})).await;
         assert_eq!(r.rsp_code, "SUCCESS", "{path}");
     }
@@ -103,12 +147,21 @@ async fn the_same_handler_serves_every_path(db: TestDb) {
 async fn rates_that_cannot_be_given_are_refused_clearly(db: TestDb) {
     let gw = Gateway::start(db).await;
     let before = gw.rows().await;
-    let r = gw.pos().call("EX_RATE_QUERY", json!({"fee_type": "USD"})).await;
+    let r = gw
+        .pos()
+        .call("EX_RATE_QUERY", json!({"fee_type": "USD"}))
+        .await;
     assert_refused(&r, "FAIL", "no exchange rate is set for USD");
     assert_eq!(r.data.unwrap(), serde_json::Map::new());
-    let r = gw.pos().call("EX_RATE_QUERY", json!({"fee_type": "EUR"})).await;
+    let r = gw
+        .pos()
+        .call("EX_RATE_QUERY", json!({"fee_type": "EUR"}))
+        .await;
     assert_refused(&r, "PARAM_INVALID", "invalid fee_type");
-    let r = gw.pos().call("EX_RATE_QUERY", json!({"fee_type": ["CAD"]})).await;
+    let r = gw
+        .pos()
+        .call("EX_RATE_QUERY", json!({"fee_type": ["CAD"]}))
+        .await;
     assert_refused(&r, "PARAM_INVALID", "fee_type");
     assert_eq!(gw.rows().await, before);
 }
@@ -116,7 +169,10 @@ async fn rates_that_cannot_be_given_are_refused_clearly(db: TestDb) {
 async fn every_broken_request_gets_its_documented_code_and_writes_nothing(db: TestDb) {
     let gw = Gateway::start(db).await;
     let pos = gw.pos();
-    let good = pos.envelope("EX_RATE_QUERY", json!({"fee_type": "CAD"}).as_object().unwrap());
+    let good = pos.envelope(
+        "EX_RATE_QUERY",
+        json!({"fee_type": "CAD"}).as_object().unwrap(),
+    );
     let with = |key: &str, value: Value| {
         let mut e = good.clone();
         e[key] = value;
@@ -128,29 +184,113 @@ async fn every_broken_request_gets_its_documented_code_and_writes_nothing(db: Te
         serde_json::to_vec(&e).unwrap()
     };
     let md5 = good["md5"].as_str().unwrap();
-    let flipped = format!("{}{}", if md5.starts_with('0') { '1' } else { '0' }, &md5[1..]);
+    let flipped = format!(
+        "{}{}",
+        if md5.starts_with('0') { '1' } else { '0' },
+        &md5[1..]
+    );
     let wrong_key = PosClient::new(&pos.endpoint, &pos.merchant_id, "0000000000000000");
     let full = serde_json::to_vec(&good).unwrap();
 
     let before = gw.rows().await;
     let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
-        ("tampered md5", with("md5", json!(flipped)), "FAIL", "wrong sign key"),
-        ("broken base64", with("data", json!("@@not*base64@@")), "PARAM_ERROR", "base64"),
-        ("ciphertext of a bad length", with("data", json!("QUJD")), "PARAM_ERROR", "length"),
-        ("md5 not hex", with("md5", json!("xyz")), "PARAM_ERROR", "md5"),
-        ("truncated body", full[..full.len() / 2].to_vec(), "PARAM_ERROR", "not valid JSON"),
-        ("non-JSON body", b"hello".to_vec(), "PARAM_ERROR", "not valid JSON"),
-        ("JSON array body", b"[1,2]".to_vec(), "PARAM_ERROR", "not a JSON object"),
+        (
+            "tampered md5",
+            with("md5", json!(flipped)),
+            "FAIL",
+            "wrong sign key",
+        ),
+        (
+            "broken base64",
+            with("data", json!("@@not*base64@@")),
+            "PARAM_ERROR",
+            "base64",
+        ),
+        (
+            "ciphertext of a bad length",
+            with("data", json!("QUJD")),
+            "PARAM_ERROR",
+            "length",
+        ),
+        (
+            "md5 not hex",
+            with("md5", json!("xyz")),
+            "PARAM_ERROR",
+            "md5",
+        ),
+        (
+            "truncated body",
+            full[..full.len() / 2].to_vec(),
+            "PARAM_ERROR",
+            "not valid JSON",
+        ),
+        (
+            "non-JSON body",
+            b"hello".to_vec(),
+            "PARAM_ERROR",
+            "not valid JSON",
+        ),
+        (
+            "JSON array body",
+            b"[1,2]".to_vec(),
+            "PARAM_ERROR",
+            "not a JSON object",
+        ),
         ("empty body", Vec::new(), "PARAM_ERROR", "not valid JSON"),
-        ("missing md5", without("md5"), "PARAM_ERROR", "missing field md5"),
-        ("missing data", without("data"), "PARAM_ERROR", "missing field data"),
-        ("missing merchant_id", without("merchant_id"), "PARAM_ERROR", "missing field merchant_id"),
-        ("missing action", without("action"), "PARAM_ERROR", "missing field action"),
-        ("numeric merchant_id", with("merchant_id", json!(42)), "PARAM_ERROR", "must be a string"),
-        ("unknown merchant", with("merchant_id", json!("ON99999999")), "PARAM_INVALID", "unknown merchant_id"),
-        ("malformed merchant", with("merchant_id", json!("nobody")), "PARAM_INVALID", "unknown merchant_id"),
-        ("unknown action", with("action", json!("H5PAY")), "PARAM_INVALID", "unknown action"),
-        ("wrong version", with("version", json!("2.0")), "PARAM_INVALID", "expected 1.0"),
+        (
+            "missing md5",
+            without("md5"),
+            "PARAM_ERROR",
+            "missing field md5",
+        ),
+        (
+            "missing data",
+            without("data"),
+            "PARAM_ERROR",
+            "missing field data",
+        ),
+        (
+            "missing merchant_id",
+            without("merchant_id"),
+            "PARAM_ERROR",
+            "missing field merchant_id",
+        ),
+        (
+            "missing action",
+            without("action"),
+            "PARAM_ERROR",
+            "missing field action",
+        ),
+        (
+            "numeric merchant_id",
+            with("merchant_id", json!(42)),
+            "PARAM_ERROR",
+            "must be a string",
+        ),
+        (
+            "unknown merchant",
+            with("merchant_id", json!("ON99999999")),
+            "PARAM_INVALID",
+            "unknown merchant_id",
+        ),
+        (
+            "malformed merchant",
+            with("merchant_id", json!("nobody")),
+            "PARAM_INVALID",
+            "unknown merchant_id",
+        ),
+        (
+            "unknown action",
+            with("action", json!("H5PAY")),
+            "PARAM_INVALID",
+            "unknown action",
+        ),
+        (
+            "wrong version",
+            with("version", json!("2.0")),
+            "PARAM_INVALID",
+            "expected 1.0",
+        ),
     ];
     for (name, body, code, needle) in cases {
         let r = pos.post(body).await;
@@ -159,7 +299,9 @@ async fn every_broken_request_gets_its_documented_code_and_writes_nothing(db: Te
         assert_refused(&r, code, needle);
     }
     // A wrong sign key: the gateway cannot open the data.
-    let r = wrong_key.call("EX_RATE_QUERY", json!({"fee_type": "CAD"})).await;
+    let r = wrong_key
+        .call("EX_RATE_QUERY", json!({"fee_type": "CAD"}))
+        .await;
     assert_refused(&r, "FAIL", "wrong sign key");
 
     // Refusals for a known merchant are sealed with its key, so a POS can verify them.
@@ -172,8 +314,17 @@ async fn every_broken_request_gets_its_documented_code_and_writes_nothing(db: Te
 async fn actions_not_built_yet_say_so_and_never_fake_success(db: TestDb) {
     let gw = Gateway::start(db).await;
     let before = gw.rows().await;
-    for action in ["ACTIVEPAY", "PASSIVEPAY", "STATUS_QUERY", "REFUND", "REFUND_QUERY"] {
-        let r = gw.pos().call(action, json!({"order_id": "A1", "amount": "100"})).await;
+    for action in [
+        "ACTIVEPAY",
+        "PASSIVEPAY",
+        "STATUS_QUERY",
+        "REFUND",
+        "REFUND_QUERY",
+    ] {
+        let r = gw
+            .pos()
+            .call(action, json!({"order_id": "A1", "amount": "100"}))
+            .await;
         assert_refused(&r, "FAIL", "not supported by this gateway yet");
         assert!(r.rsp_msg.contains(action));
     }
@@ -182,8 +333,14 @@ async fn actions_not_built_yet_say_so_and_never_fake_success(db: TestDb) {
 
 async fn a_disabled_merchant_is_refused(db: TestDb) {
     let gw = Gateway::start(db).await;
-    gw.engine.set_merchant_status(&gw.merchant.merchant.id, MerchantStatus::Disabled).await.unwrap();
-    let r = gw.pos().call("EX_RATE_QUERY", json!({"fee_type": "CAD"})).await;
+    gw.engine
+        .set_merchant_status(&gw.merchant.merchant.id, MerchantStatus::Disabled)
+        .await
+        .unwrap();
+    let r = gw
+        .pos()
+        .call("EX_RATE_QUERY", json!({"fee_type": "CAD"}))
+        .await;
     assert_refused(&r, "PARAM_INVALID", "merchant is disabled");
 }
 
@@ -197,7 +354,12 @@ async fn oversized_bodies_are_refused_before_reading_them_whole(db: TestDb) {
 async fn damaged_base64_is_repaired_as_clients_expect(db: TestDb) {
     let gw = Gateway::start(db).await;
     let pos = gw.pos();
-    let mut e = pos.envelope("EX_RATE_QUERY", json!({"fee_type": "CAD", "pad": "x".repeat(80)}).as_object().unwrap());
+    let mut e = pos.envelope(
+        "EX_RATE_QUERY",
+        json!({"fee_type": "CAD", "pad": "x".repeat(80)})
+            .as_object()
+            .unwrap(),
+    );
     let data = e["data"].as_str().unwrap().to_owned();
     let wrapped: String = data
         .as_bytes()
@@ -214,7 +376,11 @@ async fn damaged_base64_is_repaired_as_clients_expect(db: TestDb) {
 async fn during_a_rotation_grace_period_both_keys_work_and_answers_use_the_callers_key(db: TestDb) {
     let gw = Gateway::start(db).await;
     let old = gw.pos();
-    let rotated = gw.engine.rotate_sign_key(&gw.merchant.merchant.id, Some(Duration::hours(2))).await.unwrap();
+    let rotated = gw
+        .engine
+        .rotate_sign_key(&gw.merchant.merchant.id, Some(Duration::hours(2)))
+        .await
+        .unwrap();
     let new = PosClient::new(&old.endpoint, &old.merchant_id, rotated.sign_key.expose());
     for pos in [&old, &new] {
         let r = pos.call("EX_RATE_QUERY", json!({"fee_type": "CAD"})).await;
@@ -224,7 +390,12 @@ async fn during_a_rotation_grace_period_both_keys_work_and_answers_use_the_calle
     gw.clock.advance(Duration::hours(3));
     let r = old.call("EX_RATE_QUERY", json!({"fee_type": "CAD"})).await;
     assert_refused(&r, "FAIL", "wrong sign key");
-    assert_eq!(new.call("EX_RATE_QUERY", json!({"fee_type": "CAD"})).await.rsp_code, "SUCCESS");
+    assert_eq!(
+        new.call("EX_RATE_QUERY", json!({"fee_type": "CAD"}))
+            .await
+            .rsp_code,
+        "SUCCESS"
+    );
 }
 
 async fn health_metrics_and_request_ids_are_served(db: TestDb) {
@@ -234,18 +405,38 @@ async fn health_metrics_and_request_ids_are_served(db: TestDb) {
     assert_eq!(health.status(), 200);
     assert_eq!(health.json::<Value>().await.unwrap()["status"], "ok");
 
-    gw.pos().call("EX_RATE_QUERY", json!({"fee_type": "CAD"})).await;
+    gw.pos()
+        .call("EX_RATE_QUERY", json!({"fee_type": "CAD"}))
+        .await;
     gw.pos().post(b"nope".to_vec()).await;
-    let metrics = http.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
-        metrics.contains(r#"qrgate_ottpay_requests_total{action="EX_RATE_QUERY",rsp_code="SUCCESS"} 1"#),
+        metrics.contains(
+            r#"qrgate_ottpay_requests_total{action="EX_RATE_QUERY",rsp_code="SUCCESS"} 1"#
+        ),
         "{metrics}"
     );
-    assert!(metrics.contains(r#"qrgate_ottpay_requests_total{action="unknown",rsp_code="PARAM_ERROR"} 1"#));
+    assert!(metrics
+        .contains(r#"qrgate_ottpay_requests_total{action="unknown",rsp_code="PARAM_ERROR"} 1"#));
     assert!(metrics.contains("qrgate_ottpay_request_duration_seconds_bucket"));
 
-    let answered = http.post(gw.url("/processV2")).body("{}").send().await.unwrap();
-    let generated = answered.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let answered = http
+        .post(gw.url("/processV2"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let generated = answered.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(generated.len(), 36, "a UUID: {generated}");
     let echoed = http
         .post(gw.url("/processV2"))

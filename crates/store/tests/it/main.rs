@@ -12,7 +12,10 @@ fn now() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 8, 0, 0).unwrap()
 }
 
-async fn create(db: &qrgate_store::Store, name: &str) -> Result<qrgate_store::NewMerchantCreated, StoreError> {
+async fn create(
+    db: &qrgate_store::Store,
+    name: &str,
+) -> Result<qrgate_store::NewMerchantCreated, StoreError> {
     let id = db.next_merchant_id("ON").await?;
     db.create_merchant(&new_merchant(id, name), now()).await
 }
@@ -44,7 +47,12 @@ async fn merchants_get_sequential_ids_with_a_first_shop_and_operator(db: TestDb)
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[1].name, "枫叶茶馆");
 
-    let keys = db.store.merchant_keys(&a.merchant.id).await.unwrap().unwrap();
+    let keys = db
+        .store
+        .merchant_keys(&a.merchant.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(keys.current_enc, vec![1, 2, 3, 4]);
     assert_eq!(keys.version, 1);
     assert!(keys.previous.is_none());
@@ -75,8 +83,14 @@ async fn concurrent_merchant_creation_never_reuses_an_id(db: TestDb) {
 
 async fn a_taken_merchant_id_is_a_conflict(db: TestDb) {
     let first = create(&db.store, "a").await.unwrap();
-    let again = db.store.create_merchant(&new_merchant(first.merchant.id, "b"), now()).await;
-    assert!(matches!(again, Err(StoreError::Conflict { what: "merchant" })), "{again:?}");
+    let again = db
+        .store
+        .create_merchant(&new_merchant(first.merchant.id, "b"), now())
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict { what: "merchant" })),
+        "{again:?}"
+    );
     assert_eq!(db.store.merchants().await.unwrap().len(), 1);
 }
 
@@ -85,7 +99,9 @@ async fn unknown_merchants_are_absent_not_errors(db: TestDb) {
     assert!(db.store.merchant(&id).await.unwrap().is_none());
     assert!(db.store.merchant_keys(&id).await.unwrap().is_none());
     assert!(matches!(
-        db.store.set_merchant_status(&id, MerchantStatus::Disabled, now()).await,
+        db.store
+            .set_merchant_status(&id, MerchantStatus::Disabled, now())
+            .await,
         Err(StoreError::NotFound("merchant"))
     ));
     assert!(matches!(
@@ -97,23 +113,39 @@ async fn unknown_merchants_are_absent_not_errors(db: TestDb) {
 async fn merchants_can_be_disabled_and_enabled(db: TestDb) {
     let m = create(&db.store, "m").await.unwrap().merchant;
     let later = now() + Duration::minutes(5);
-    let disabled = db.store.set_merchant_status(&m.id, MerchantStatus::Disabled, later).await.unwrap();
+    let disabled = db
+        .store
+        .set_merchant_status(&m.id, MerchantStatus::Disabled, later)
+        .await
+        .unwrap();
     assert_eq!(disabled.status, MerchantStatus::Disabled);
     assert_eq!(disabled.updated_at, later);
-    let enabled = db.store.set_merchant_status(&m.id, MerchantStatus::Active, later).await.unwrap();
+    let enabled = db
+        .store
+        .set_merchant_status(&m.id, MerchantStatus::Active, later)
+        .await
+        .unwrap();
     assert_eq!(enabled.status, MerchantStatus::Active);
 }
 
 async fn key_rotation_keeps_the_previous_key_only_with_a_grace_period(db: TestDb) {
     let m = create(&db.store, "m").await.unwrap().merchant;
     let until = now() + Duration::hours(24);
-    let v = db.store.replace_sign_key(&m.id, &[9, 9], Some(until), now()).await.unwrap();
+    let v = db
+        .store
+        .replace_sign_key(&m.id, &[9, 9], Some(until), now())
+        .await
+        .unwrap();
     assert_eq!(v, 2);
     let keys = db.store.merchant_keys(&m.id).await.unwrap().unwrap();
     assert_eq!(keys.current_enc, vec![9, 9]);
     assert_eq!(keys.previous, Some((vec![1, 2, 3, 4], until)));
 
-    let v = db.store.replace_sign_key(&m.id, &[7], None, now()).await.unwrap();
+    let v = db
+        .store
+        .replace_sign_key(&m.id, &[7], None, now())
+        .await
+        .unwrap();
     assert_eq!(v, 3);
     let keys = db.store.merchant_keys(&m.id).await.unwrap().unwrap();
     assert_eq!(keys.current_enc, vec![7]);
@@ -133,21 +165,44 @@ async fn operators_shops_and_terminals_belong_to_their_merchant(db: TestDb) {
     assert_eq!(db.store.shops(&a.id).await.unwrap().len(), 2);
 
     let t = TerminalNo::parse("POS-1").unwrap();
-    let term = db.store.add_terminal(&a.id, &t, Some(&shop.id), "Till 1", now()).await.unwrap();
+    let term = db
+        .store
+        .add_terminal(&a.id, &t, Some(&shop.id), "Till 1", now())
+        .await
+        .unwrap();
     assert_eq!(term.shop_id, Some(shop.id.clone()));
     assert!(matches!(
         db.store.add_terminal(&a.id, &t, None, "again", now()).await,
         Err(StoreError::Conflict { what: "terminal" })
     ));
     // The same number at another merchant is fine; another merchant's shop is not.
-    db.store.add_terminal(&b.id, &t, None, "Till", now()).await.unwrap();
+    db.store
+        .add_terminal(&b.id, &t, None, "Till", now())
+        .await
+        .unwrap();
     assert!(matches!(
-        db.store.add_terminal(&b.id, &TerminalNo::parse("POS-2").unwrap(), Some(&shop.id), "x", now()).await,
+        db.store
+            .add_terminal(
+                &b.id,
+                &TerminalNo::parse("POS-2").unwrap(),
+                Some(&shop.id),
+                "x",
+                now()
+            )
+            .await,
         Err(StoreError::NotFound("shop"))
     ));
     let missing_shop = ShopId::new(&a.id, 77).unwrap();
     assert!(matches!(
-        db.store.add_terminal(&a.id, &TerminalNo::parse("POS-3").unwrap(), Some(&missing_shop), "x", now()).await,
+        db.store
+            .add_terminal(
+                &a.id,
+                &TerminalNo::parse("POS-3").unwrap(),
+                Some(&missing_shop),
+                "x",
+                now()
+            )
+            .await,
         Err(StoreError::NotFound("shop"))
     ));
     assert_eq!(db.store.terminals(&a.id).await.unwrap().len(), 1);
@@ -171,8 +226,20 @@ async fn exchange_rates_are_replaced_not_duplicated(db: TestDb) {
 
 async fn settings_keep_the_first_value_written(db: TestDb) {
     assert_eq!(db.store.meta("k").await.unwrap(), None);
-    assert_eq!(db.store.meta_insert_if_absent("k", "one", now()).await.unwrap(), "one");
-    assert_eq!(db.store.meta_insert_if_absent("k", "two", now()).await.unwrap(), "one");
+    assert_eq!(
+        db.store
+            .meta_insert_if_absent("k", "one", now())
+            .await
+            .unwrap(),
+        "one"
+    );
+    assert_eq!(
+        db.store
+            .meta_insert_if_absent("k", "two", now())
+            .await
+            .unwrap(),
+        "one"
+    );
 }
 
 async fn migrating_twice_is_harmless(db: TestDb) {

@@ -1,0 +1,272 @@
+//! The provider's commands, run as a person would.
+
+use serde_json::Value;
+
+use crate::{Install, BIN};
+
+#[test]
+fn every_command_has_clear_help() {
+    let commands: &[&[&str]] = &[
+        &[],
+        &["serve"],
+        &["migrate"],
+        &["config", "check"],
+        &["merchant"],
+        &["merchant", "create"],
+        &["merchant", "list"],
+        &["merchant", "show"],
+        &["merchant", "rotate-key"],
+        &["merchant", "disable"],
+        &["merchant", "enable"],
+        &["operator", "add"],
+        &["operator", "list"],
+        &["shop", "add"],
+        &["terminal", "add"],
+        &["terminal", "list"],
+        &["fx", "set"],
+        &["fx", "list"],
+        &["pos", "call"],
+    ];
+    for args in commands {
+        let out = std::process::Command::new(BIN)
+            .args(*args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "{args:?} --help failed");
+        assert!(text.contains("Usage: qrgate"), "{args:?}: {text}");
+        // Every option carries a description: on its line, or on the next, indented.
+        let lines: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("Options:"))
+            .collect();
+        assert!(!lines.is_empty(), "{args:?}: no Options section\n{text}");
+        for (i, line) in lines.iter().enumerate() {
+            let trimmed = line.trim_start();
+            if !(trimmed.starts_with("--") || trimmed.starts_with('-') && trimmed.contains(", --"))
+            {
+                continue;
+            }
+            let same_line = trimmed.split("  ").filter(|p| !p.trim().is_empty()).count() > 1;
+            let next_line = lines.get(i + 1).is_some_and(|n| {
+                let n = n.trim_start();
+                !n.is_empty() && !n.starts_with('-')
+            });
+            assert!(
+                same_line || next_line,
+                "{args:?}: undocumented option {line:?}\n{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn merchant_create_json_gives_what_scripts_need() {
+    let install = Install::sqlite();
+    let out = install.ok(&[
+        "merchant",
+        "create",
+        "--name",
+        "Maple Tea",
+        "--currency",
+        "CAD",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["merchant_id"], "ON00000001");
+    assert_eq!(v["operator_id"], "0000000001");
+    let key = v["sign_key"].as_str().unwrap();
+    assert_eq!(key.len(), 16);
+    assert!(key
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase()));
+
+    let list = install.ok(&["merchant", "list", "--json"]);
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list[0]["name"], "Maple Tea");
+    assert!(
+        !list.to_string().contains(key),
+        "the sign key is shown only once"
+    );
+
+    // Rotation gives a new key, shown once.
+    let rotated: Value = serde_json::from_str(&install.ok(&[
+        "merchant",
+        "rotate-key",
+        "ON00000001",
+        "--grace",
+        "1h",
+        "--json",
+    ]))
+    .unwrap();
+    assert_ne!(rotated["sign_key"], v["sign_key"]);
+    assert!(rotated["previous_key_valid_until"].is_string());
+
+    // People and terminals.
+    let op: Value = serde_json::from_str(&install.ok(&[
+        "operator",
+        "add",
+        "--merchant",
+        "ON00000001",
+        "--name",
+        "Li",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(op["operator_id"], "0000000002");
+    let shop: Value = serde_json::from_str(&install.ok(&[
+        "shop",
+        "add",
+        "--merchant",
+        "ON00000001",
+        "--name",
+        "East",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(shop["shop_id"], "ON00000001002");
+    install.ok(&[
+        "terminal",
+        "add",
+        "--merchant",
+        "ON00000001",
+        "--terminal-no",
+        "T-1",
+        "--shop",
+        "ON00000001002",
+    ]);
+    let shown: Value =
+        serde_json::from_str(&install.ok(&["merchant", "show", "ON00000001", "--json"])).unwrap();
+    assert_eq!(shown["terminals"][0]["terminal_no"], "T-1");
+    assert_eq!(shown["operators"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_input_is_refused_with_a_reason_and_changes_nothing() {
+    let install = Install::sqlite();
+    install.ok(&["merchant", "create", "--name", "M", "--currency", "CAD"]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["merchant", "create", "--name", "M", "--currency", "EUR"],
+            "unsupported currency",
+        ),
+        (
+            &[
+                "merchant",
+                "create",
+                "--name",
+                "M",
+                "--currency",
+                "CAD",
+                "--time-zone",
+                "Mars/Base",
+            ],
+            "unknown time zone",
+        ),
+        (
+            &["merchant", "create", "--name", "  ", "--currency", "CAD"],
+            "name is empty",
+        ),
+        (
+            &[
+                "merchant",
+                "create",
+                "--name",
+                "M",
+                "--currency",
+                "CAD",
+                "--prefix",
+                "o1",
+            ],
+            "prefix",
+        ),
+        (&["merchant", "disable", "ON0000001"], "invalid merchant id"),
+        (&["merchant", "disable", "ON00000099"], "merchant not found"),
+        (
+            &["operator", "add", "--merchant", "ON00000099", "--name", "x"],
+            "merchant not found",
+        ),
+        (
+            &[
+                "terminal",
+                "add",
+                "--merchant",
+                "ON00000001",
+                "--terminal-no",
+                "a b",
+            ],
+            "invalid terminal number",
+        ),
+        (&["fx", "set", "CAD", "-5"], "invalid exchange rate"),
+        (&["fx", "set", "CNY", "2"], "always 1"),
+        (
+            &["merchant", "rotate-key", "ON00000001", "--grace", "40days"],
+            "at most 30 days",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = install.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    let list: Value = serde_json::from_str(&install.ok(&["merchant", "list", "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(install.ok(&["fx", "list"]).contains("no rates set"));
+}
+
+#[test]
+fn config_check_shows_the_effective_config_with_secrets_hidden() {
+    let install = Install::sqlite();
+    let config = install.dir.path().join("qrgate.toml");
+    std::fs::write(&config, "log_level = \"debug\"\nbody_limit_bytes = 2048\n").unwrap();
+    let secret = "0f".repeat(32);
+    let out = install
+        .command(&["config", "check", "--config", config.to_str().unwrap()])
+        .env("QRGATE_MASTER_KEY", &secret)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("body_limit_bytes = 2048"), "{text}");
+    assert!(text.contains("log_level = \"debug\""));
+    assert!(text.contains("master_key = \"***\""));
+    assert!(!text.contains(&secret));
+    assert!(text.contains("# ok: sqlite database reachable"));
+
+    // A typo in the file is named.
+    std::fs::write(&config, "listne = \"127.0.0.1:1\"\n").unwrap();
+    let out = install.run(&["config", "check", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listne"));
+}
+
+#[test]
+fn a_different_master_key_is_refused_with_instructions() {
+    let install = Install::sqlite();
+    install.ok(&["merchant", "create", "--name", "M", "--currency", "CAD"]);
+    let out = install
+        .command(&["merchant", "list"])
+        .env("QRGATE_MASTER_KEY", "ab".repeat(32))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not match"), "{stderr}");
+    let key_file = std::fs::read_to_string(install.data_dir().join("master.key")).unwrap();
+    assert_eq!(key_file.trim().len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(install.data_dir().join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

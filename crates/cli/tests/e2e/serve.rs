@@ -1,0 +1,226 @@
+//! `qrgate serve`, started as a process: a POS from `ottpay.md` alone, the demo, shutdown,
+//! and the start-up failures a person meets.
+
+use std::time::Duration;
+
+use qrgate_testkit::pos::PosClient;
+use serde_json::{json, Value};
+
+use crate::Install;
+
+/// Creates a merchant and a rate with the CLI, serves, and calls EX_RATE_QUERY with the
+/// independent POS client; then a wrong key and an unknown merchant.
+async fn a_pos_written_from_the_spec_gets_a_verified_rate(install: Install) {
+    let created: Value = serde_json::from_str(&install.ok(&[
+        "merchant",
+        "create",
+        "--name",
+        "Maple",
+        "--currency",
+        "CAD",
+        "--json",
+    ]))
+    .unwrap();
+    install.ok(&["fx", "set", "CAD", "5.1234"]);
+    let server = install.serve(&[]);
+    let pos = PosClient::new(
+        &server.endpoint(),
+        created["merchant_id"].as_str().unwrap(),
+        created["sign_key"].as_str().unwrap(),
+    );
+    let r = pos.call("EX_RATE_QUERY", json!({"fee_type": "CAD"})).await;
+    assert_eq!(r.rsp_code, "SUCCESS", "{r:?}");
+    let data = r.data.unwrap();
+    assert_eq!(
+        (data["feeType"].as_str(), data["rate"].as_str()),
+        (Some("CAD"), Some("512340000"))
+    );
+
+    let wrong = PosClient::new(&pos.endpoint, &pos.merchant_id, "FFFFFFFFFFFFFFFF");
+    assert_eq!(
+        wrong
+            .call("EX_RATE_QUERY", json!({"fee_type": "CAD"}))
+            .await
+            .rsp_code,
+        "FAIL"
+    );
+    let stranger = PosClient::new(&pos.endpoint, "ON12345678", &pos.sign_key);
+    assert_eq!(
+        stranger
+            .call("EX_RATE_QUERY", json!({"fee_type": "CAD"}))
+            .await
+            .rsp_code,
+        "PARAM_INVALID"
+    );
+
+    // Disabling takes effect on the running server.
+    install.ok(&[
+        "merchant",
+        "disable",
+        created["merchant_id"].as_str().unwrap(),
+    ]);
+    let r = pos.call("EX_RATE_QUERY", json!({"fee_type": "CAD"})).await;
+    assert_eq!(
+        (r.rsp_code.as_str(), r.rsp_msg.as_str()),
+        ("PARAM_INVALID", "merchant is disabled")
+    );
+
+    // Keys never reach the logs.
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "exit {status:?}");
+    let all = logs.join("\n");
+    assert!(!all.contains(created["sign_key"].as_str().unwrap()));
+    assert!(all.contains("ottpay request answered"));
+    assert!(logs
+        .iter()
+        .filter(|l| l.contains("ottpay request answered"))
+        .all(|l| l.contains("request_id")));
+}
+
+#[tokio::test]
+async fn a_pos_written_from_the_spec_gets_a_verified_rate_on_sqlite() {
+    a_pos_written_from_the_spec_gets_a_verified_rate(Install::sqlite()).await;
+}
+
+#[tokio::test]
+async fn a_pos_written_from_the_spec_gets_a_verified_rate_on_postgres() {
+    if let Some(install) =
+        Install::postgres("e2e::a_pos_written_from_the_spec_gets_a_verified_rate_on_postgres").await
+    {
+        a_pos_written_from_the_spec_gets_a_verified_rate(install).await;
+    }
+}
+
+fn banner_value(banner: &str, label: &str) -> String {
+    banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label} in {banner}"))
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_demo_is_created_once_and_its_example_works() {
+    let install = Install::sqlite();
+    let mut first = install.serve(&["--demo"]);
+    let endpoint = first.endpoint();
+    // The banner is printed before serving; read it after stopping.
+    let r = reqwest::get(format!("http://{}/healthz", first.addr))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let pid = first.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    first.child.wait().unwrap();
+    let banner = first.stdout_after_exit();
+    assert!(banner.contains("created demo merchant"), "{banner}");
+    let merchant = banner_value(&banner, "merchant id");
+    let key = banner_value(&banner, "sign key");
+    assert!(banner.contains("pos call EX_RATE_QUERY"));
+    drop(first);
+
+    let mut second = install.serve(&["--demo"]);
+    assert_ne!(second.endpoint(), endpoint, "a new port each start");
+    let pos = PosClient::new(&second.endpoint(), &merchant, &key);
+    let r = pos.call("EX_RATE_QUERY", json!({"fee_type": "CAD"})).await;
+    assert_eq!(r.rsp_code, "SUCCESS");
+    let example_body = banner
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("curl -s -H 'content-type: application/json' -d '")
+        })
+        .and_then(|rest| rest.split("' ").next())
+        .unwrap()
+        .to_owned();
+    // The banner's curl body is a complete, valid request.
+    let r = pos.post(example_body.into_bytes()).await;
+    assert_eq!(r.rsp_code, "SUCCESS", "the printed example works: {r:?}");
+    assert_eq!(r.data.unwrap()["feeType"], "CAD");
+
+    let pid = second.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    second.child.wait().unwrap();
+    let banner2 = second.stdout_after_exit();
+    assert!(banner2.contains("reused demo merchant"), "{banner2}");
+    assert_eq!(banner_value(&banner2, "merchant id"), merchant);
+    assert_eq!(banner_value(&banner2, "sign key"), key);
+    let list: Value = serde_json::from_str(&install.ok(&["merchant", "list", "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_port_in_use_is_reported_with_what_to_do() {
+    let install = Install::sqlite();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = install
+        .command(&["serve", "--listen", &addr])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("already in use") && stderr.contains("--listen"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_data_directory_is_reported_with_what_to_do() {
+    let install = Install::sqlite();
+    std::fs::write(install.data_dir(), b"not a directory").unwrap();
+    let out = install
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is not a directory") && stderr.contains("--data-dir"),
+        "{stderr}"
+    );
+
+    // A data directory inside a file cannot be created either.
+    let nested = install.data_dir().join("inner");
+    let out = std::process::Command::new(crate::BIN)
+        .args(["merchant", "list", "--data-dir"])
+        .arg(&nested)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("data directory") && stderr.contains("--data-dir"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_gracefully() {
+    let install = Install::sqlite();
+    let server = install.serve(&[]);
+    let health = reqwest::get(format!("http://{}/healthz", server.addr))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let started = std::time::Instant::now();
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        logs.iter().any(|l| l.contains("shutdown requested")),
+        "{logs:#?}"
+    );
+    assert!(
+        logs.iter().any(|l| l.contains("qrgate stopped")),
+        "{logs:#?}"
+    );
+}
