@@ -10,11 +10,21 @@ use serde_json::Value;
 /// Each workspace package with the names of its normal (non-dev) dependencies.
 fn dependencies() -> BTreeMap<String, Vec<String>> {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
     meta["packages"]
         .as_array()
@@ -33,10 +43,22 @@ fn dependencies() -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-const IO_CRATES: [&str; 8] = ["tokio", "sqlx", "axum", "reqwest", "hyper", "tower", "tower-http", "rand"];
+const IO_CRATES: [&str; 8] = [
+    "tokio",
+    "sqlx",
+    "axum",
+    "reqwest",
+    "hyper",
+    "tower",
+    "tower-http",
+    "rand",
+];
 
-fn workspace_deps<'a>(deps: &'a [String]) -> Vec<&'a str> {
-    deps.iter().map(String::as_str).filter(|d| d.starts_with("qrgate")).collect()
+fn workspace_deps(deps: &[String]) -> Vec<&str> {
+    deps.iter()
+        .map(String::as_str)
+        .filter(|d| d.starts_with("qrgate"))
+        .collect()
 }
 
 #[test]
@@ -45,7 +67,10 @@ fn the_pure_crates_do_no_io() {
     for krate in ["qrgate-domain", "qrgate-ottpay"] {
         let deps = &all[krate];
         for io in IO_CRATES {
-            assert!(!deps.iter().any(|d| d == io), "{krate} must not depend on {io}");
+            assert!(
+                !deps.iter().any(|d| d == io),
+                "{krate} must not depend on {io}"
+            );
         }
     }
 }
@@ -58,21 +83,34 @@ fn layers_depend_only_downwards() {
         ("qrgate-ottpay", &[]),
         ("qrgate-store", &["qrgate-domain"]),
         ("qrgate-engine", &["qrgate-domain", "qrgate-store"]),
-        ("qrgate-http", &["qrgate-domain", "qrgate-engine", "qrgate-ottpay"]),
+        (
+            "qrgate-http",
+            &["qrgate-domain", "qrgate-engine", "qrgate-ottpay"],
+        ),
     ];
     for (krate, allowed) in rules {
         for dep in workspace_deps(&all[krate]) {
             assert!(allowed.contains(&dep), "{krate} must not depend on {dep}");
         }
     }
-    for (krate, forbidden) in [("qrgate-engine", "axum"), ("qrgate-engine", "qrgate-ottpay"), ("qrgate-http", "sqlx")] {
-        assert!(!all[krate].iter().any(|d| d == forbidden), "{krate} must not depend on {forbidden}");
+    for (krate, forbidden) in [
+        ("qrgate-engine", "axum"),
+        ("qrgate-engine", "qrgate-ottpay"),
+        ("qrgate-http", "sqlx"),
+    ] {
+        assert!(
+            !all[krate].iter().any(|d| d == forbidden),
+            "{krate} must not depend on {forbidden}"
+        );
     }
 }
 
 #[test]
 fn only_the_binary_and_tests_use_the_testkit() {
     for (krate, deps) in dependencies() {
-        assert!(!deps.iter().any(|d| d == "qrgate-testkit"), "{krate} has the testkit as a normal dependency");
+        assert!(
+            !deps.iter().any(|d| d == "qrgate-testkit"),
+            "{krate} has the testkit as a normal dependency"
+        );
     }
 }
