@@ -9,11 +9,12 @@ use clap::{Args, Subcommand};
 use qrgate_domain::{
     Currency, FxRate, Merchant, MerchantId, MerchantStatus, MerchantTimeZone, ShopId, TerminalNo,
 };
-use qrgate_engine::MerchantRequest;
+use qrgate_engine::{Engine, MerchantRequest};
+use qrgate_store::Store;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::wiring::{open_engine, open_store};
+use crate::wiring::{open_engine, open_store, read_master_key, sqlite_path};
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -28,7 +29,6 @@ pub enum MerchantCommand {
     /// operator id.
     Create {
         /// The merchant's name as shown on receipts.
-        /// The display name.
         #[arg(long)]
         name: String,
         /// The currency its POS prices in: CAD, USD or CNY.
@@ -52,6 +52,7 @@ pub enum MerchantCommand {
     },
     /// Show one merchant with its shops, operators and terminals.
     Show {
+        /// The merchant's id, e.g. ON00000001.
         #[arg(value_parser = parse_merchant_id)]
         merchant_id: MerchantId,
         /// Print JSON instead of text.
@@ -59,8 +60,10 @@ pub enum MerchantCommand {
         json: bool,
     },
     /// Give a merchant a new sign key (shown once). The old key stops working at once,
-    /// unless --grace keeps it valid for a while so the POS can be updated.
+    /// unless --grace keeps it valid for a while so the POS can be updated. Only the key just
+    /// replaced can be kept: rotating again ends an earlier grace period.
     RotateKey {
+        /// The merchant's id, e.g. ON00000001.
         #[arg(value_parser = parse_merchant_id)]
         merchant_id: MerchantId,
         /// How long the old key keeps working, e.g. 30m, 24h, 7d (at most 30 days).
@@ -72,11 +75,13 @@ pub enum MerchantCommand {
     },
     /// Refuse the merchant's POS requests from now on.
     Disable {
+        /// The merchant's id, e.g. ON00000001.
         #[arg(value_parser = parse_merchant_id)]
         merchant_id: MerchantId,
     },
     /// Accept the merchant's POS requests again.
     Enable {
+        /// The merchant's id, e.g. ON00000001.
         #[arg(value_parser = parse_merchant_id)]
         merchant_id: MerchantId,
     },
@@ -168,6 +173,7 @@ pub enum TerminalCommand {
 pub enum FxCommand {
     /// Set the rate to CNY of a currency, e.g. `qrgate fx set CAD 5.1234` (1 CAD = 5.1234 CNY).
     Set {
+        /// The currency: CAD or USD (CNY is always 1).
         #[arg(value_parser = parse_currency)]
         currency: Currency,
         /// Yuan per unit, a plain decimal with at most 8 decimals.
@@ -240,15 +246,45 @@ pub async fn config(config: &Config, cmd: ConfigCommand) -> anyhow::Result<ExitC
     match cmd {
         ConfigCommand::Check => {
             print!("{}", config.redacted()?);
-            let (engine, source) = open_engine(config).await?;
-            let store = engine.store();
             println!();
-            println!(
-                "# ok: {} database reachable, schema version {}",
-                store.backend().name(),
-                store.schema_version()
-            );
-            println!("# ok: master key from {source} matches the database");
+            // Read-only: nothing is created, generated or migrated by a check.
+            let store = match &config.database_url {
+                Some(url) => Some(Store::connect(url, 1).await?),
+                None => {
+                    let path = sqlite_path(config);
+                    if path.exists() {
+                        Some(Store::open_sqlite_with(&path, 1).await?)
+                    } else {
+                        println!(
+                            "# note: {} does not exist yet; it is created on first start",
+                            path.display()
+                        );
+                        None
+                    }
+                }
+            };
+            if let Some(store) = &store {
+                let applied = store.applied_schema_version().await?;
+                let expected = store.schema_version();
+                match applied {
+                    Some(v) if v == expected => println!("# ok: {} database reachable, schema version {v}", store.backend().name()),
+                    Some(v) => println!("# note: {} database reachable, schema version {v}; this binary migrates it to {expected} on start", store.backend().name()),
+                    None => println!("# note: {} database reachable, not migrated yet (done on first start)", store.backend().name()),
+                }
+            }
+            match read_master_key(config)? {
+                None => println!("# note: no master key yet; one is generated in {} on first start", config.data_dir.display()),
+                Some((key, source)) => match &store {
+                    Some(store) if store.applied_schema_version().await?.is_some() => {
+                        match Engine::check_master_key(store, &key).await? {
+                            Some(true) => println!("# ok: master key from {source} matches the database"),
+                            Some(false) => anyhow::bail!("the master key from {source} does not match the one this database's sign keys were encrypted with"),
+                            None => println!("# ok: master key from {source} (the database has recorded none yet)"),
+                        }
+                    }
+                    _ => println!("# ok: master key from {source}"),
+                },
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

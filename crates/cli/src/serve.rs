@@ -146,8 +146,8 @@ fn print_demo(demo: &DemoMerchant, local: SocketAddr) {
          \n  operator id  {operator}\
          \n  currency     {currency}\n\
          \nAsk for the CAD exchange rate as a POS would (the answer is decrypted and verified):\n\
-         \n  cargo run --release -- pos call EX_RATE_QUERY '{{\"fee_type\":\"CAD\"}}' \\\
-         \n      --endpoint {endpoint} --merchant {id} --sign-key {sign_key}\n\
+         \n  QRGATE_POS_SIGN_KEY={sign_key} cargo run --release -- pos call EX_RATE_QUERY \\\
+         \n      '{{\"fee_type\":\"CAD\"}}' --endpoint {endpoint} --merchant {id}\n\
          \nor with curl (the envelope is sealed with the demo key; the answer's data is encrypted):\n\
          \n  curl -s -H 'content-type: application/json' -d '{body}' {endpoint}\n\
          \nHealth: http://{host}/healthz   Metrics: http://{host}/metrics   Stop: Ctrl-C\n",

@@ -97,6 +97,19 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads the configured master key without generating one: `None` when the data directory
+/// has no `master.key` yet.
+pub fn read_master_key(config: &Config) -> anyhow::Result<Option<(MasterKey, MasterKeySource)>> {
+    if config.master_key.is_some() || config.master_key_file.is_some() {
+        return load_master_key(config).map(Some);
+    }
+    let path = config.data_dir.join(MASTER_KEY_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    load_master_key(config).map(Some)
+}
+
 /// Loads the master key: the setting, the key file, or `master.key` in the data directory,
 /// generated (mode 0600) on first start.
 pub fn load_master_key(config: &Config) -> anyhow::Result<(MasterKey, MasterKeySource)> {
@@ -126,7 +139,25 @@ pub fn load_master_key(config: &Config) -> anyhow::Result<(MasterKey, MasterKeyS
         }
         Err(e) if e.kind() == ErrorKind::NotFound => {
             let key = MasterKey::generate();
-            write_secret_file(&path, key.to_hex().expose_secret())?;
+            match write_secret_file(&path, key.to_hex().expose_secret()) {
+                Ok(()) => {}
+                // Another process created it first: use theirs.
+                Err(_) if path.exists() => {
+                    let text = fs::read_to_string(&path).with_context(|| {
+                        format!("cannot read the master key {}", path.display())
+                    })?;
+                    let theirs = MasterKey::from_hex(&text)
+                        .with_context(|| format!("invalid master key in {}", path.display()))?;
+                    return Ok((
+                        theirs,
+                        MasterKeySource::DataDir {
+                            path,
+                            generated: false,
+                        },
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
             Ok((
                 key,
                 MasterKeySource::DataDir {
@@ -158,9 +189,19 @@ fn write_secret_file(path: &Path, contents: &str) -> anyhow::Result<()> {
             file.write_all(format!("{contents}\n").as_bytes())?;
             file.sync_all()
         })
-        .and_then(|()| fs::hard_link(&tmp, path));
+        .and_then(|()| fs::hard_link(&tmp, path))
+        // Make the new directory entry itself durable.
+        .and_then(|()| match path.parent() {
+            Some(dir) => fs::File::open(dir).and_then(|d| d.sync_all()),
+            None => Ok(()),
+        });
     let _ = fs::remove_file(&tmp);
     written.with_context(|| format!("cannot create the master key file {}", path.display()))
+}
+
+/// The SQLite file in the data directory.
+pub fn sqlite_path(config: &Config) -> PathBuf {
+    config.data_dir.join(DATABASE_FILE)
 }
 
 /// Opens the configured database and brings its schema up to date.
@@ -169,7 +210,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         Some(url) => Store::connect(url, config.database_max_connections).await?,
         None => {
             prepare_data_dir(&config.data_dir)?;
-            Store::open_sqlite(&config.data_dir.join(DATABASE_FILE))
+            Store::open_sqlite_with(&sqlite_path(config), config.database_max_connections)
                 .await
                 .with_context(|| {
                     format!(

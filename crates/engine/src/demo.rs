@@ -59,9 +59,22 @@ impl Engine {
                 id_prefix: "ON".into(),
             })
             .await?;
-        self.store
+        let winner = self
+            .store
             .meta_insert_if_absent(DEMO_MERCHANT_KEY, created.merchant.id.as_str(), self.now())
             .await?;
+        if winner != created.merchant.id.as_str() {
+            // Another node created the demo merchant at the same moment: use theirs, and
+            // disable ours so it never takes payments.
+            self.set_merchant_status(
+                &created.merchant.id,
+                qrgate_domain::MerchantStatus::Disabled,
+            )
+            .await?;
+            let mut theirs = Box::pin(self.ensure_demo_merchant()).await?;
+            theirs.created = false;
+            return Ok(theirs);
+        }
         Ok(DemoMerchant {
             merchant: created.merchant,
             sign_key: created.sign_key,

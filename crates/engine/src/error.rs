@@ -12,6 +12,9 @@ pub enum EngineError {
     NotFound(&'static str),
     #[error("{0} already exists")]
     AlreadyExists(&'static str),
+    /// Lost too many races for a shared resource; retrying later should work.
+    #[error("{0}")]
+    Busy(String),
     #[error(transparent)]
     MasterKey(#[from] MasterKeyError),
     #[error(transparent)]

@@ -64,6 +64,16 @@ impl Engine {
         })
     }
 
+    /// Checks `master` against the value recorded in `store` without writing anything:
+    /// `Some(true)` matches, `Some(false)` differs, `None` when none is recorded yet.
+    pub async fn check_master_key(
+        store: &Store,
+        master: &MasterKey,
+    ) -> Result<Option<bool>, EngineError> {
+        let recorded = store.meta(keys::MASTER_KEY_CHECK).await?;
+        Ok(recorded.map(|r| r == master.check_value()))
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -94,6 +94,11 @@ impl Engine {
             };
             match self.store.create_merchant(&new, self.now()).await {
                 Err(StoreError::Conflict { .. }) if attempt < ALLOCATION_ATTEMPTS => continue,
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(EngineError::Busy(
+                        "could not allocate a merchant id: too many merchants are being created at once; try again".into(),
+                    ))
+                }
                 other => break other?,
             }
         };

@@ -26,6 +26,9 @@ pub use metrics::Metrics;
 /// The default largest request body accepted: OTTPAY requests are a few hundred bytes.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 64 * 1024;
 
+/// Requests served at once; more wait in line.
+pub const MAX_CONCURRENT_REQUESTS: usize = 1024;
+
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -72,6 +75,11 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()
+                // Requests beyond this wait for a slot, so a burst cannot exhaust memory or
+                // the database pool.
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    MAX_CONCURRENT_REQUESTS,
+                ))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -10,9 +10,11 @@
 //!   tampering), or the action cannot be served (not supported yet, no rate);
 //! - `DB_ERROR` / `SYSTEM_ERROR`: the gateway's own trouble; nothing was done.
 //!
-//! Every answer is HTTP 200 with an envelope whose `data` is sealed with the merchant's key
-//! (an encrypted `{}` on errors). When the merchant is unknown there is no key: the `{}` is
-//! then sealed with the empty key, which a POS cannot verify and should not try to.
+//! Every answer is HTTP 200 with an envelope. Answers to authenticated requests are sealed
+//! with the key that opened the request (an encrypted `{}` on errors). Refusals before
+//! authentication (bad envelope, unknown or disabled merchant, data that does not open) seal
+//! the `{}` with the empty key: there is no key to use, or using the merchant's would hand an
+//! unauthenticated caller a known plaintext under it.
 
 use std::time::Instant;
 
@@ -21,7 +23,7 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use qrgate_domain::{Currency, Merchant};
+use qrgate_domain::{Currency, Merchant, MerchantId};
 use qrgate_engine::{FxError, PosAuthError, PosCredentials};
 use qrgate_ottpay::{
     Action, Data, ExRateQueryRequest, ExRateQueryResponse, OpenError, RequestEnvelope,
@@ -29,6 +31,21 @@ use qrgate_ottpay::{
 };
 
 use crate::AppState;
+
+/// How long a client may take to send its request body.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether reading the body failed because it exceeded the size limit.
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
 
 /// A request that was understood and authenticated.
 struct Authenticated {
@@ -102,18 +119,34 @@ pub(crate) async fn handle(State(state): State<AppState>, body: Body) -> Respons
 /// merchant id as sent (for the log line), and the answer.
 async fn answer(state: &AppState, body: Body) -> (&'static str, Option<String>, Answer) {
     let no_key = SignKey::new("");
-    let bytes = match axum::body::to_bytes(body, state.config.body_limit_bytes).await {
-        Ok(b) => b,
-        Err(_) => {
+    let limit = state.config.body_limit_bytes;
+    let read = tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit)).await;
+    let bytes = match read {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) if is_length_limit(&e) => {
             let mut r = Refusal::new(
                 RspCode::ParamError,
-                format!(
-                    "request body is larger than {} bytes",
-                    state.config.body_limit_bytes
-                ),
+                format!("request body is larger than {limit} bytes"),
                 &no_key,
             );
             r.status = StatusCode::PAYLOAD_TOO_LARGE;
+            return ("unknown", None, Answer::Refused(r));
+        }
+        Ok(Err(_)) => {
+            let r = Refusal::new(
+                RspCode::ParamError,
+                "request body could not be read",
+                &no_key,
+            );
+            return ("unknown", None, Answer::Refused(r));
+        }
+        Err(_) => {
+            let mut r = Refusal::new(
+                RspCode::ParamError,
+                "request body not received in time",
+                &no_key,
+            );
+            r.status = StatusCode::REQUEST_TIMEOUT;
             return ("unknown", None, Answer::Refused(r));
         }
     };
@@ -126,7 +159,12 @@ async fn answer(state: &AppState, body: Body) -> (&'static str, Option<String>, 
     };
     let action = Action::parse(&envelope.action);
     let label = action.map_or("unknown", Action::as_str);
-    let merchant_id = Some(envelope.merchant_id.clone());
+    // Logged only when it has the shape of a merchant id: a caller controls this text.
+    let merchant_id = Some(if MerchantId::parse(&envelope.merchant_id).is_ok() {
+        envelope.merchant_id.clone()
+    } else {
+        "(invalid)".to_owned()
+    });
     let request = match authenticate(state, envelope).await {
         Ok(r) => r,
         Err(refusal) => return (label, merchant_id, Answer::Refused(refusal)),
@@ -212,16 +250,25 @@ async fn authenticate(
             }
         }
     }
-    let current = keys.first().cloned().unwrap_or(no_key);
     let error = first_error.unwrap_or(OpenError::NotJson);
-    let code = match error {
-        OpenError::Base64 | OpenError::Length | OpenError::BadDigestField => RspCode::ParamError,
+    let (code, message) = match error {
+        OpenError::Base64 | OpenError::Length | OpenError::BadDigestField => {
+            (RspCode::ParamError, error.to_string())
+        }
+        // Decrypting with a wrong key gives garbage that fails one of these checks at random
+        // (now and then even the padding passes), so they all read the same to a POS.
         OpenError::Padding
         | OpenError::NotJson
         | OpenError::NotObject
-        | OpenError::DigestMismatch => RspCode::Fail,
+        | OpenError::DigestMismatch => (
+            RspCode::Fail,
+            "data does not open with the merchant's sign key: wrong sign key or tampered data"
+                .to_owned(),
+        ),
     };
-    Err(Refusal::new(code, error.to_string(), &current))
+    // Sealed with the empty key, not the merchant's: a refusal to an unauthenticated caller
+    // must not hand out a known plaintext (`{}`) encrypted under the merchant's key.
+    Err(Refusal::new(code, message, &no_key))
 }
 
 /// EX_RATE_QUERY (`ottpay.md` §5.6): the rate to CNY ×10^8. Without `fee_type`, the

@@ -319,3 +319,19 @@ proptest! {
                               order_status })?;
     }
 }
+
+#[test]
+fn passive_pay_debug_never_shows_the_payment_code() {
+    let request = PassivePayRequest {
+        order_id: None,
+        operator_id: None,
+        amount: Cents(100),
+        tip: None,
+        sale_num: None,
+        auth_code: "134567890123456789".into(),
+        biz_type: BizType::WechatPay,
+    };
+    let shown = format!("{request:?}");
+    assert!(!shown.contains("134567890123456789"), "{shown}");
+    assert!(shown.contains("auth_code: \"***\""), "{shown}");
+}

@@ -57,9 +57,10 @@ impl Store {
         rows.iter().map(quote_from_row).collect()
     }
 
-    /// Counts the rows of every table: tests use it to prove that a rejected request wrote
-    /// nothing.
-    pub async fn row_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {
+    /// For every table, its row count and newest `updated_at`: tests take it before and
+    /// after a rejected request to prove nothing was inserted or updated (every write sets
+    /// `updated_at`, and tests move their clock forward first).
+    pub async fn row_counts(&self) -> Result<Vec<(&'static str, i64, i64)>, StoreError> {
         let mut counts = Vec::new();
         for table in [
             "meta",
@@ -69,11 +70,15 @@ impl Store {
             "terminals",
             "fx_rates",
         ] {
-            let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| StoreError::from_sqlx(e, "row count"))?;
-            counts.push((table, n));
+            let row = sqlx::query(&format!(
+                "SELECT COUNT(*) AS n, COALESCE(MAX(updated_at), 0) AS stamp FROM {table}"
+            ))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "row count"))?;
+            let n: i64 = row.try_get("n").map_err(StoreError::corrupt)?;
+            let stamp: i64 = row.try_get("stamp").map_err(StoreError::corrupt)?;
+            counts.push((table, n, stamp));
         }
         Ok(counts)
     }

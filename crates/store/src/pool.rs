@@ -37,11 +37,20 @@ impl Store {
     /// Opens (creating if needed) the SQLite database file at `path`, in WAL mode.
     /// The directory must exist.
     pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        Store::open_sqlite_with(path, 8).await
+    }
+
+    /// As [`Store::open_sqlite`], with a pool of `max_connections`.
+    pub async fn open_sqlite_with(path: &Path, max_connections: u32) -> Result<Store, StoreError> {
         let path = path.to_str().ok_or_else(|| StoreError::Unavailable {
             message: format!("database path {} is not valid UTF-8", path.display()),
             source: None,
         })?;
-        Store::connect(&format!("sqlite://{}?mode=rwc", encode_path(path)), 8).await
+        Store::connect(
+            &format!("sqlite://{}?mode=rwc", encode_path(path)),
+            max_connections,
+        )
+        .await
     }
 
     /// Connects to `url`: `postgres://…` or `sqlite://…`. Does not migrate.
@@ -70,10 +79,11 @@ impl Store {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the one writer; a writer waits up to 5 s
-                        // for the lock instead of failing at once.
+                        // for the lock instead of failing at once; FULL syncs every commit,
+                        // so a key shown once or a payment recorded survives a power cut.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
-                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
                         )
                         .await?;
                     }
@@ -116,6 +126,22 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// The newest migration applied to this database, or `None` for a database qrgate has
+    /// never migrated. Reads only.
+    pub async fn applied_schema_version(&self) -> Result<Option<i64>, StoreError> {
+        let result = sqlx::query_scalar::<_, i64>(
+            "SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE",
+        )
+        .fetch_optional(&self.pool)
+        .await;
+        match result {
+            Ok(v) => Ok(v),
+            // No migrations table: never migrated.
+            Err(sqlx::Error::Database(_)) => Ok(None),
+            Err(e) => Err(StoreError::from_sqlx(e, "schema version")),
+        }
     }
 
     /// Whether the database answers a trivial query (for `/healthz`).

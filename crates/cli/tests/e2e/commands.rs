@@ -237,7 +237,46 @@ fn config_check_shows_the_effective_config_with_secrets_hidden() {
     assert!(text.contains("log_level = \"debug\""));
     assert!(text.contains("master_key = \"***\""));
     assert!(!text.contains(&secret));
-    assert!(text.contains("# ok: sqlite database reachable"));
+    // A check changes nothing: a fresh install stays empty.
+    assert!(text.contains("does not exist yet"), "{text}");
+    assert!(
+        !install.data_dir().exists(),
+        "config check created the data directory"
+    );
+
+    // Once the gateway has run, the check confirms the schema and the master key.
+    install.ok(&["merchant", "list"]);
+    let text = install.ok(&["config", "check"]);
+    assert!(
+        text.contains("# ok: sqlite database reachable, schema version"),
+        "{text}"
+    );
+    assert!(text.contains("matches the database"), "{text}");
+    let out = install
+        .command(&["config", "check"])
+        .env("QRGATE_MASTER_KEY", &secret)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a master key that differs from the database's is reported"
+    );
+
+    // Passwords in a database URL are hidden, in the user info or the query.
+    let out = install
+        .command(&["config", "check"])
+        .env(
+            "QRGATE_DATABASE_URL",
+            "postgres://u:hunter2@127.0.0.1:1/db?password=hunter3",
+        )
+        .env_remove("QRGATE_MASTER_KEY")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("database_url") && !text.contains("hunter"),
+        "{text}"
+    );
 
     // A typo in the file is named.
     std::fs::write(&config, "listne = \"127.0.0.1:1\"\n").unwrap();

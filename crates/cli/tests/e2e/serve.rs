@@ -204,13 +204,58 @@ async fn an_unusable_data_directory_is_reported_with_what_to_do() {
 }
 
 #[tokio::test]
-async fn sigterm_stops_the_server_gracefully() {
+async fn sigterm_lets_the_request_in_flight_finish() {
+    use std::io::{Read, Write};
+
     let install = Install::sqlite();
+    let created: Value = serde_json::from_str(&install.ok(&[
+        "merchant",
+        "create",
+        "--name",
+        "M",
+        "--currency",
+        "CAD",
+        "--json",
+    ]))
+    .unwrap();
+    install.ok(&["fx", "set", "CAD", "5.2"]);
     let server = install.serve(&[]);
-    let health = reqwest::get(format!("http://{}/healthz", server.addr))
-        .await
+    let pos = PosClient::new(
+        &server.endpoint(),
+        created["merchant_id"].as_str().unwrap(),
+        created["sign_key"].as_str().unwrap(),
+    );
+    let body = serde_json::to_vec(&pos.envelope(
+        "EX_RATE_QUERY",
+        json!({"fee_type": "CAD"}).as_object().unwrap(),
+    ))
+    .unwrap();
+
+    // Send the headers and half the body, then ask the server to stop.
+    let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+    let head = format!(
+        "POST /processV2 HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        server.addr,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let (first, rest) = body.split_at(body.len() / 2);
+    stream.write_all(first).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = server.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
         .unwrap();
-    assert_eq!(health.status(), 200);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // The request in flight is still answered, in full.
+    stream.write_all(rest).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"rsp_code\":\"SUCCESS\""), "{answer}");
+
     let started = std::time::Instant::now();
     let (status, logs) = server.terminate();
     assert!(status.success(), "{status:?}");

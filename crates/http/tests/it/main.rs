@@ -74,8 +74,12 @@ impl Gateway {
         )
     }
 
-    async fn rows(&self) -> Vec<(&'static str, i64)> {
-        self.db.store.row_counts().await.unwrap()
+    /// Row counts and newest `updated_at` of every table, after moving the clock forward so
+    /// that any later write would show.
+    async fn rows(&self) -> Vec<(&'static str, i64, i64)> {
+        let rows = self.db.store.row_counts().await.unwrap();
+        self.clock.advance(Duration::minutes(1));
+        rows
     }
 }
 
@@ -344,7 +348,7 @@ async fn a_disabled_merchant_is_refused(db: TestDb) {
     assert_refused(&r, "PARAM_INVALID", "merchant is disabled");
 }
 
-async fn oversized_bodies_are_refused_before_reading_them_whole(db: TestDb) {
+async fn oversized_bodies_are_refused_with_http_413(db: TestDb) {
     let gw = Gateway::start(db).await;
     let r = gw.pos().post(vec![b' '; 10_000]).await;
     assert_eq!(r.http_status, 413);
@@ -371,6 +375,48 @@ async fn damaged_base64_is_repaired_as_clients_expect(db: TestDb) {
     e["data"] = json!(wrapped);
     let r = pos.post(serde_json::to_vec(&e).unwrap()).await;
     assert_eq!(r.rsp_code, "SUCCESS", "{r:?}");
+}
+
+async fn clients_variations_that_real_integrations_send_are_accepted(db: TestDb) {
+    let gw = Gateway::start(db).await;
+    let pos = gw.pos();
+    let good = pos.envelope(
+        "EX_RATE_QUERY",
+        json!({"fee_type": "CAD"}).as_object().unwrap(),
+    );
+
+    // The outer envelope as base64 of its JSON (ottpay.md §11.1).
+    let b64 = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        serde_json::to_vec(&good).unwrap(),
+    );
+    assert_eq!(pos.post(b64.into_bytes()).await.rsp_code, "SUCCESS");
+
+    // A lower-case md5 field.
+    let mut lower = good.clone();
+    lower["md5"] = json!(good["md5"].as_str().unwrap().to_ascii_lowercase());
+    assert_eq!(
+        pos.post(serde_json::to_vec(&lower).unwrap()).await.rsp_code,
+        "SUCCESS"
+    );
+
+    // A JSON number in data, digested the Java way ("5.0") as one JavaScript client does.
+    let data = json!({"fee_type": "CAD", "n": 5});
+    let plaintext = serde_json::to_string(&data).unwrap();
+    let md5 = pos::digest(json!({"fee_type": "CAD", "n": "5.0"}).as_object().unwrap());
+    let sealed = pos::encrypt(plaintext.as_bytes(), &pos::aes_key(&md5, &pos.sign_key));
+    let envelope = json!({"action": "EX_RATE_QUERY", "version": "1.0", "merchant_id": pos.merchant_id, "data": sealed, "md5": md5});
+    let r = pos.post(serde_json::to_vec(&envelope).unwrap()).await;
+    assert_eq!(r.rsp_code, "SUCCESS", "{r:?}");
+
+    // Extra keys in data take part in the digest and are otherwise ignored (§13.9).
+    let r = pos
+        .call(
+            "EX_RATE_QUERY",
+            json!({"fee_type": "CAD", "orderId": "x", "txnTime": "20260101"}),
+        )
+        .await;
+    assert_eq!(r.rsp_code, "SUCCESS");
 }
 
 async fn during_a_rotation_grace_period_both_keys_work_and_answers_use_the_callers_key(db: TestDb) {
@@ -465,8 +511,9 @@ backend_tests!(
     every_broken_request_gets_its_documented_code_and_writes_nothing,
     actions_not_built_yet_say_so_and_never_fake_success,
     a_disabled_merchant_is_refused,
-    oversized_bodies_are_refused_before_reading_them_whole,
+    oversized_bodies_are_refused_with_http_413,
     damaged_base64_is_repaired_as_clients_expect,
+    clients_variations_that_real_integrations_send_are_accepted,
     during_a_rotation_grace_period_both_keys_work_and_answers_use_the_callers_key,
     health_metrics_and_request_ids_are_served,
 );

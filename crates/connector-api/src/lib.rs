@@ -1,0 +1,263 @@
+//! The contract between the engine and the wallet connectors (WeChat Pay, Alipay, UnionPay).
+//!
+//! A connector turns one normalised request into one wallet call and the wallet's answer into
+//! one normalised outcome. It is stateless (it never touches the database) and never guesses:
+//! success and failure come only from explicit wallet statements; anything else, including a
+//! timeout after the request may have landed, is [`ChannelStatus::Unknown`] or
+//! [`ConnectorError::OutcomeUnknown`], which the engine settles by querying, closing or
+//! reversing.
+//!
+//! Amounts cross this boundary as [`Money`] in the merchant's pricing currency; each connector
+//! converts to its wallet's units (fen integers, yuan decimals) inside its own module.
+
+mod client;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use qrgate_domain::{Currency, Money};
+
+pub use client::{HttpClient, HttpClientConfig, HttpError, HttpResponse};
+
+/// Which wallet a connector speaks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Wallet {
+    WechatPay,
+    Alipay,
+    UnionPay,
+}
+
+impl Wallet {
+    pub const ALL: [Wallet; 3] = [Wallet::WechatPay, Wallet::Alipay, Wallet::UnionPay];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wallet::WechatPay => "wechatpay",
+            Wallet::Alipay => "alipay",
+            Wallet::UnionPay => "unionpay",
+        }
+    }
+}
+
+impl std::fmt::Display for Wallet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a connector can do, checked by the engine before calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    pub code_payment: bool,
+    pub qr_order: bool,
+    pub close: bool,
+    pub reverse: bool,
+    pub refund: bool,
+    /// Pricing currencies the wallet accepts from this merchant account.
+    pub currencies: Vec<Currency>,
+}
+
+/// Charge a customer's payment code (passive mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodePaymentRequest {
+    /// Our order number at the wallet (`out_trade_no`): unique per merchant account, reused
+    /// on retries of the same attempt.
+    pub out_trade_no: String,
+    pub amount: Money,
+    /// The scanned payment code. Never logged.
+    pub auth_code: String,
+    /// What the customer sees on the statement.
+    pub subject: String,
+    pub terminal_id: Option<String>,
+    /// The caller's IP as the wallet wants it (WeChat `spbill_create_ip`).
+    pub client_ip: String,
+}
+
+/// Create a merchant-presented QR order (active mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QrOrderRequest {
+    pub out_trade_no: String,
+    pub amount: Money,
+    pub subject: String,
+    /// Where the wallet posts its payment callback.
+    pub notify_url: String,
+    /// When the QR stops being payable.
+    pub expires_at: DateTime<Utc>,
+    pub terminal_id: Option<String>,
+    pub client_ip: String,
+}
+
+/// Refund some or all of a paid order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub out_trade_no: String,
+    /// Our refund number (`out_refund_no` / `out_request_no`): one per refund, reused on
+    /// retries of the same refund.
+    pub out_refund_no: String,
+    /// The order's total, which some wallets want repeated.
+    pub order_amount: Money,
+    pub refund_amount: Money,
+    pub reason: Option<String>,
+}
+
+/// The normalised state of a wallet order (`wallets.md` §0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelStatus {
+    /// Waiting for the customer: password entry, or a QR not scanned or not paid yet.
+    PendingUser,
+    /// The wallet did not say; query again.
+    Unknown,
+    /// Paid (also when refunds exist).
+    Paid,
+    /// Failed for good; no money moved.
+    Failed,
+    /// Closed unpaid (timeout, close).
+    Closed,
+    /// Reversed: closed if unpaid, money returned if paid.
+    Reversed,
+}
+
+impl ChannelStatus {
+    /// Whether the state can no longer change by itself.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ChannelStatus::Paid
+                | ChannelStatus::Failed
+                | ChannelStatus::Closed
+                | ChannelStatus::Reversed
+        )
+    }
+}
+
+/// What the wallet says about one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelOrder {
+    pub out_trade_no: String,
+    pub status: ChannelStatus,
+    /// The wallet's own id for the payment (`transaction_id`, `trade_no`, `queryId`).
+    pub channel_ref: Option<String>,
+    /// The order amount in the pricing currency, as the wallet echoes it.
+    pub amount: Option<Money>,
+    /// What the customer paid, usually in CNY.
+    pub payer_amount: Option<Money>,
+    /// Pricing currency → payer currency rate ×10^8, when the wallet says.
+    pub rate_e8: Option<i64>,
+    /// Masked buyer identity (openid, logon id).
+    pub buyer: Option<String>,
+    pub paid_at: Option<DateTime<Utc>>,
+    /// For a non-final or failed state: the wallet's own code and message, verbatim.
+    pub wallet_code: Option<String>,
+    pub wallet_message: Option<String>,
+}
+
+/// A created QR order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QrOrder {
+    pub out_trade_no: String,
+    /// The string to render as the QR code.
+    pub code_url: String,
+}
+
+/// The outcome of a reversal call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReverseOutcome {
+    /// The order is reversed (closed, or refunded if it had been paid).
+    Done,
+    /// The wallet asks to call again (`recall=Y`, `retry_flag=Y`).
+    CallAgain,
+}
+
+/// The state of one refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundStatus {
+    Processing,
+    Succeeded,
+    Failed,
+    /// The wallet did not say; query again.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelRefund {
+    pub out_refund_no: String,
+    pub status: RefundStatus,
+    pub channel_ref: Option<String>,
+    pub amount: Option<Money>,
+    pub wallet_code: Option<String>,
+    pub wallet_message: Option<String>,
+}
+
+/// A wallet's callback (payment notification) after its signature was verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelEvent {
+    pub order: ChannelOrder,
+    /// The exact body the wallet expects back to stop retrying.
+    pub ack_body: String,
+    pub ack_content_type: &'static str,
+}
+
+/// What went wrong, classed by what the engine may do next (HOUSE-STYLE §4).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// A business outcome: the wallet said no. The code is the wallet's, verbatim.
+    #[error("declined by the wallet: {code} {message}")]
+    Declined { code: String, message: String },
+    /// The request may have landed (timeout, reset, 5xx, wallet "system error"): never retry
+    /// blindly; query, then close or reverse.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// The wallet refused the request itself (signature, parameters): our bug or our config.
+    #[error("rejected by the wallet: {code} {message}")]
+    Rejected { code: String, message: String },
+    /// We know nothing was sent (connection refused, DNS): safe to retry.
+    #[error("wallet unavailable, nothing sent: {0}")]
+    Unavailable(String),
+    /// The answer could not be parsed or its signature did not verify.
+    #[error("bad response from the wallet: {0}")]
+    BadResponse(String),
+    #[error("not supported by this wallet: {0}")]
+    NotSupported(&'static str),
+    /// Credentials are missing or unusable (bad key, bad certificate).
+    #[error("wallet credentials: {0}")]
+    Credentials(String),
+}
+
+/// Why a callback was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error("callback signature does not verify")]
+    BadSignature,
+    #[error("malformed callback: {0}")]
+    Malformed(String),
+}
+
+/// One wallet, as the engine sees it. Object safe; held as `Arc<dyn Connector>`.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    fn wallet(&self) -> Wallet;
+    fn capabilities(&self) -> &Capabilities;
+
+    /// Charges a payment code. `Ok` carries the order's state: `Paid`, `PendingUser` (the
+    /// customer must confirm) or `Unknown`; a final refusal is `Err(Declined)`.
+    async fn pay_with_code(&self, req: &CodePaymentRequest)
+        -> Result<ChannelOrder, ConnectorError>;
+    async fn create_qr_order(&self, req: &QrOrderRequest) -> Result<QrOrder, ConnectorError>;
+    /// The order's current state; an order the wallet does not know is `PendingUser` for a QR
+    /// order not scanned yet, and `Failed` with the wallet's code otherwise — the engine
+    /// decides what "not found" means for its order.
+    async fn query_order(&self, out_trade_no: &str) -> Result<ChannelOrder, ConnectorError>;
+    async fn close_order(&self, out_trade_no: &str) -> Result<(), ConnectorError>;
+    async fn reverse_order(&self, out_trade_no: &str) -> Result<ReverseOutcome, ConnectorError>;
+    async fn refund(&self, req: &RefundRequest) -> Result<ChannelRefund, ConnectorError>;
+    async fn query_refund(
+        &self,
+        out_trade_no: &str,
+        out_refund_no: &str,
+    ) -> Result<ChannelRefund, ConnectorError>;
+    /// Verifies and parses a callback body (pure: no IO).
+    fn verify_callback(
+        &self,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<ChannelEvent, CallbackError>;
+}
