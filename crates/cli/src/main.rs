@@ -4,6 +4,7 @@
 mod commands;
 mod config;
 mod pos;
+mod sandbox_cmd;
 mod serve;
 mod wiring;
 
@@ -75,6 +76,9 @@ enum Command {
     /// Manage the exchange rates to CNY that the gateway answers with.
     #[command(subcommand)]
     Fx(commands::FxCommand),
+    /// Run the wallet sandbox: simulated WeChat Pay, Alipay and UnionPay with customers,
+    /// payment codes, pay pages and a control API (docs/SANDBOX.md).
+    Sandbox(sandbox_cmd::SandboxArgs),
     /// Act as a POS: call a gateway with the OTTPAY protocol.
     #[command(subcommand)]
     Pos(pos::PosCommand),
@@ -111,7 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         database_url: cli.global.database_url.clone(),
         log_format: cli.global.log_format,
     };
-    // The POS client needs no configuration of the gateway's own.
+    // The POS client and the sandbox need no configuration of the gateway's own.
     if let Command::Pos(cmd) = cli.command {
         wiring::init_logging(
             cli.global.log_format.unwrap_or(LogFormat::Pretty),
@@ -119,6 +123,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             "warn",
         );
         return pos::run(cmd).await;
+    }
+    if let Command::Sandbox(args) = &cli.command {
+        let format = cli.global.log_format.unwrap_or(LogFormat::Pretty);
+        wiring::init_logging(format, None, "info");
+        return sandbox_cmd::run(args).await;
     }
     let config = config::Config::load(cli.global.config.as_deref(), &overrides)?;
     let default_level = if matches!(cli.command, Command::Serve(_)) {
@@ -140,6 +149,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shop(cmd) => commands::shop(&config, cmd).await,
         Command::Terminal(cmd) => commands::terminal(&config, cmd).await,
         Command::Fx(cmd) => commands::fx(&config, cmd).await,
-        Command::Pos(_) => Ok(ExitCode::SUCCESS),
+        Command::Pos(_) | Command::Sandbox(_) => Ok(ExitCode::SUCCESS),
     }
 }

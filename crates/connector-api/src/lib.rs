@@ -70,6 +70,9 @@ pub struct CodePaymentRequest {
     pub terminal_id: Option<String>,
     /// The caller's IP as the wallet wants it (WeChat `spbill_create_ip`).
     pub client_ip: String,
+    /// When the order was sent, as recorded by the engine: UnionPay needs it (`txnTime`) to
+    /// find the order again.
+    pub created_at: DateTime<Utc>,
 }
 
 /// Create a merchant-presented QR order (active mode).
@@ -84,6 +87,25 @@ pub struct QrOrderRequest {
     pub expires_at: DateTime<Utc>,
     pub terminal_id: Option<String>,
     pub client_ip: String,
+    /// When the order was sent (UnionPay `txnTime`).
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which wallet order a call is about: our number, when we created it, and the wallet's own
+/// id once known. Wallets differ in what they need (UnionPay: `orderId` with its `txnTime`,
+/// and `origQryId` to cancel or refund).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRef {
+    pub out_trade_no: String,
+    pub created_at: DateTime<Utc>,
+    pub channel_ref: Option<String>,
+}
+
+/// Which refund a query is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRef {
+    pub out_refund_no: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Refund some or all of a paid order.
@@ -97,6 +119,10 @@ pub struct RefundRequest {
     pub order_amount: Money,
     pub refund_amount: Money,
     pub reason: Option<String>,
+    /// The order being refunded, with its time and wallet id (UnionPay needs both).
+    pub order: OrderRef,
+    /// When this refund was first sent (UnionPay `txnTime` of the refund).
+    pub created_at: DateTime<Utc>,
 }
 
 /// The normalised state of a wallet order (`wallets.md` §0).
@@ -245,14 +271,14 @@ pub trait Connector: Send + Sync {
     /// The order's current state; an order the wallet does not know is `PendingUser` for a QR
     /// order not scanned yet, and `Failed` with the wallet's code otherwise — the engine
     /// decides what "not found" means for its order.
-    async fn query_order(&self, out_trade_no: &str) -> Result<ChannelOrder, ConnectorError>;
-    async fn close_order(&self, out_trade_no: &str) -> Result<(), ConnectorError>;
-    async fn reverse_order(&self, out_trade_no: &str) -> Result<ReverseOutcome, ConnectorError>;
+    async fn query_order(&self, order: &OrderRef) -> Result<ChannelOrder, ConnectorError>;
+    async fn close_order(&self, order: &OrderRef) -> Result<(), ConnectorError>;
+    async fn reverse_order(&self, order: &OrderRef) -> Result<ReverseOutcome, ConnectorError>;
     async fn refund(&self, req: &RefundRequest) -> Result<ChannelRefund, ConnectorError>;
     async fn query_refund(
         &self,
-        out_trade_no: &str,
-        out_refund_no: &str,
+        order: &OrderRef,
+        refund: &RefundRef,
     ) -> Result<ChannelRefund, ConnectorError>;
     /// Verifies and parses a callback body (pure: no IO).
     fn verify_callback(

@@ -8,4 +8,8 @@
 //! database.
 
 pub mod alipay;
+mod settings;
+pub mod unionpay;
 pub mod wechat_pay;
+
+pub use settings::{AlipaySettings, TimeoutSettings, WalletSettings, WechatPaySettings};

@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 use qrgate_connector_api::{
     CallbackError, Capabilities, ChannelEvent, ChannelOrder, ChannelRefund, CodePaymentRequest,
-    Connector, ConnectorError, HttpClient, HttpClientConfig, QrOrder, QrOrderRequest,
-    RefundRequest, ReverseOutcome, Wallet,
+    Connector, ConnectorError, HttpClient, HttpClientConfig, OrderRef, QrOrder, QrOrderRequest,
+    RefundRef, RefundRequest, ReverseOutcome, Wallet,
 };
 use qrgate_domain::Currency;
 use secrecy::{ExposeSecret, SecretString};
@@ -182,19 +182,22 @@ impl Connector for AlipayConnector {
 
     /// `ACQ.TRADE_NOT_EXIST` comes back as `PendingUser` with that wallet code; see
     /// `wire::query_outcome` for why the engine, not the connector, interprets it.
-    async fn query_order(&self, out_trade_no: &str) -> Result<ChannelOrder, ConnectorError> {
+    async fn query_order(&self, order: &OrderRef) -> Result<ChannelOrder, ConnectorError> {
+        let out_trade_no = order.out_trade_no.as_str();
         let request = wire::trade_request(&self.call_context(), AlipayMethod::Query, out_trade_no)?;
         let reply = self.send(request).await?;
         wire::query_outcome(&reply, out_trade_no)
     }
 
-    async fn close_order(&self, out_trade_no: &str) -> Result<(), ConnectorError> {
+    async fn close_order(&self, order: &OrderRef) -> Result<(), ConnectorError> {
+        let out_trade_no = order.out_trade_no.as_str();
         let request = wire::trade_request(&self.call_context(), AlipayMethod::Close, out_trade_no)?;
         let reply = self.send(request).await?;
         wire::close_outcome(&reply, out_trade_no)
     }
 
-    async fn reverse_order(&self, out_trade_no: &str) -> Result<ReverseOutcome, ConnectorError> {
+    async fn reverse_order(&self, order: &OrderRef) -> Result<ReverseOutcome, ConnectorError> {
+        let out_trade_no = order.out_trade_no.as_str();
         let request =
             wire::trade_request(&self.call_context(), AlipayMethod::Cancel, out_trade_no)?;
         let reply = self.send(request).await?;
@@ -209,9 +212,11 @@ impl Connector for AlipayConnector {
 
     async fn query_refund(
         &self,
-        out_trade_no: &str,
-        out_refund_no: &str,
+        order: &OrderRef,
+        refund: &RefundRef,
     ) -> Result<ChannelRefund, ConnectorError> {
+        let (out_trade_no, out_refund_no) =
+            (order.out_trade_no.as_str(), refund.out_refund_no.as_str());
         let request =
             wire::refund_query_request(&self.call_context(), out_trade_no, out_refund_no)?;
         let reply = self.send(request).await?;

@@ -116,6 +116,7 @@ fn code_payment(amount: Money) -> CodePaymentRequest {
         subject: "Iphone6 16G".into(),
         terminal_id: None,
         client_ip: "127.0.0.1".into(),
+        created_at: vector_now(),
     }
 }
 
@@ -128,6 +129,7 @@ fn qr_order(amount: Money, expires_in: Duration) -> QrOrderRequest {
         expires_at: vector_now() + expires_in,
         terminal_id: Some("T1".into()),
         client_ip: "127.0.0.1".into(),
+        created_at: vector_now(),
     }
 }
 
@@ -138,6 +140,8 @@ fn refund_request(amount: Money) -> RefundRequest {
         order_amount: cny(8888),
         refund_amount: amount,
         reason: Some("customer returned the item".into()),
+        order: order_ref(),
+        created_at: vector_now(),
     }
 }
 
@@ -1303,11 +1307,19 @@ async fn reverse_order_goes_through_alipay_trade_cancel() {
     config.gateway_url = url;
     let connector = AlipayConnector::new(config).unwrap();
     assert_eq!(
-        connector.reverse_order(OUT_TRADE_NO).await.unwrap(),
+        connector.reverse_order(&order_ref()).await.unwrap(),
         ReverseOutcome::CallAgain
     );
     let params = server.join().unwrap();
     assert!(params
         .iter()
         .any(|(k, v)| k == "method" && v == "alipay.trade.cancel"));
+}
+
+fn order_ref() -> qrgate_connector_api::OrderRef {
+    qrgate_connector_api::OrderRef {
+        out_trade_no: OUT_TRADE_NO.into(),
+        created_at: vector_now(),
+        channel_ref: None,
+    }
 }

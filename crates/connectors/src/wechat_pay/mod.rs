@@ -16,8 +16,8 @@ mod tests;
 use async_trait::async_trait;
 use qrgate_connector_api::{
     CallbackError, Capabilities, ChannelEvent, ChannelOrder, ChannelRefund, CodePaymentRequest,
-    Connector, ConnectorError, HttpClient, HttpClientConfig, QrOrder, QrOrderRequest,
-    RefundRequest, ReverseOutcome, Wallet,
+    Connector, ConnectorError, HttpClient, HttpClientConfig, OrderRef, QrOrder, QrOrderRequest,
+    RefundRef, RefundRequest, ReverseOutcome, Wallet,
 };
 use qrgate_domain::Currency;
 use rand::distributions::Alphanumeric;
@@ -196,19 +196,22 @@ impl Connector for WechatPayConnector {
         wire::unifiedorder_outcome(&reply, &req.out_trade_no)
     }
 
-    async fn query_order(&self, out_trade_no: &str) -> Result<ChannelOrder, ConnectorError> {
+    async fn query_order(&self, order: &OrderRef) -> Result<ChannelOrder, ConnectorError> {
+        let out_trade_no = order.out_trade_no.as_str();
         let request = wire::build_orderquery(&self.merchant(), out_trade_no, &new_nonce());
         let reply = self.call(request).await?;
         wire::orderquery_outcome(&reply, out_trade_no)
     }
 
-    async fn close_order(&self, out_trade_no: &str) -> Result<(), ConnectorError> {
+    async fn close_order(&self, order: &OrderRef) -> Result<(), ConnectorError> {
+        let out_trade_no = order.out_trade_no.as_str();
         let request = wire::build_closeorder(&self.merchant(), out_trade_no, &new_nonce());
         let reply = self.call(request).await?;
         wire::closeorder_outcome(&reply)
     }
 
-    async fn reverse_order(&self, out_trade_no: &str) -> Result<ReverseOutcome, ConnectorError> {
+    async fn reverse_order(&self, order: &OrderRef) -> Result<ReverseOutcome, ConnectorError> {
+        let out_trade_no = order.out_trade_no.as_str();
         let request = wire::build_reverse(&self.merchant(), out_trade_no, &new_nonce());
         let reply = self.call(request).await?;
         wire::reverse_outcome(&reply, out_trade_no)
@@ -222,9 +225,11 @@ impl Connector for WechatPayConnector {
 
     async fn query_refund(
         &self,
-        out_trade_no: &str,
-        out_refund_no: &str,
+        order: &OrderRef,
+        refund: &RefundRef,
     ) -> Result<ChannelRefund, ConnectorError> {
+        let (out_trade_no, out_refund_no) =
+            (order.out_trade_no.as_str(), refund.out_refund_no.as_str());
         let request = wire::build_refundquery(&self.merchant(), out_refund_no, &new_nonce());
         let reply = self.call(request).await?;
         wire::refundquery_outcome(&reply, out_trade_no, out_refund_no)

@@ -121,6 +121,7 @@ fn code_payment(amount: Money) -> CodePaymentRequest {
         subject: "test".into(),
         terminal_id: None,
         client_ip: "8.8.8.8".into(),
+        created_at: chrono::Utc::now(),
     }
 }
 
@@ -456,6 +457,7 @@ fn native_order_body_has_product_id_notify_url_and_beijing_expiry() {
         expires_at: Utc.with_ymd_and_hms(2024, 5, 20, 2, 30, 0).unwrap(),
         terminal_id: None,
         client_ip: "10.0.0.1".into(),
+        created_at: chrono::Utc::now(),
     };
     let xml = wire::build_unifiedorder(&md5_merchant(), &req, NONCE)
         .unwrap()
@@ -493,6 +495,8 @@ fn refund_request(order: Money, refund: Money) -> RefundRequest {
         order_amount: order,
         refund_amount: refund,
         reason: Some("damaged".into()),
+        order: order_ref(),
+        created_at: chrono::Utc::now(),
     }
 }
 
@@ -1568,7 +1572,7 @@ async fn the_async_methods_post_signed_bodies_to_the_documented_paths() {
         .unwrap();
     assert_eq!(order.status, ChannelStatus::PendingUser);
     assert_eq!(
-        connector.reverse_order(OUT_TRADE_NO).await.unwrap(),
+        connector.reverse_order(&order_ref()).await.unwrap(),
         ReverseOutcome::Done
     );
 
@@ -1589,4 +1593,12 @@ async fn the_async_methods_post_signed_bodies_to_the_documented_paths() {
         wire::field(&wire::parse_xml(seen[0].1.as_bytes()).unwrap(), "auth_code"),
         Some(AUTH_CODE)
     );
+}
+
+fn order_ref() -> qrgate_connector_api::OrderRef {
+    qrgate_connector_api::OrderRef {
+        out_trade_no: OUT_TRADE_NO.into(),
+        created_at: chrono::Utc::now(),
+        channel_ref: None,
+    }
 }

@@ -1,0 +1,170 @@
+//! Wallet settings as they appear in qrgate's configuration (`[wallets.wechatpay]`, …) and in
+//! the sandbox's `GET /control/credentials`, so that pointing the gateway at the sandbox or at
+//! a real wallet is the same paste. Building a connector from them validates everything once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use qrgate_connector_api::{Connector, ConnectorError, HttpClientConfig};
+use secrecy::{SecretSlice, SecretString};
+use serde::Deserialize;
+
+use crate::alipay::{AlipayConfig, AlipayConnector};
+use crate::wechat_pay::{WechatPayConfig, WechatPayConnector, WechatPaySignType};
+
+/// Timeouts shared by every wallet call.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutSettings {
+    pub connect_timeout_ms: u64,
+    /// Generous: a payment-code call can be held while the customer types a password.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for TimeoutSettings {
+    fn default() -> Self {
+        TimeoutSettings {
+            connect_timeout_ms: 3_000,
+            request_timeout_ms: 15_000,
+        }
+    }
+}
+
+impl TimeoutSettings {
+    fn http(&self) -> HttpClientConfig {
+        HttpClientConfig {
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            client_identity_pem: None,
+            extra_root_pem: None,
+        }
+    }
+}
+
+/// `[wallets.wechatpay]`.
+#[derive(Clone, Deserialize)]
+pub struct WechatPaySettings {
+    pub base_url: String,
+    /// Where `/secapi/*` (reverse, refund) go; defaults to `base_url`.
+    #[serde(default)]
+    pub secapi_base_url: Option<String>,
+    pub appid: String,
+    pub mch_id: String,
+    #[serde(default)]
+    pub sub_mch_id: Option<String>,
+    pub api_key: SecretString,
+    /// `MD5` (default) or `HMAC-SHA256`.
+    #[serde(default)]
+    pub sign_type: Option<String>,
+    /// The merchant API certificate and key (PEM) for `/secapi/*`.
+    #[serde(default)]
+    pub client_cert_pem: Option<String>,
+    #[serde(default)]
+    pub client_key_pem: Option<SecretString>,
+    /// An extra CA to trust (the sandbox's); production uses the system's roots.
+    #[serde(default)]
+    pub ca_cert_pem: Option<String>,
+}
+
+/// `[wallets.alipay]`.
+#[derive(Clone, Deserialize)]
+pub struct AlipaySettings {
+    pub gateway_url: String,
+    pub app_id: String,
+    #[serde(default)]
+    pub seller_id: Option<String>,
+    pub app_private_key_pem: SecretString,
+    pub alipay_public_key_pem: String,
+    /// Send `trans_currency` for prices in CAD/USD (cross-border acquiring).
+    #[serde(default = "yes")]
+    pub cross_border: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The wallets a gateway talks to; each is optional.
+#[derive(Clone, Default, Deserialize)]
+pub struct WalletSettings {
+    #[serde(default)]
+    pub wechatpay: Option<WechatPaySettings>,
+    #[serde(default)]
+    pub alipay: Option<AlipaySettings>,
+    #[serde(default)]
+    pub timeouts: TimeoutSettings,
+}
+
+impl std::fmt::Debug for WalletSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalletSettings")
+            .field("wechatpay", &self.wechatpay.as_ref().map(|w| &w.mch_id))
+            .field("alipay", &self.alipay.as_ref().map(|a| &a.app_id))
+            .field("timeouts", &self.timeouts)
+            .finish()
+    }
+}
+
+impl WechatPaySettings {
+    pub fn build(&self, timeouts: &TimeoutSettings) -> Result<WechatPayConnector, ConnectorError> {
+        let sign_type = match self.sign_type.as_deref().unwrap_or("MD5") {
+            "MD5" => WechatPaySignType::Md5,
+            "HMAC-SHA256" => WechatPaySignType::HmacSha256,
+            other => {
+                return Err(ConnectorError::Credentials(format!(
+                    "wechatpay sign_type {other:?}: expected MD5 or HMAC-SHA256"
+                )))
+            }
+        };
+        let mut http = timeouts.http();
+        http.extra_root_pem = self.ca_cert_pem.as_ref().map(|p| p.as_bytes().to_vec());
+        let mut secapi_http = http.clone();
+        if let (Some(cert), Some(key)) = (&self.client_cert_pem, &self.client_key_pem) {
+            use secrecy::ExposeSecret;
+            let identity = format!("{}\n{}", key.expose_secret().trim(), cert.trim());
+            secapi_http.client_identity_pem = Some(SecretSlice::from(identity.into_bytes()));
+        }
+        WechatPayConnector::new(WechatPayConfig {
+            secapi_base_url: self
+                .secapi_base_url
+                .clone()
+                .unwrap_or_else(|| self.base_url.clone()),
+            base_url: self.base_url.clone(),
+            appid: self.appid.clone(),
+            mch_id: self.mch_id.clone(),
+            sub_mch_id: self.sub_mch_id.clone(),
+            api_key: self.api_key.clone(),
+            sign_type,
+            http,
+            secapi_http,
+        })
+    }
+}
+
+impl AlipaySettings {
+    pub fn build(&self, timeouts: &TimeoutSettings) -> Result<AlipayConnector, ConnectorError> {
+        AlipayConnector::new(AlipayConfig {
+            gateway_url: self.gateway_url.clone(),
+            app_id: self.app_id.clone(),
+            app_private_key_pem: self.app_private_key_pem.clone(),
+            alipay_public_key_pem: self.alipay_public_key_pem.clone(),
+            seller_id: self.seller_id.clone(),
+            cross_border: self.cross_border,
+            http: timeouts.http(),
+        })
+    }
+}
+
+impl WalletSettings {
+    /// A connector for every configured wallet.
+    pub fn build(&self) -> Result<Vec<Arc<dyn Connector>>, ConnectorError> {
+        let mut out: Vec<Arc<dyn Connector>> = Vec::new();
+        if let Some(w) = &self.wechatpay {
+            out.push(Arc::new(w.build(&self.timeouts)?));
+        }
+        if let Some(a) = &self.alipay {
+            out.push(Arc::new(a.build(&self.timeouts)?));
+        }
+        Ok(out)
+    }
+}

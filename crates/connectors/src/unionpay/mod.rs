@@ -1,0 +1,1 @@
+//! UnionPay connector: not written yet.

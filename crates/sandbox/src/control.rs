@@ -1,0 +1,360 @@
+//! The control API (JSON over HTTP): credentials, customers, payment codes, paying QR orders,
+//! the clock, rates and faults. Documented with examples in `docs/SANDBOX.md`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use chrono::Duration;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::model::{Behaviour, Wallet};
+use crate::state::{self, Faults, PayQrOutcome};
+use crate::Sandbox;
+
+pub(crate) fn router(sandbox: Sandbox) -> Router {
+    Router::new()
+        .route("/credentials", get(credentials))
+        .route("/customers", post(create_customer).get(list_customers))
+        .route("/customers/{id}", get(customer))
+        .route("/customers/{id}/top-up", post(top_up))
+        .route("/codes", post(mint_code))
+        .route("/qr/scan", post(scan_qr))
+        .route("/qr/pay", post(pay_qr))
+        .route("/trades", get(trades))
+        .route("/notifications", get(notifications))
+        .route("/clock", get(clock))
+        .route("/clock/advance", post(advance_clock))
+        .route("/rates", get(rates).put(set_rates))
+        .route("/faults/{wallet}", put(set_faults).get(get_faults))
+        .route("/tick", post(tick))
+        .with_state(sandbox)
+}
+
+/// The control API's error body: `{"error": {"code": "...", "message": "..."}}`.
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message.into()}})),
+    )
+        .into_response()
+}
+
+fn wallet_param(s: &str) -> Result<Wallet, Box<Response>> {
+    Wallet::parse(s).ok_or_else(|| {
+        Box::new(error(
+            StatusCode::NOT_FOUND,
+            "unknown_wallet",
+            "wallet must be wechat, alipay or unionpay",
+        ))
+    })
+}
+
+async fn credentials(State(sandbox): State<Sandbox>) -> Json<Value> {
+    let mut out = serde_json::Map::new();
+    for module in sandbox.modules() {
+        out.insert(
+            module.wallet().as_str().to_owned(),
+            module.credentials(&sandbox),
+        );
+    }
+    Json(Value::Object(out))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewCustomer {
+    #[serde(default)]
+    name: Option<String>,
+    /// CNY fen.
+    balance_fen: i64,
+}
+
+async fn create_customer(
+    State(sandbox): State<Sandbox>,
+    body: Option<Json<NewCustomer>>,
+) -> Response {
+    let Some(Json(req)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected JSON {\"name\": \"…\", \"balance_fen\": 10000}",
+        );
+    };
+    if req.balance_fen < 0 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "balance_fen must not be negative",
+        );
+    }
+    let customer = sandbox.with(|s, _, now| {
+        let name = req
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("Customer {}", s.next_id));
+        s.add_customer(&name, req.balance_fen, now)
+    });
+    (StatusCode::CREATED, Json(json!(customer))).into_response()
+}
+
+async fn list_customers(State(sandbox): State<Sandbox>) -> Json<Value> {
+    Json(sandbox.with(|s, _, _| json!(s.customers.values().collect::<Vec<_>>())))
+}
+
+async fn customer(State(sandbox): State<Sandbox>, Path(id): Path<String>) -> Response {
+    match sandbox.with(|s, _, _| s.customers.get(&id).cloned()) {
+        Some(c) => Json(json!(c)).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "unknown_customer",
+            format!("no customer {id}"),
+        ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TopUp {
+    amount_fen: i64,
+}
+
+async fn top_up(
+    State(sandbox): State<Sandbox>,
+    Path(id): Path<String>,
+    body: Option<Json<TopUp>>,
+) -> Response {
+    let Some(Json(req)) = body.filter(|b| b.amount_fen > 0) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected JSON {\"amount_fen\": positive integer}",
+        );
+    };
+    let done = sandbox.with(|s, _, now| {
+        let c = s.customers.get_mut(&id)?;
+        state::top_up(c, req.amount_fen, now);
+        Some(c.clone())
+    });
+    match done {
+        Some(c) => Json(json!(c)).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "unknown_customer",
+            format!("no customer {id}"),
+        ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct MintCode {
+    customer_id: String,
+    wallet: String,
+    #[serde(default = "instant")]
+    behaviour: Behaviour,
+    /// Seconds the code stays valid (default 60, like the apps' refresh).
+    #[serde(default)]
+    ttl_secs: Option<u32>,
+}
+
+fn instant() -> Behaviour {
+    Behaviour::Instant
+}
+
+async fn mint_code(
+    State(sandbox): State<Sandbox>,
+    body: Result<Json<MintCode>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let req = match body {
+        Ok(Json(r)) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", format!("{e}: expected {{\"customer_id\", \"wallet\", \"behaviour\": {{\"kind\": \"instant\"}}}}")),
+    };
+    let wallet = match wallet_param(&req.wallet) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let ttl = Duration::seconds(i64::from(req.ttl_secs.unwrap_or(60).clamp(1, 86_400)));
+    let minted = sandbox
+        .with(|s, rng, now| s.mint_code(rng, wallet, &req.customer_id, req.behaviour, ttl, now));
+    match minted {
+        Some(code) => (StatusCode::CREATED, Json(json!(code))).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "unknown_customer",
+            format!("no customer {}", req.customer_id),
+        ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct QrRef {
+    /// The `code_url` (or just its token).
+    code_url: String,
+    #[serde(default)]
+    customer_id: Option<String>,
+}
+
+fn token_of(code_url: &str) -> String {
+    code_url
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn scan_qr(State(sandbox): State<Sandbox>, Json(req): Json<QrRef>) -> Response {
+    let token = token_of(&req.code_url);
+    match sandbox.with(|s, _, now| s.scan_qr(&token, now)) {
+        Some(t) => Json(json!(t)).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "unknown_qr",
+            "no QR order with that code_url",
+        ),
+    }
+}
+
+async fn pay_qr(State(sandbox): State<Sandbox>, Json(req): Json<QrRef>) -> Response {
+    let token = token_of(&req.code_url);
+    let Some(customer) = req.customer_id else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "customer_id is required to pay",
+        );
+    };
+    match sandbox.with(|s, _, now| s.pay_qr(&token, &customer, now)) {
+        PayQrOutcome::Paid(t) => Json(json!({"result": "paid", "trade": t})).into_response(),
+        PayQrOutcome::AlreadyPaid(t) => error(
+            StatusCode::CONFLICT,
+            "already_paid",
+            format!("order {} is already paid", t.out_trade_no),
+        ),
+        PayQrOutcome::Closed(t) => error(
+            StatusCode::CONFLICT,
+            "order_closed",
+            format!("order {} is closed", t.out_trade_no),
+        ),
+        PayQrOutcome::InsufficientBalance => error(
+            StatusCode::PAYMENT_REQUIRED,
+            "insufficient_balance",
+            "the customer's balance is too low",
+        ),
+        PayQrOutcome::UnknownCustomer => error(
+            StatusCode::NOT_FOUND,
+            "unknown_customer",
+            format!("no customer {customer}"),
+        ),
+        PayQrOutcome::NotFound => error(
+            StatusCode::NOT_FOUND,
+            "unknown_qr",
+            "no QR order with that code_url",
+        ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TradeQuery {
+    wallet: Option<String>,
+    out_trade_no: Option<String>,
+}
+
+async fn trades(State(sandbox): State<Sandbox>, Query(q): Query<TradeQuery>) -> Json<Value> {
+    let wallet = q.wallet.as_deref().and_then(Wallet::parse);
+    Json(sandbox.with(|s, _, now| {
+        s.settle_all(now);
+        json!(s
+            .trades
+            .values()
+            .filter(|t| wallet.is_none_or(|w| t.wallet == w))
+            .filter(|t| q
+                .out_trade_no
+                .as_deref()
+                .is_none_or(|o| t.out_trade_no == o))
+            .collect::<Vec<_>>())
+    }))
+}
+
+async fn notifications(State(sandbox): State<Sandbox>) -> Json<Value> {
+    Json(sandbox.with(|s, _, _| json!(s.notifications)))
+}
+
+async fn clock(State(sandbox): State<Sandbox>) -> Json<Value> {
+    Json(
+        json!({"now": sandbox.now().to_rfc3339(), "offset_secs": sandbox.clock().offset().num_seconds()}),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct Advance {
+    seconds: i64,
+}
+
+async fn advance_clock(State(sandbox): State<Sandbox>, body: Option<Json<Advance>>) -> Response {
+    let Some(Json(req)) = body.filter(|b| b.seconds >= 0) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected JSON {\"seconds\": non-negative integer}",
+        );
+    };
+    sandbox.clock().advance(Duration::seconds(req.seconds));
+    sandbox.tick().await;
+    Json(json!({"now": sandbox.now().to_rfc3339(), "offset_secs": sandbox.clock().offset().num_seconds()})).into_response()
+}
+
+async fn rates(State(sandbox): State<Sandbox>) -> Json<Value> {
+    Json(sandbox.with(|s, _, _| json!(s.rates)))
+}
+
+async fn set_rates(
+    State(sandbox): State<Sandbox>,
+    Json(req): Json<std::collections::BTreeMap<String, i64>>,
+) -> Response {
+    if req
+        .iter()
+        .any(|(c, r)| *r <= 0 || c.len() != 3 || c == "CNY")
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected {\"CAD\": 520000000} (rate to CNY ×10^8, positive; CNY is fixed)",
+        );
+    }
+    Json(sandbox.with(|s, _, _| {
+        s.rates.extend(req);
+        json!(s.rates)
+    }))
+    .into_response()
+}
+
+async fn set_faults(
+    State(sandbox): State<Sandbox>,
+    Path(wallet): Path<String>,
+    Json(faults): Json<Faults>,
+) -> Response {
+    let wallet = match wallet_param(&wallet) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    Json(sandbox.with(|s, _, _| {
+        *s.faults(wallet) = faults;
+        json!(s.faults(wallet))
+    }))
+    .into_response()
+}
+
+async fn get_faults(State(sandbox): State<Sandbox>, Path(wallet): Path<String>) -> Response {
+    match wallet_param(&wallet) {
+        Ok(w) => Json(sandbox.with(|s, _, _| json!(s.faults(w)))).into_response(),
+        Err(r) => *r,
+    }
+}
+
+/// Runs the background work now (due transitions and notifications) instead of waiting for
+/// the next tick.
+async fn tick(State(sandbox): State<Sandbox>) -> Json<Value> {
+    sandbox.tick().await;
+    Json(json!({"now": sandbox.now().to_rfc3339()}))
+}

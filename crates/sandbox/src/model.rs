@@ -1,0 +1,213 @@
+//! The sandbox's wallet-agnostic model: customers and their CNY ledgers, payment codes,
+//! trades and refunds. Wallet modules translate their wire protocols to and from these.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The wallets the sandbox simulates. The sandbox's own enum: it shares no type with the
+/// gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Wallet {
+    Wechat,
+    Alipay,
+    Unionpay,
+}
+
+impl Wallet {
+    pub const ALL: [Wallet; 3] = [Wallet::Wechat, Wallet::Alipay, Wallet::Unionpay];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wallet::Wechat => "wechat",
+            Wallet::Alipay => "alipay",
+            Wallet::Unionpay => "unionpay",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Wallet> {
+        match s {
+            "wechat" | "wechatpay" => Some(Wallet::Wechat),
+            "alipay" => Some(Wallet::Alipay),
+            "unionpay" => Some(Wallet::Unionpay),
+            _ => None,
+        }
+    }
+}
+
+/// What happens when a payment code is charged, chosen when it is minted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Behaviour {
+    /// Paid at once.
+    Instant,
+    /// The customer must confirm; confirmed `after_secs` seconds after the charge.
+    Password { after_secs: u32 },
+    /// The customer never confirms; the wallet revokes the payment after its window.
+    NeverConfirm,
+    /// Refused: the balance is short (whatever the real balance).
+    InsufficientBalance,
+    /// Refused: the code has expired.
+    Expired,
+    /// The wallet answers "system error", but the payment was in fact made.
+    SystemError,
+    /// No answer at all; the payment was made or not, as chosen.
+    Timeout { paid: bool },
+}
+
+/// A movement of a customer's CNY balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Movement {
+    pub at: DateTime<Utc>,
+    /// Fen; negative for money leaving the customer.
+    pub amount_fen: i64,
+    pub balance_after_fen: i64,
+    pub kind: MovementKind,
+    pub wallet: Option<Wallet>,
+    pub merchant: Option<String>,
+    pub out_trade_no: Option<String>,
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MovementKind {
+    TopUp,
+    Payment,
+    Refund,
+    Reversal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    pub id: String,
+    pub name: String,
+    pub balance_fen: i64,
+    pub movements: Vec<Movement>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentCode {
+    pub code: String,
+    pub wallet: Wallet,
+    pub customer_id: String,
+    pub behaviour: Behaviour,
+    pub minted_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used: bool,
+}
+
+/// How the trade was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TradeKind {
+    /// The merchant scanned the customer's payment code.
+    Code,
+    /// The customer scans the merchant's QR.
+    Qr,
+}
+
+/// The state of a trade, wallet-agnostic; each wallet module maps it to its own names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TradeStatus {
+    /// A QR order not paid yet (for Alipay, not even visible until scanned).
+    NotPay,
+    /// A code payment waiting for the customer's password.
+    UserPaying,
+    /// Paid; refunds may exist.
+    Success,
+    /// Closed unpaid.
+    Closed,
+    /// A code payment reversed (closed if unpaid, refunded if paid).
+    Revoked,
+    /// Failed (e.g. balance short at confirmation).
+    PayError,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    Processing,
+    Success,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    pub out_refund_no: String,
+    pub refund_id: String,
+    /// In the trade's pricing currency's minor units.
+    pub amount: i64,
+    /// What goes back to the customer: proportional to what they paid.
+    pub cny_fen: i64,
+    pub status: RefundStatus,
+    pub created_at: DateTime<Utc>,
+    pub succeeds_at: DateTime<Utc>,
+    pub succeeded_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trade {
+    pub wallet: Wallet,
+    /// The merchant account at the wallet (WeChat mch_id, Alipay app_id, UnionPay merId).
+    pub merchant: String,
+    pub out_trade_no: String,
+    /// The wallet's id for the trade (`transaction_id`, `trade_no`, `queryId`).
+    pub transaction_id: String,
+    pub kind: TradeKind,
+    /// Pricing currency (ISO code) and amount in its minor units.
+    pub currency: String,
+    pub total: i64,
+    /// What the customer pays in CNY fen, and the rate used (×10^8).
+    pub cny_fen: i64,
+    pub rate_e8: i64,
+    pub subject: String,
+    pub status: TradeStatus,
+    pub customer_id: Option<String>,
+    /// For a QR order: has a customer scanned it (Alipay trades exist only from then on)?
+    pub scanned: bool,
+    /// The token of the sandbox pay page for a QR order.
+    pub qr_token: Option<String>,
+    pub behaviour: Option<Behaviour>,
+    /// When a pending code payment confirms, or is revoked by the wallet.
+    pub confirm_at: Option<DateTime<Utc>>,
+    pub revoke_at: Option<DateTime<Utc>>,
+    pub notify_url: Option<String>,
+    /// A digest of the creating request, for idempotency on `out_trade_no`.
+    pub fingerprint: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub refunds: Vec<Refund>,
+}
+
+impl Trade {
+    /// Refunded so far, counting refunds still processing (pricing currency minor units).
+    pub fn refunded(&self) -> i64 {
+        self.refunds.iter().map(|r| r.amount).sum()
+    }
+
+    pub fn refunded_fen(&self) -> i64 {
+        self.refunds.iter().map(|r| r.cny_fen).sum()
+    }
+}
+
+/// A notification the sandbox owes a merchant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    pub id: u64,
+    pub wallet: Wallet,
+    pub merchant: String,
+    pub out_trade_no: String,
+    pub url: String,
+    /// Deliveries made so far.
+    pub attempts: u32,
+    pub next_at: DateTime<Utc>,
+    pub delivered: bool,
+    /// The answers received, newest last (status and a short excerpt).
+    pub log: Vec<String>,
+    /// Sent with a corrupted signature (fault).
+    pub forged: bool,
+}
