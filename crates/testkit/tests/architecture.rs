@@ -106,6 +106,31 @@ fn layers_depend_only_downwards() {
 }
 
 #[test]
+fn the_sandbox_is_independent_of_the_gateway() {
+    let all = dependencies();
+    let deps = &all["qrgate-sandbox"];
+    assert!(
+        workspace_deps(deps).is_empty(),
+        "qrgate-sandbox must depend on no qrgate crate: {deps:?}"
+    );
+    for (krate, deps) in &all {
+        if krate != "qrgate" {
+            assert!(
+                !deps.iter().any(|d| d == "qrgate-sandbox"),
+                "{krate} must not depend on the sandbox (tests may)"
+            );
+        }
+    }
+    let connectors = &all["qrgate-connectors"];
+    for dep in workspace_deps(connectors) {
+        assert!(
+            ["qrgate-connector-api", "qrgate-domain"].contains(&dep),
+            "qrgate-connectors must not depend on {dep}"
+        );
+    }
+}
+
+#[test]
 fn only_the_binary_and_tests_use_the_testkit() {
     for (krate, deps) in dependencies() {
         assert!(

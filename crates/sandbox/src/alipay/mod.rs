@@ -142,7 +142,9 @@ impl WalletModule for AlipayModule {
             keys: self.keys.clone(),
         };
         Router::new()
-            .route("/gateway.do", post(gateway::gateway))
+            // The real gateway takes GET with every parameter in the query string too, and
+            // some SDKs (python-alipay-sdk) call it that way.
+            .route("/gateway.do", post(gateway::gateway).get(gateway::gateway))
             .with_state(context)
     }
 
