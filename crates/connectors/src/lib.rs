@@ -12,4 +12,6 @@ mod settings;
 pub mod unionpay;
 pub mod wechat_pay;
 
-pub use settings::{AlipaySettings, TimeoutSettings, WalletSettings, WechatPaySettings};
+pub use settings::{
+    AlipaySettings, TimeoutSettings, UnionPaySettings, WalletSettings, WechatPaySettings,
+};

@@ -10,6 +10,7 @@ use secrecy::{SecretSlice, SecretString};
 use serde::Deserialize;
 
 use crate::alipay::{AlipayConfig, AlipayConnector};
+use crate::unionpay::{UnionPayConfig, UnionPayConnector};
 use crate::wechat_pay::{WechatPayConfig, WechatPayConnector, WechatPaySignType};
 
 /// Timeouts shared by every wallet call.
@@ -84,6 +85,34 @@ fn yes() -> bool {
     true
 }
 
+/// `[wallets.unionpay]` (ACP 5.1.0 QR payments).
+#[derive(Clone, Deserialize)]
+pub struct UnionPaySettings {
+    pub base_url: String,
+    pub mer_id: String,
+    /// The serial number of the merchant's signing certificate.
+    pub cert_id: String,
+    pub merchant_private_key_pem: SecretString,
+    /// UnionPay's root (and middle) certificates that answers must chain to.
+    pub root_cert_pem: String,
+    /// Where UnionPay posts payment results (the gateway's UnionPay notification endpoint).
+    pub back_url: String,
+}
+
+impl UnionPaySettings {
+    pub fn build(&self, timeouts: &TimeoutSettings) -> Result<UnionPayConnector, ConnectorError> {
+        UnionPayConnector::new(UnionPayConfig {
+            base_url: self.base_url.clone(),
+            mer_id: self.mer_id.clone(),
+            cert_id: self.cert_id.clone(),
+            merchant_private_key_pem: self.merchant_private_key_pem.clone(),
+            root_cert_pem: self.root_cert_pem.clone(),
+            back_url: self.back_url.clone(),
+            http: timeouts.http(),
+        })
+    }
+}
+
 /// The wallets a gateway talks to; each is optional.
 #[derive(Clone, Default, Deserialize)]
 pub struct WalletSettings {
@@ -91,6 +120,8 @@ pub struct WalletSettings {
     pub wechatpay: Option<WechatPaySettings>,
     #[serde(default)]
     pub alipay: Option<AlipaySettings>,
+    #[serde(default)]
+    pub unionpay: Option<UnionPaySettings>,
     #[serde(default)]
     pub timeouts: TimeoutSettings,
 }
@@ -100,6 +131,7 @@ impl std::fmt::Debug for WalletSettings {
         f.debug_struct("WalletSettings")
             .field("wechatpay", &self.wechatpay.as_ref().map(|w| &w.mch_id))
             .field("alipay", &self.alipay.as_ref().map(|a| &a.app_id))
+            .field("unionpay", &self.unionpay.as_ref().map(|u| &u.mer_id))
             .field("timeouts", &self.timeouts)
             .finish()
     }
@@ -164,6 +196,9 @@ impl WalletSettings {
         }
         if let Some(a) = &self.alipay {
             out.push(Arc::new(a.build(&self.timeouts)?));
+        }
+        if let Some(u) = &self.unionpay {
+            out.push(Arc::new(u.build(&self.timeouts)?));
         }
         Ok(out)
     }

@@ -65,7 +65,7 @@ pub trait WalletModule: Send + Sync {
 
 /// Every wallet the sandbox simulates.
 pub fn wallet_modules() -> Vec<Arc<dyn WalletModule>> {
-    vec![wechat::module(), alipay::module()]
+    vec![wechat::module(), alipay::module(), unionpay::module()]
 }
 
 /// How to start a sandbox.

@@ -35,6 +35,24 @@ fn code_payment(out_trade_no: &str, amount: Money, auth_code: &str) -> CodePayme
     }
 }
 
+fn qr_order(
+    out_trade_no: String,
+    amount: Money,
+    notify_url: &str,
+    valid_for: chrono::Duration,
+) -> QrOrderRequest {
+    QrOrderRequest {
+        out_trade_no,
+        amount,
+        subject: "Maple Tea".into(),
+        notify_url: notify_url.to_owned(),
+        expires_at: Utc::now() + valid_for,
+        terminal_id: None,
+        client_ip: "127.0.0.1".into(),
+        created_at: Utc::now(),
+    }
+}
+
 fn order_ref(req: &CodePaymentRequest, channel_ref: Option<String>) -> OrderRef {
     OrderRef {
         out_trade_no: req.out_trade_no.clone(),
@@ -292,16 +310,12 @@ async fn qr_order_scanned_paid_and_notified(kind: Kind) {
     let c = w.connector(Duration::from_secs(10));
     let receiver = w.receiver(c.clone()).await;
     let customer = w.customer(100_000).await;
-    let req = QrOrderRequest {
-        out_trade_no: w.order_no(),
-        amount: cny(1888),
-        subject: "Maple Tea".into(),
-        notify_url: receiver.url.clone(),
-        expires_at: Utc::now() + chrono::Duration::minutes(30),
-        terminal_id: None,
-        client_ip: "127.0.0.1".into(),
-        created_at: Utc::now(),
-    };
+    let req = qr_order(
+        w.order_no(),
+        cny(1888),
+        &receiver.url,
+        chrono::Duration::minutes(30),
+    );
     let qr = c.create_qr_order(&req).await.unwrap();
     assert!(
         qr.code_url.starts_with(&format!("{}/pay/", w.url())),
@@ -338,16 +352,12 @@ async fn forged_notifications_are_rejected(kind: Kind) {
     let receiver = w.receiver(c.clone()).await;
     let customer = w.customer(100_000).await;
     w.faults(json!({"forged_notifications": true})).await;
-    let req = QrOrderRequest {
-        out_trade_no: w.order_no(),
-        amount: cny(100),
-        subject: "Maple Tea".into(),
-        notify_url: receiver.url.clone(),
-        expires_at: Utc::now() + chrono::Duration::minutes(30),
-        terminal_id: None,
-        client_ip: "127.0.0.1".into(),
-        created_at: Utc::now(),
-    };
+    let req = qr_order(
+        w.order_no(),
+        cny(100),
+        &receiver.url,
+        chrono::Duration::minutes(30),
+    );
     let qr = c.create_qr_order(&req).await.unwrap();
     w.pay_qr(&qr.code_url, &customer).await;
     w.tick().await;
@@ -366,16 +376,12 @@ async fn forged_notifications_are_rejected(kind: Kind) {
 async fn unpaid_qr_order_is_closed(kind: Kind) {
     let w = World::start(kind).await;
     let c = w.connector(Duration::from_secs(10));
-    let req = QrOrderRequest {
-        out_trade_no: w.order_no(),
-        amount: cny(990),
-        subject: "Maple Tea".into(),
-        notify_url: "http://127.0.0.1:9/unused".into(),
-        expires_at: Utc::now() + chrono::Duration::minutes(10),
-        terminal_id: None,
-        client_ip: "127.0.0.1".into(),
-        created_at: Utc::now(),
-    };
+    let req = qr_order(
+        w.order_no(),
+        cny(990),
+        "http://127.0.0.1:9/unused",
+        chrono::Duration::minutes(10),
+    );
     let qr = c.create_qr_order(&req).await.unwrap();
     w.scan_qr(&qr.code_url).await;
     // WeChat refuses to close an order younger than 5 minutes.
@@ -542,3 +548,4 @@ macro_rules! battery {
 
 battery!(wechat, Kind::Wechat);
 battery!(alipay, Kind::Alipay);
+battery!(unionpay, Kind::Unionpay);

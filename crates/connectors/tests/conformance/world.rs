@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 pub enum Kind {
     Wechat,
     Alipay,
+    Unionpay,
 }
 
 impl Kind {
@@ -26,6 +27,7 @@ impl Kind {
         match self {
             Kind::Wechat => "wechat",
             Kind::Alipay => "alipay",
+            Kind::Unionpay => "unionpay",
         }
     }
 
@@ -34,6 +36,7 @@ impl Kind {
         match self {
             Kind::Wechat => "134567890123456789".into(),
             Kind::Alipay => "286543210987654321".into(),
+            Kind::Unionpay => "6212345678901234567".into(),
         }
     }
 
@@ -41,6 +44,7 @@ impl Kind {
         match self {
             Kind::Wechat => "NOTENOUGH",
             Kind::Alipay => "ACQ.BUYER_BALANCE_NOT_ENOUGH",
+            Kind::Unionpay => "65",
         }
     }
 }
@@ -78,7 +82,7 @@ impl World {
                 .await
                 .unwrap(),
             ),
-            Kind::Alipay => None,
+            Kind::Alipay | Kind::Unionpay => None,
         };
         let http = reqwest::Client::new();
         let credentials: Value = http
@@ -123,6 +127,16 @@ impl World {
                 timeouts,
                 ..Default::default()
             },
+            Kind::Unionpay => {
+                // The gateway adds its own notification endpoint to what the sandbox lists.
+                let mut settings = self.credentials["unionpay"].clone();
+                settings["back_url"] = json!("http://127.0.0.1:9/unionpay-notify");
+                WalletSettings {
+                    unionpay: Some(serde_json::from_value(settings).unwrap()),
+                    timeouts,
+                    ..Default::default()
+                }
+            }
         };
         settings.build().unwrap().into_iter().next().unwrap()
     }
