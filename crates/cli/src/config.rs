@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use qrgate_connectors::WalletSettings;
 use serde::{Deserialize, Serialize};
 
 /// Keys that may be set; each is also read from `QRGATE_<KEY>` (upper case).
@@ -51,6 +52,11 @@ pub struct Config {
     pub log_level: Option<String>,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
+    /// The wallets and their credentials (`[wallets.wechatpay]`, `[wallets.alipay]`,
+    /// `[wallets.unionpay]`, `[wallets.timeouts]`); the keys are those the sandbox lists at
+    /// `GET /control/credentials`. Env: `QRGATE_WALLETS__ALIPAY__APP_ID=…`.
+    #[serde(default, skip_serializing)]
+    pub wallets: WalletSettings,
 }
 
 impl Default for Config {
@@ -65,6 +71,7 @@ impl Default for Config {
             log_format: LogFormat::Pretty,
             log_level: None,
             body_limit_bytes: qrgate_http::DEFAULT_BODY_LIMIT_BYTES,
+            wallets: WalletSettings::default(),
         }
     }
 }
@@ -97,6 +104,11 @@ impl Config {
         }
         let config: Config = figment
             .merge(Env::prefixed("QRGATE_").only(&KEYS))
+            .merge(
+                Env::prefixed("QRGATE_")
+                    .filter(|key| key.as_str().to_ascii_lowercase().starts_with("wallets__"))
+                    .split("__"),
+            )
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -132,8 +144,37 @@ impl Config {
         let mut shown = self.clone();
         shown.database_url = self.database_url.as_deref().map(redact_url);
         shown.master_key = self.master_key.as_ref().map(|_| "***".to_owned());
-        toml::to_string(&shown).context("cannot render the configuration")
+        let mut text = toml::to_string(&shown).context("cannot render the configuration")?;
+        text.push_str(&describe_wallets(&self.wallets));
+        Ok(text)
     }
+}
+
+/// The configured wallets, one line each, without any key or certificate.
+fn describe_wallets(wallets: &WalletSettings) -> String {
+    let mut out = String::from("\n# wallets (keys and certificates hidden)\n");
+    match &wallets.wechatpay {
+        Some(w) => out.push_str(&format!(
+            "# wechatpay: mch_id {} appid {} at {}\n",
+            w.mch_id, w.appid, w.base_url
+        )),
+        None => out.push_str("# wechatpay: not configured\n"),
+    }
+    match &wallets.alipay {
+        Some(a) => out.push_str(&format!(
+            "# alipay: app_id {} at {}\n",
+            a.app_id, a.gateway_url
+        )),
+        None => out.push_str("# alipay: not configured\n"),
+    }
+    match &wallets.unionpay {
+        Some(u) => out.push_str(&format!(
+            "# unionpay: mer_id {} at {}\n",
+            u.mer_id, u.base_url
+        )),
+        None => out.push_str("# unionpay: not configured\n"),
+    }
+    out
 }
 
 /// Hides the passwords of a database URL: the user-info one and any query parameter whose

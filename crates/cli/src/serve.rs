@@ -28,6 +28,14 @@ pub struct ServeArgs {
 
 pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let (engine, key_source) = open_engine(config).await?;
+    // Wallet credentials are checked at start-up, so a bad key fails now, not at the first
+    // payment. (The payment use cases that call them come with PASSIVEPAY and ACTIVEPAY.)
+    let connectors = config
+        .wallets
+        .build()
+        .context("invalid wallet settings ([wallets])")?;
+    let wallets: Vec<&str> = connectors.iter().map(|c| c.wallet().as_str()).collect();
+    tracing::info!(wallets = ?wallets, "wallets configured");
     let demo = if args.demo {
         Some(engine.ensure_demo_merchant().await?)
     } else {

@@ -50,8 +50,9 @@ pub struct WechatPaySettings {
     #[serde(default)]
     pub secapi_base_url: Option<String>,
     pub appid: String,
+    #[serde(deserialize_with = "digits")]
     pub mch_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_digits")]
     pub sub_mch_id: Option<String>,
     pub api_key: SecretString,
     /// `MD5` (default) or `HMAC-SHA256`.
@@ -71,14 +72,34 @@ pub struct WechatPaySettings {
 #[derive(Clone, Deserialize)]
 pub struct AlipaySettings {
     pub gateway_url: String,
+    #[serde(deserialize_with = "digits")]
     pub app_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_digits")]
     pub seller_id: Option<String>,
     pub app_private_key_pem: SecretString,
     pub alipay_public_key_pem: String,
     /// Send `trans_currency` for prices in CAD/USD (cross-border acquiring).
     #[serde(default = "yes")]
     pub cross_border: bool,
+}
+
+/// Merchant numbers are digits; configuration from environment variables turns them into
+/// numbers, so both a string and an integer are read as the same text.
+fn digits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        S(String),
+        N(u64),
+    }
+    Ok(match Text::deserialize(d)? {
+        Text::S(s) => s,
+        Text::N(n) => n.to_string(),
+    })
+}
+
+fn optional_digits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    digits(d).map(Some)
 }
 
 fn yes() -> bool {
@@ -89,8 +110,10 @@ fn yes() -> bool {
 #[derive(Clone, Deserialize)]
 pub struct UnionPaySettings {
     pub base_url: String,
+    #[serde(deserialize_with = "digits")]
     pub mer_id: String,
     /// The serial number of the merchant's signing certificate.
+    #[serde(deserialize_with = "digits")]
     pub cert_id: String,
     pub merchant_private_key_pem: SecretString,
     /// UnionPay's root (and middle) certificates that answers must chain to.

@@ -33,6 +33,25 @@ pub(crate) fn router(sandbox: Sandbox) -> Router {
         .with_state(sandbox)
 }
 
+/// A JSON body whose rejection (missing, not JSON, wrong fields) answers in the control API's
+/// own error shape rather than axum's plain text.
+struct ControlJson<T>(T);
+
+impl<S, T> axum::extract::FromRequest<S> for ControlJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ControlJson(value)),
+            Err(e) => Err(error(StatusCode::BAD_REQUEST, "bad_request", e.body_text())),
+        }
+    }
+}
+
 /// The control API's error body: `{"error": {"code": "...", "message": "..."}}`.
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
@@ -73,15 +92,8 @@ struct NewCustomer {
 
 async fn create_customer(
     State(sandbox): State<Sandbox>,
-    body: Option<Json<NewCustomer>>,
+    ControlJson(req): ControlJson<NewCustomer>,
 ) -> Response {
-    let Some(Json(req)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "expected JSON {\"name\": \"…\", \"balance_fen\": 10000}",
-        );
-    };
     if req.balance_fen < 0 {
         return error(
             StatusCode::BAD_REQUEST,
@@ -122,9 +134,9 @@ struct TopUp {
 async fn top_up(
     State(sandbox): State<Sandbox>,
     Path(id): Path<String>,
-    body: Option<Json<TopUp>>,
+    ControlJson(req): ControlJson<TopUp>,
 ) -> Response {
-    let Some(Json(req)) = body.filter(|b| b.amount_fen > 0) else {
+    if req.amount_fen <= 0 {
         return error(
             StatusCode::BAD_REQUEST,
             "bad_request",
@@ -163,12 +175,8 @@ fn instant() -> Behaviour {
 
 async fn mint_code(
     State(sandbox): State<Sandbox>,
-    body: Result<Json<MintCode>, axum::extract::rejection::JsonRejection>,
+    ControlJson(req): ControlJson<MintCode>,
 ) -> Response {
-    let req = match body {
-        Ok(Json(r)) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", format!("{e}: expected {{\"customer_id\", \"wallet\", \"behaviour\": {{\"kind\": \"instant\"}}}}")),
-    };
     let wallet = match wallet_param(&req.wallet) {
         Ok(w) => w,
         Err(r) => return *r,
@@ -203,7 +211,7 @@ fn token_of(code_url: &str) -> String {
         .to_owned()
 }
 
-async fn scan_qr(State(sandbox): State<Sandbox>, Json(req): Json<QrRef>) -> Response {
+async fn scan_qr(State(sandbox): State<Sandbox>, ControlJson(req): ControlJson<QrRef>) -> Response {
     let token = token_of(&req.code_url);
     match sandbox.with(|s, _, now| s.scan_qr(&token, now)) {
         Some(t) => Json(json!(t)).into_response(),
@@ -215,7 +223,7 @@ async fn scan_qr(State(sandbox): State<Sandbox>, Json(req): Json<QrRef>) -> Resp
     }
 }
 
-async fn pay_qr(State(sandbox): State<Sandbox>, Json(req): Json<QrRef>) -> Response {
+async fn pay_qr(State(sandbox): State<Sandbox>, ControlJson(req): ControlJson<QrRef>) -> Response {
     let token = token_of(&req.code_url);
     let Some(customer) = req.customer_id else {
         return error(
@@ -291,8 +299,11 @@ struct Advance {
     seconds: i64,
 }
 
-async fn advance_clock(State(sandbox): State<Sandbox>, body: Option<Json<Advance>>) -> Response {
-    let Some(Json(req)) = body.filter(|b| b.seconds >= 0) else {
+async fn advance_clock(
+    State(sandbox): State<Sandbox>,
+    ControlJson(req): ControlJson<Advance>,
+) -> Response {
+    if req.seconds < 0 {
         return error(
             StatusCode::BAD_REQUEST,
             "bad_request",
@@ -310,7 +321,7 @@ async fn rates(State(sandbox): State<Sandbox>) -> Json<Value> {
 
 async fn set_rates(
     State(sandbox): State<Sandbox>,
-    Json(req): Json<std::collections::BTreeMap<String, i64>>,
+    ControlJson(req): ControlJson<std::collections::BTreeMap<String, i64>>,
 ) -> Response {
     if req
         .iter()
@@ -332,7 +343,7 @@ async fn set_rates(
 async fn set_faults(
     State(sandbox): State<Sandbox>,
     Path(wallet): Path<String>,
-    Json(faults): Json<Faults>,
+    ControlJson(faults): ControlJson<Faults>,
 ) -> Response {
     let wallet = match wallet_param(&wallet) {
         Ok(w) => w,

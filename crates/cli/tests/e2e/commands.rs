@@ -309,3 +309,45 @@ fn a_different_master_key_is_refused_with_instructions() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+#[test]
+fn wallets_are_configured_in_the_config_file_and_checked_at_start() {
+    let install = Install::sqlite();
+    let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sandbox/src/alipay/keys");
+    let private = std::fs::read_to_string(keys.join("app_private.pem")).unwrap();
+    let public = std::fs::read_to_string(keys.join("alipay_public.pem")).unwrap();
+    let config = install.dir.path().join("qrgate.toml");
+    let write = |private: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[wallets.alipay]\ngateway_url = \"http://127.0.0.1:9/alipay/gateway.do\"\napp_id = \"2021000000000001\"\napp_private_key_pem = '''{private}'''\nalipay_public_key_pem = '''{public}'''\n"
+            ),
+        )
+        .unwrap();
+    };
+    write(&private);
+    let out = install.ok(&["config", "check", "--config", config.to_str().unwrap()]);
+    assert!(out.contains("# alipay: app_id 2021000000000001"), "{out}");
+    assert!(out.contains("# wechatpay: not configured"), "{out}");
+    assert!(
+        !out.contains("PRIVATE KEY"),
+        "keys are never printed: {out}"
+    );
+
+    // A broken key stops `serve` at start-up with the setting named.
+    write("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----");
+    let out = install
+        .command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid wallet settings"), "{stderr}");
+}
