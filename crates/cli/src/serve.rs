@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use qrgate_engine::DemoMerchant;
+use qrgate_connectors::WalletSettings;
+use qrgate_engine::{DemoMerchant, Engine, Wallets};
 use qrgate_http::{AppState, HttpConfig};
 use qrgate_ottpay::{Action, Data, RequestEnvelope, SignKey};
+use qrgate_sandbox::wechat::SecapiServer;
+use qrgate_sandbox::{wallet_modules, RunningSandbox, Sandbox, SandboxConfig};
 
 use crate::config::Config;
 use crate::wiring::open_engine;
@@ -21,26 +24,120 @@ pub struct ServeArgs {
     /// Address to listen on (default 127.0.0.1:8080; 0.0.0.0:8080 to accept other machines).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Create a demo merchant on first start (reused after) and print how to call it.
+    /// Demo mode: run the wallet sandbox in this process with the wallets configured against
+    /// it, create a demo merchant and a demo customer on first start (reused after), and
+    /// print how to take a payment.
     #[arg(long)]
     pub demo: bool,
+    /// In demo mode, where the sandbox listens (its control API and pay pages).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8090")]
+    pub sandbox_listen: SocketAddr,
+}
+
+/// The sandbox the demo runs in this process.
+struct DemoSandbox {
+    running: RunningSandbox,
+    _secapi: SecapiServer,
+    customer: String,
+}
+
+/// Starts the sandbox for the demo (state kept in the data directory) and returns wallet
+/// settings pointing at it, exactly as a provider would paste them from its credentials.
+async fn start_demo_sandbox(
+    config: &Config,
+    listen: SocketAddr,
+    gateway: SocketAddr,
+) -> anyhow::Result<(DemoSandbox, WalletSettings)> {
+    let sandbox = Sandbox::new(
+        SandboxConfig {
+            seed: 1,
+            state_dir: Some(config.data_dir.join("sandbox")),
+            public_url: None,
+        },
+        wallet_modules(),
+    )?;
+    let running = sandbox.clone().spawn(listen).await.with_context(|| {
+        format!("cannot start the demo sandbox on {listen}; choose another address with --sandbox-listen")
+    })?;
+    let secapi = qrgate_sandbox::wechat::serve_secapi(
+        sandbox.clone(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .context("cannot start the demo sandbox's WeChat Pay TLS listener")?;
+    let customer = sandbox.with(|state, _, now| match state.customers.keys().next() {
+        Some(id) => id.clone(),
+        None => state.add_customer("Demo customer", 1_000_000, now).id,
+    });
+    let mut credentials = serde_json::Map::new();
+    for module in sandbox.modules() {
+        credentials.insert(
+            module.wallet().as_str().to_owned(),
+            module.credentials(&sandbox),
+        );
+    }
+    let mut credentials = serde_json::Value::Object(credentials);
+    // UnionPay posts results to the gateway's own endpoint.
+    credentials["unionpay"]["back_url"] =
+        serde_json::json!(format!("http://{gateway}/notify/unionpay"));
+    let settings = WalletSettings {
+        wechatpay: Some(
+            serde_json::from_value(credentials["wechat"].take())
+                .context("demo WeChat Pay settings")?,
+        ),
+        alipay: Some(
+            serde_json::from_value(credentials["alipay"].take()).context("demo Alipay settings")?,
+        ),
+        unionpay: Some(
+            serde_json::from_value(credentials["unionpay"].take())
+                .context("demo UnionPay settings")?,
+        ),
+        timeouts: config.wallets.timeouts,
+    };
+    tracing::info!(url = %running.url(), "demo sandbox listening");
+    Ok((
+        DemoSandbox {
+            running,
+            _secapi: secapi,
+            customer,
+        },
+        settings,
+    ))
+}
+
+/// The closing loop: settles every order the wallets left open, until shutdown. Bounded work
+/// per round; idle rounds sleep.
+async fn closing_loop(engine: Engine, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let worker = format!(
+        "{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "qrgate".into()),
+        std::process::id()
+    );
+    loop {
+        let handled = match engine.close_due_orders(&worker, 16).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "closing loop round failed; retrying");
+                0
+            }
+        };
+        let pause = if handled == 0 {
+            Duration::from_millis(500)
+        } else {
+            Duration::ZERO
+        };
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
 }
 
 pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let (engine, key_source) = open_engine(config).await?;
-    // Wallet credentials are checked at start-up, so a bad key fails now, not at the first
-    // payment. (The payment use cases that call them come with PASSIVEPAY and ACTIVEPAY.)
-    let connectors = config
-        .wallets
-        .build()
-        .context("invalid wallet settings ([wallets])")?;
-    let wallets: Vec<&str> = connectors.iter().map(|c| c.wallet().as_str()).collect();
-    tracing::info!(wallets = ?wallets, "wallets configured");
-    let demo = if args.demo {
-        Some(engine.ensure_demo_merchant().await?)
-    } else {
-        None
-    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| {
@@ -60,16 +157,43 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
     let local = listener
         .local_addr()
         .context("cannot read the listening address")?;
+
+    let (demo_sandbox, settings) = if args.demo {
+        let (sandbox, settings) = start_demo_sandbox(config, args.sandbox_listen, local).await?;
+        (Some(sandbox), settings)
+    } else {
+        (None, config.wallets.clone())
+    };
+    // Wallet credentials are checked at start-up, so a bad key fails now, not at the first
+    // payment.
+    let connectors = settings
+        .build()
+        .context("invalid wallet settings ([wallets])")?;
+    let engine = engine.with_wallets(Wallets::new(connectors));
+    let wallets: Vec<&str> = engine
+        .wallets()
+        .enabled()
+        .iter()
+        .map(|w| w.as_str())
+        .collect();
+    tracing::info!(wallets = ?wallets, "wallets configured");
+    let demo = if args.demo {
+        Some(engine.ensure_demo_merchant().await?)
+    } else {
+        None
+    };
     tracing::info!(
         listen = %local,
         database = engine.store().backend().name(),
         master_key = %key_source,
         "qrgate listening"
     );
-    if let Some(demo) = &demo {
-        print_demo(demo, local);
+    if let (Some(demo), Some(sandbox)) = (&demo, &demo_sandbox) {
+        print_demo(demo, local, sandbox);
     }
 
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let closer = tokio::spawn(closing_loop(engine.clone(), stop_rx));
     let state = AppState::new(
         engine.clone(),
         HttpConfig {
@@ -97,6 +221,12 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
             Ok(())
         }
     };
+    // The closing loop finishes its current step; open orders are picked up at next start.
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, closer).await;
+    if let Some(sandbox) = demo_sandbox {
+        sandbox.running.stop().await;
+    }
     engine.store().close().await;
     result?;
     tracing::info!("qrgate stopped");
@@ -126,7 +256,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn print_demo(demo: &DemoMerchant, local: SocketAddr) {
+fn print_demo(demo: &DemoMerchant, local: SocketAddr, sandbox: &DemoSandbox) {
     let host = if local.ip().is_unspecified() {
         SocketAddr::new([127, 0, 0, 1].into(), local.port())
     } else {
@@ -146,13 +276,23 @@ fn print_demo(demo: &DemoMerchant, local: SocketAddr) {
     )
     .to_json();
     let state = if demo.created { "created" } else { "reused" };
+    let sandbox_url = sandbox.running.url();
     println!(
         "\nqrgate demo is ready ({state} demo merchant)\n\
          \n  endpoint     {endpoint}\
          \n  merchant id  {id}\
          \n  sign key     {sign_key}\
          \n  operator id  {operator}\
-         \n  currency     {currency}\n\
+         \n  currency     {currency}\
+         \n  sandbox      {sandbox_url}   (WeChat Pay, Alipay, UnionPay; docs/SANDBOX.md)\
+         \n  customer     {customer} in the sandbox\n\
+         \nTake a payment as a cashier scanning the customer's code (PASSIVEPAY):\n\
+         \n  1. the customer opens their WeChat Pay code (or alipay, unionpay):\
+         \n     curl -s -H 'content-type: application/json' -d '{{\"customer_id\":\"{customer}\",\"wallet\":\"wechat\"}}' {sandbox_url}/control/codes\
+         \n  2. the cashier enters the amount and scans (pastes) the \"code\":\
+         \n     QRGATE_POS_SIGN_KEY={sign_key} cargo run --release -- pos scan \\\
+         \n         --endpoint {endpoint} --merchant {id} --operator {operator}\
+         \n  3. the customer's balance and ledger: curl -s {sandbox_url}/control/customers/{customer}\n\
          \nAsk for the CAD exchange rate as a POS would (the answer is decrypted and verified):\n\
          \n  QRGATE_POS_SIGN_KEY={sign_key} cargo run --release -- pos call EX_RATE_QUERY \\\
          \n      '{{\"fee_type\":\"CAD\"}}' --endpoint {endpoint} --merchant {id}\n\
@@ -163,5 +303,6 @@ fn print_demo(demo: &DemoMerchant, local: SocketAddr) {
         sign_key = demo.sign_key.expose(),
         operator = demo.operator_id,
         currency = demo.merchant.currency,
+        customer = sandbox.customer,
     );
 }

@@ -18,31 +18,8 @@ use qrgate_domain::{Currency, Money};
 
 pub use client::{HttpClient, HttpClientConfig, HttpError, HttpResponse};
 
-/// Which wallet a connector speaks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Wallet {
-    WechatPay,
-    Alipay,
-    UnionPay,
-}
-
-impl Wallet {
-    pub const ALL: [Wallet; 3] = [Wallet::WechatPay, Wallet::Alipay, Wallet::UnionPay];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Wallet::WechatPay => "wechatpay",
-            Wallet::Alipay => "alipay",
-            Wallet::UnionPay => "unionpay",
-        }
-    }
-}
-
-impl std::fmt::Display for Wallet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Which wallet a connector speaks to (the domain's type).
+pub use qrgate_domain::Wallet;
 
 /// What a connector can do, checked by the engine before calling.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,6 +8,8 @@ mod fx;
 mod ids;
 mod merchant;
 mod money;
+mod order;
+mod wallet;
 
 pub use fx::{FxQuote, FxRate, FxRateParseError, FX_SCALE};
 pub use ids::{IdError, MerchantId, OperatorId, ShopId, TerminalNo};
@@ -16,3 +18,7 @@ pub use merchant::{
     TimeZoneParseError,
 };
 pub use money::{Currency, CurrencyParseError, Money};
+pub use order::{
+    InvalidTransition, MerchantOrderId, Order, OrderIdError, OrderStatus, PaymentMode,
+};
+pub use wallet::Wallet;

@@ -12,6 +12,7 @@ mod error;
 mod fx;
 mod keys;
 mod merchants;
+mod payments;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use demo::DemoMerchant;
@@ -19,6 +20,7 @@ pub use error::EngineError;
 pub use fx::FxError;
 pub use keys::{MasterKey, MasterKeyError, SignKeyPlain};
 pub use merchants::{CreatedMerchant, MerchantRequest, PosAuthError, PosCredentials, RotatedKey};
+pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
 
 use std::sync::Arc;
 
@@ -31,6 +33,7 @@ pub struct Engine {
     store: Store,
     master: Arc<MasterKey>,
     clock: Arc<dyn Clock>,
+    wallets: Arc<Wallets>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -61,6 +64,7 @@ impl Engine {
             store,
             master: Arc::new(master),
             clock,
+            wallets: Arc::new(Wallets::default()),
         })
     }
 
@@ -72,6 +76,16 @@ impl Engine {
     ) -> Result<Option<bool>, EngineError> {
         let recorded = store.meta(keys::MASTER_KEY_CHECK).await?;
         Ok(recorded.map(|r| r == master.check_value()))
+    }
+
+    /// The same engine charging through `wallets`.
+    pub fn with_wallets(mut self, wallets: Wallets) -> Engine {
+        self.wallets = Arc::new(wallets);
+        self
+    }
+
+    pub fn wallets(&self) -> &Wallets {
+        &self.wallets
     }
 
     pub fn store(&self) -> &Store {

@@ -7,6 +7,7 @@
 
 mod metrics;
 mod ottpay;
+mod payments;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -126,7 +127,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    // The peer address reaches handlers (wallets want the caller's IP with a payment).
+    let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

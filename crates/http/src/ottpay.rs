@@ -18,8 +18,11 @@
 
 use std::time::Instant;
 
+use std::net::SocketAddr;
+
 use axum::body::Body;
 use axum::extract::State;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -48,17 +51,17 @@ fn is_length_limit(error: &axum::Error) -> bool {
 }
 
 /// A request that was understood and authenticated.
-struct Authenticated {
-    envelope: RequestEnvelope,
-    merchant: Merchant,
+pub(crate) struct Authenticated {
+    pub(crate) envelope: RequestEnvelope,
+    pub(crate) merchant: Merchant,
     /// The key that opened the request; the answer is sealed with it.
-    key: SignKey,
-    data: Data,
+    pub(crate) key: SignKey,
+    pub(crate) data: Data,
 }
 
 /// An answer that is not a success: the code, a one-line ASCII message, and the key to seal
 /// the `{}` data with.
-struct Refusal {
+pub(crate) struct Refusal {
     code: RspCode,
     message: String,
     key: SignKey,
@@ -66,7 +69,7 @@ struct Refusal {
 }
 
 impl Refusal {
-    fn new(code: RspCode, message: impl Into<String>, key: &SignKey) -> Self {
+    pub(crate) fn new(code: RspCode, message: impl Into<String>, key: &SignKey) -> Self {
         Refusal {
             code,
             message: message.into(),
@@ -77,19 +80,44 @@ impl Refusal {
 }
 
 /// The outcome of one request, before it is written out.
-enum Answer {
-    Success { data: Data, key: SignKey },
+pub(crate) enum Answer {
+    Success {
+        data: Data,
+        key: SignKey,
+    },
+    /// Not a success, but with data the POS needs (the order id and status of a processing
+    /// or declined payment), sealed with the request's key.
+    Data {
+        code: RspCode,
+        message: String,
+        data: Data,
+        key: SignKey,
+    },
     Refused(Refusal),
 }
 
-pub(crate) async fn handle(State(state): State<AppState>, body: Body) -> Response {
+pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
-    let (action_label, merchant_id, answer) = answer(&state, body).await;
+    let client_ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "127.0.0.1".to_owned(), |c| c.0.ip().to_string());
+    let (action_label, merchant_id, answer) = answer(&state, request.into_body(), client_ip).await;
     let (status, envelope, code) = match answer {
         Answer::Success { data, key } => (
             StatusCode::OK,
             ResponseEnvelope::sealed(RspCode::Success, "success", &data, &key),
             RspCode::Success,
+        ),
+        Answer::Data {
+            code,
+            message,
+            data,
+            key,
+        } => (
+            StatusCode::OK,
+            ResponseEnvelope::sealed(code, &message, &data, &key),
+            code,
         ),
         Answer::Refused(r) => (
             r.status,
@@ -117,7 +145,11 @@ pub(crate) async fn handle(State(state): State<AppState>, body: Body) -> Respons
 
 /// Decodes, authenticates and serves one request. Returns the action's metric label, the
 /// merchant id as sent (for the log line), and the answer.
-async fn answer(state: &AppState, body: Body) -> (&'static str, Option<String>, Answer) {
+async fn answer(
+    state: &AppState,
+    body: Body,
+    client_ip: String,
+) -> (&'static str, Option<String>, Answer) {
     let no_key = SignKey::new("");
     let limit = state.config.body_limit_bytes;
     let read = tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit)).await;
@@ -187,11 +219,9 @@ async fn answer(state: &AppState, body: Body) -> (&'static str, Option<String>, 
     }
     let answer = match action {
         Action::ExRateQuery => exchange_rate(state, &request).await,
-        Action::ActivePay
-        | Action::PassivePay
-        | Action::StatusQuery
-        | Action::Refund
-        | Action::RefundQuery => Answer::Refused(Refusal::new(
+        Action::PassivePay => crate::payments::passive_pay(state, &request, client_ip).await,
+        Action::StatusQuery => crate::payments::status_query(state, &request).await,
+        Action::ActivePay | Action::Refund | Action::RefundQuery => Answer::Refused(Refusal::new(
             RspCode::Fail,
             format!("{} is not supported by this gateway yet", action.as_str()),
             &request.key,

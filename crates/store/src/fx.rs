@@ -69,6 +69,8 @@ impl Store {
             "operators",
             "terminals",
             "fx_rates",
+            "orders",
+            "order_events",
         ] {
             let row = sqlx::query(&format!(
                 "SELECT COUNT(*) AS n, COALESCE(MAX(updated_at), 0) AS stamp FROM {table}"

@@ -14,9 +14,11 @@ mod error;
 mod fx;
 mod merchants;
 mod meta;
+mod orders;
 mod pool;
 mod time;
 
 pub use error::StoreError;
 pub use merchants::{MerchantKeys, NewMerchant, NewMerchantCreated, ALLOCATION_ATTEMPTS};
+pub use orders::OrderEvent;
 pub use pool::{Backend, Store};

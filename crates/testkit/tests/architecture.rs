@@ -82,7 +82,10 @@ fn layers_depend_only_downwards() {
         ("qrgate-domain", &[]),
         ("qrgate-ottpay", &[]),
         ("qrgate-store", &["qrgate-domain"]),
-        ("qrgate-engine", &["qrgate-domain", "qrgate-store"]),
+        (
+            "qrgate-engine",
+            &["qrgate-domain", "qrgate-store", "qrgate-connector-api"],
+        ),
         (
             "qrgate-http",
             &["qrgate-domain", "qrgate-engine", "qrgate-ottpay"],

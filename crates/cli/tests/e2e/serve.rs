@@ -103,7 +103,7 @@ fn banner_value(banner: &str, label: &str) -> String {
 #[tokio::test]
 async fn the_demo_is_created_once_and_its_example_works() {
     let install = Install::sqlite();
-    let mut first = install.serve(&["--demo"]);
+    let mut first = install.serve(&["--demo", "--sandbox-listen", "127.0.0.1:0"]);
     let endpoint = first.endpoint();
     // The banner is printed before serving; read it after stopping.
     let r = reqwest::get(format!("http://{}/healthz", first.addr))
@@ -123,13 +123,14 @@ async fn the_demo_is_created_once_and_its_example_works() {
     assert!(banner.contains("pos call EX_RATE_QUERY"));
     drop(first);
 
-    let mut second = install.serve(&["--demo"]);
+    let mut second = install.serve(&["--demo", "--sandbox-listen", "127.0.0.1:0"]);
     assert_ne!(second.endpoint(), endpoint, "a new port each start");
     let pos = PosClient::new(&second.endpoint(), &merchant, &key);
     let r = pos.call("EX_RATE_QUERY", json!({"fee_type": "CAD"})).await;
     assert_eq!(r.rsp_code, "SUCCESS");
     let example_body = banner
         .lines()
+        .filter(|l| l.contains("\"action\""))
         .find_map(|l| {
             l.trim()
                 .strip_prefix("curl -s -H 'content-type: application/json' -d '")

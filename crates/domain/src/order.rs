@@ -1,0 +1,243 @@
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use crate::{FxRate, MerchantId, Money, Wallet};
+
+/// How the customer pays: by showing a code the cashier scans (passive, PASSIVEPAY) or by
+/// scanning the merchant's QR (active, ACTIVEPAY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaymentMode {
+    Passive,
+    Active,
+}
+
+impl PaymentMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentMode::Passive => "passive",
+            PaymentMode::Active => "active",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "passive" => Some(PaymentMode::Passive),
+            "active" => Some(PaymentMode::Active),
+            _ => None,
+        }
+    }
+}
+
+/// Where an order stands. Every order ends paid, failed, reversed or closed; the states in
+/// between are honest about what the gateway knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderStatus {
+    /// Stored; the wallet call is in flight (or the process died during it).
+    Paying,
+    /// The customer must still confirm (password, or a QR not paid yet).
+    Pending,
+    /// The wallet's answer is unknown (timeout, system error): query before anything else.
+    Unknown,
+    /// Being reversed because the confirmation window ended.
+    Reversing,
+    Paid,
+    /// Declined; no money moved.
+    Failed,
+    /// Reversed at the wallet: the customer was not charged (or was refunded in full by it).
+    Reversed,
+    /// Closed unpaid (a QR order that expired or was abandoned).
+    Closed,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 8] = [
+        OrderStatus::Paying,
+        OrderStatus::Pending,
+        OrderStatus::Unknown,
+        OrderStatus::Reversing,
+        OrderStatus::Paid,
+        OrderStatus::Failed,
+        OrderStatus::Reversed,
+        OrderStatus::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Paying => "paying",
+            OrderStatus::Pending => "pending",
+            OrderStatus::Unknown => "unknown",
+            OrderStatus::Reversing => "reversing",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Failed => "failed",
+            OrderStatus::Reversed => "reversed",
+            OrderStatus::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        OrderStatus::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
+    /// Whether the state can no longer change.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Paid | OrderStatus::Failed | OrderStatus::Reversed | OrderStatus::Closed
+        )
+    }
+
+    /// The one place state changes are checked: a final state never changes (moving to the
+    /// same state is allowed, so repeating an update is harmless); nothing goes back to
+    /// `Paying`; a reversal in progress only ends reversed, paid (the wallet refused to
+    /// reverse a paid order) or failed.
+    pub fn transition(self, to: OrderStatus) -> Result<OrderStatus, InvalidTransition> {
+        let allowed = self == to
+            || (!self.is_final()
+                && to != OrderStatus::Paying
+                && !(self == OrderStatus::Reversing
+                    && matches!(
+                        to,
+                        OrderStatus::Pending | OrderStatus::Unknown | OrderStatus::Closed
+                    )));
+        if allowed {
+            Ok(to)
+        } else {
+            Err(InvalidTransition { from: self, to })
+        }
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an order cannot go from {from} to {to}")]
+pub struct InvalidTransition {
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+}
+
+/// The merchant's order number: 1–32 letters, digits, `_` or `-` (`ottpay.md` §11.19).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MerchantOrderId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid order_id: expected 1 to 32 letters, digits, '_' or '-'")]
+pub struct OrderIdError;
+
+impl MerchantOrderId {
+    pub fn parse(s: &str) -> Result<Self, OrderIdError> {
+        let ok = (1..=32).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(MerchantOrderId(s.to_owned()))
+        } else {
+            Err(OrderIdError)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MerchantOrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An order as stored: what was asked, what the wallet said, and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// Our number for it at the wallet (`out_trade_no`): 25 letters and digits, unique.
+    pub key: String,
+    pub merchant_id: MerchantId,
+    pub order_id: MerchantOrderId,
+    pub mode: PaymentMode,
+    pub wallet: Wallet,
+    /// The price before tip, and the tip, in the merchant's currency.
+    pub amount: Money,
+    pub tip: Money,
+    /// What the customer paid in CNY, and the rate, as the wallet reported them.
+    pub cny_amount: Option<Money>,
+    pub rate: Option<FxRate>,
+    pub operator_id: Option<String>,
+    pub terminal_no: Option<String>,
+    pub sale_num: Option<String>,
+    pub status: OrderStatus,
+    /// The wallet's code and message when declined or not settled, verbatim.
+    pub wallet_code: Option<String>,
+    pub wallet_message: Option<String>,
+    /// The wallet's id of the payment.
+    pub channel_ref: Option<String>,
+    pub buyer: Option<String>,
+    pub paid_at: Option<DateTime<Utc>>,
+    /// The time sent to the wallet with the order (UnionPay finds orders by it).
+    pub wallet_created_at: DateTime<Utc>,
+    /// When the closing loop should look at it next; `None` once final.
+    pub next_check_at: Option<DateTime<Utc>>,
+    /// A digest of the request, to tell a resent request from a different one.
+    pub request_digest: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Order {
+    /// Amount plus tip: what the wallet charges.
+    pub fn total(&self) -> Money {
+        Money::new(
+            self.amount.minor().saturating_add(self.tip.minor()),
+            self.amount.currency(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_states_never_change() {
+        for from in OrderStatus::ALL.into_iter().filter(|s| s.is_final()) {
+            for to in OrderStatus::ALL {
+                assert_eq!(from.transition(to).is_ok(), from == to, "{from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_returns_to_paying_and_reversals_only_end() {
+        for from in OrderStatus::ALL
+            .into_iter()
+            .filter(|s| *s != OrderStatus::Paying)
+        {
+            assert!(from.transition(OrderStatus::Paying).is_err());
+        }
+        assert!(OrderStatus::Reversing
+            .transition(OrderStatus::Pending)
+            .is_err());
+        assert!(OrderStatus::Reversing
+            .transition(OrderStatus::Reversed)
+            .is_ok());
+        assert!(OrderStatus::Reversing.transition(OrderStatus::Paid).is_ok());
+        assert!(OrderStatus::Pending
+            .transition(OrderStatus::Reversing)
+            .is_ok());
+        assert!(OrderStatus::Paying.transition(OrderStatus::Unknown).is_ok());
+    }
+
+    #[test]
+    fn merchant_order_ids_are_short_and_plain() {
+        assert!(MerchantOrderId::parse("POS-2024_01").is_ok());
+        assert!(MerchantOrderId::parse("").is_err());
+        assert!(MerchantOrderId::parse(&"a".repeat(33)).is_err());
+        assert!(MerchantOrderId::parse("a b").is_err());
+        assert!(MerchantOrderId::parse("订单").is_err());
+    }
+}

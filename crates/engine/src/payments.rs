@@ -1,0 +1,653 @@
+//! Passive-mode payments (the cashier scans the customer's code) and the closing loop that
+//! drives every order the wallet left open to a final state.
+//!
+//! The rules, in order: the order is stored before the wallet is called, with a check time,
+//! so a crash during the call leaves it for the closing loop, never forgotten; the wallet call
+//! has a budget, after which the answer is "processing", never a guess; an unknown outcome is
+//! settled only by the wallet (query, then reverse), never by assumption; every wallet call
+//! is written on the order's timeline.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Duration, Utc};
+use qrgate_connector_api::{
+    ChannelOrder, ChannelStatus, CodePaymentRequest, Connector, ConnectorError, OrderRef,
+    ReverseOutcome,
+};
+use qrgate_domain::{
+    Currency, FxRate, Merchant, MerchantOrderId, Money, Order, OrderStatus, PaymentMode, Wallet,
+};
+use qrgate_store::{OrderEvent, StoreError};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+use crate::{Engine, EngineError};
+
+/// When and how the gateway settles a code payment the wallet left open (`wallets.md` §1.11,
+/// §2.8, §5): query after `first_check`, then every `interval`; once `confirm_window` has
+/// passed since the order was sent, reverse it, repeating while the wallet asks.
+#[derive(Debug, Clone, Copy)]
+pub struct ClosingPolicy {
+    pub first_check: Duration,
+    pub interval: Duration,
+    pub confirm_window: Duration,
+    /// Between reversal attempts the wallet asked to repeat, growing to `interval` × 12.
+    pub reverse_retry: Duration,
+}
+
+impl ClosingPolicy {
+    /// The wallets' own guidance: WeChat revokes by itself ~45 s after the charge (so the
+    /// gateway reverses at 40 s), Alipay's demo gives up after about a minute, UnionPay's
+    /// window is open (open point 11) and is given a minute too.
+    pub fn default_for(wallet: Wallet) -> ClosingPolicy {
+        let window = match wallet {
+            Wallet::WechatPay => 40,
+            Wallet::Alipay => 60,
+            Wallet::UnionPay => 60,
+        };
+        ClosingPolicy {
+            first_check: Duration::seconds(5),
+            interval: Duration::seconds(5),
+            confirm_window: Duration::seconds(window),
+            reverse_retry: Duration::seconds(2),
+        }
+    }
+}
+
+/// The wallets the engine can charge, with their settling policies.
+#[derive(Clone)]
+pub struct Wallets {
+    connectors: HashMap<Wallet, Arc<dyn Connector>>,
+    policies: HashMap<Wallet, ClosingPolicy>,
+    /// How long a PASSIVEPAY waits for the wallet before answering "processing".
+    pub pay_budget: StdDuration,
+}
+
+impl std::fmt::Debug for Wallets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wallets")
+            .field("enabled", &self.enabled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Wallets {
+    /// No wallet enabled: every payment is refused with [`PaymentError::WalletNotEnabled`].
+    fn default() -> Self {
+        Wallets::new(Vec::new())
+    }
+}
+
+impl Wallets {
+    pub fn new(connectors: Vec<Arc<dyn Connector>>) -> Wallets {
+        let connectors: HashMap<Wallet, Arc<dyn Connector>> =
+            connectors.into_iter().map(|c| (c.wallet(), c)).collect();
+        let policies = Wallet::ALL
+            .into_iter()
+            .map(|w| (w, ClosingPolicy::default_for(w)))
+            .collect();
+        Wallets {
+            connectors,
+            policies,
+            pay_budget: StdDuration::from_secs(12),
+        }
+    }
+
+    pub fn with_policy(mut self, wallet: Wallet, policy: ClosingPolicy) -> Wallets {
+        self.policies.insert(wallet, policy);
+        self
+    }
+
+    pub fn enabled(&self) -> Vec<Wallet> {
+        let mut w: Vec<Wallet> = self.connectors.keys().copied().collect();
+        w.sort();
+        w
+    }
+
+    fn connector(&self, wallet: Wallet) -> Option<&Arc<dyn Connector>> {
+        self.connectors.get(&wallet)
+    }
+
+    fn policy(&self, wallet: Wallet) -> ClosingPolicy {
+        self.policies
+            .get(&wallet)
+            .copied()
+            .unwrap_or_else(|| ClosingPolicy::default_for(wallet))
+    }
+}
+
+/// A payment-code charge as the POS asks for it.
+#[derive(Clone)]
+pub struct CodePayment {
+    pub merchant: Merchant,
+    /// The merchant's order number; generated when absent.
+    pub order_id: Option<MerchantOrderId>,
+    /// In the merchant's currency.
+    pub amount: Money,
+    pub tip: Money,
+    /// The scanned code. Never stored or logged: only a digest of the request is kept.
+    pub auth_code: String,
+    /// The wallet the POS says it is (`biz_type`); must agree with the code's format.
+    pub wallet: Option<Wallet>,
+    pub operator_id: Option<String>,
+    pub terminal_no: Option<String>,
+    pub sale_num: Option<String>,
+    pub client_ip: String,
+}
+
+impl std::fmt::Debug for CodePayment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodePayment")
+            .field("merchant", &self.merchant.id)
+            .field("order_id", &self.order_id)
+            .field("amount", &self.amount)
+            .field("tip", &self.tip)
+            .field("auth_code", &"***")
+            .field("wallet", &self.wallet)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a payment was refused before any wallet call.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    #[error("the payment code has no known wallet format (WeChat Pay 18 digits from 10, Alipay 16 to 24 digits from 25 to 30, UnionPay 19 digits from 62)")]
+    UnknownCodeFormat,
+    #[error("the payment code is a {code} code but biz_type says {asked}")]
+    WalletMismatch { code: Wallet, asked: Wallet },
+    #[error("{0} is not enabled on this gateway")]
+    WalletNotEnabled(Wallet),
+    #[error("order_id is already used by another order")]
+    OrderUsed,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<StoreError> for PaymentError {
+    fn from(e: StoreError) -> Self {
+        PaymentError::Engine(EngineError::from(e))
+    }
+}
+
+/// The largest amount accepted, in minor units (1,000,000.00): a fat-finger guard.
+const MAX_AMOUNT_MINOR: i64 = 100_000_000;
+
+fn new_key(now: DateTime<Utc>) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::thread_rng();
+    let tail: String = (0..12)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect();
+    format!("Q{}{tail}", now.format("%y%m%d%H%M%S"))
+}
+
+fn digest(req: &CodePayment, wallet: Wallet) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        "passive",
+        &req.amount.minor().to_string(),
+        &req.tip.minor().to_string(),
+        req.amount.currency().code(),
+        req.auth_code.trim(),
+        wallet.as_str(),
+        req.operator_id.as_deref().unwrap_or(""),
+        req.terminal_no.as_deref().unwrap_or(""),
+        req.sale_num.as_deref().unwrap_or(""),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(h.finalize())
+}
+
+fn ms(d: StdDuration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// What one wallet call said, for the timeline: a short outcome name and the wallet's code.
+fn describe<T>(
+    result: &Result<T, ConnectorError>,
+    status: impl Fn(&T) -> (&'static str, Option<String>),
+) -> (String, Option<String>) {
+    match result {
+        Ok(v) => {
+            let (s, c) = status(v);
+            (s.to_owned(), c)
+        }
+        Err(ConnectorError::Declined { code, .. }) => ("declined".into(), Some(code.clone())),
+        Err(ConnectorError::Rejected { code, .. }) => ("rejected".into(), Some(code.clone())),
+        Err(ConnectorError::OutcomeUnknown(_)) => ("outcome_unknown".into(), None),
+        Err(ConnectorError::Unavailable(_)) => ("unavailable".into(), None),
+        Err(ConnectorError::BadResponse(_)) => ("bad_response".into(), None),
+        Err(ConnectorError::NotSupported(_)) => ("not_supported".into(), None),
+        Err(ConnectorError::Credentials(_)) => ("credentials".into(), None),
+    }
+}
+
+fn channel_status_name(o: &ChannelOrder) -> (&'static str, Option<String>) {
+    let s = match o.status {
+        ChannelStatus::PendingUser => "pending_user",
+        ChannelStatus::Unknown => "unknown",
+        ChannelStatus::Paid => "paid",
+        ChannelStatus::Failed => "failed",
+        ChannelStatus::Closed => "closed",
+        ChannelStatus::Reversed => "reversed",
+    };
+    (s, o.wallet_code.clone())
+}
+
+/// The wallets' "no such order" codes (WeChat, Alipay, UnionPay). For a payment-code order
+/// past its window whose reversal was refused, it means the charge never reached the wallet:
+/// nothing to reverse, nothing charged.
+// A normalised "not found" status in connector-api would make this list unnecessary.
+const NOT_FOUND_CODES: [&str; 3] = ["ORDERNOTEXIST", "ACQ.TRADE_NOT_EXIST", "34"];
+
+fn unknown_to_the_wallet(w: &ChannelOrder) -> bool {
+    w.status != ChannelStatus::Paid
+        && w.wallet_code
+            .as_deref()
+            .is_some_and(|c| NOT_FOUND_CODES.contains(&c))
+}
+
+/// Copies what the wallet said about a paid order onto ours.
+fn record_paid(order: &mut Order, w: &ChannelOrder, now: DateTime<Utc>) {
+    order.status = OrderStatus::Paid;
+    order.channel_ref = w.channel_ref.clone().or(order.channel_ref.take());
+    order.buyer = w.buyer.clone().or(order.buyer.take());
+    order.paid_at = Some(w.paid_at.unwrap_or(now));
+    order.cny_amount = w
+        .payer_amount
+        .filter(|m| m.currency() == Currency::Cny)
+        .or(order.cny_amount);
+    order.rate = w.rate_e8.and_then(FxRate::from_scaled).or(order.rate);
+    order.wallet_code = None;
+    order.wallet_message = None;
+    order.next_check_at = None;
+}
+
+impl Engine {
+    /// Charges a customer's payment code. Returns the order as it stands when the wallet
+    /// answered or the budget ran out: `Paid`, `Failed` (declined, nothing moved), or
+    /// `Pending`/`Unknown`/`Paying` (the closing loop settles it; the POS polls).
+    ///
+    /// A request resent with the same `order_id` and the same content gets the order's current
+    /// state and never charges again; the same `order_id` with other content is
+    /// [`PaymentError::OrderUsed`].
+    pub async fn pay_with_code(&self, req: CodePayment) -> Result<Order, PaymentError> {
+        let auth_code = req.auth_code.trim().to_owned();
+        let code_wallet =
+            Wallet::of_payment_code(&auth_code).ok_or(PaymentError::UnknownCodeFormat)?;
+        if let Some(asked) = req.wallet {
+            if asked != code_wallet {
+                return Err(PaymentError::WalletMismatch {
+                    code: code_wallet,
+                    asked,
+                });
+            }
+        }
+        if req.amount.minor() <= 0 || req.amount.minor() > MAX_AMOUNT_MINOR {
+            return Err(PaymentError::Invalid(
+                "invalid amount: must be between 1 cent and 1,000,000.00".into(),
+            ));
+        }
+        if req.tip.minor() < 0 || req.tip.minor() > MAX_AMOUNT_MINOR {
+            return Err(PaymentError::Invalid("invalid tip".into()));
+        }
+        let connector = self
+            .wallets
+            .connector(code_wallet)
+            .cloned()
+            .ok_or(PaymentError::WalletNotEnabled(code_wallet))?;
+        let now = self.now();
+        let key = new_key(now);
+        let order_id = match &req.order_id {
+            Some(id) => id.clone(),
+            None => {
+                MerchantOrderId::parse(&key).map_err(|e| PaymentError::Invalid(e.to_string()))?
+            }
+        };
+        let request_digest = digest(&req, code_wallet);
+        let budget = self.wallets.pay_budget;
+        let order = Order {
+            key,
+            merchant_id: req.merchant.id.clone(),
+            order_id,
+            mode: PaymentMode::Passive,
+            wallet: code_wallet,
+            amount: req.amount,
+            tip: req.tip,
+            cny_amount: (req.amount.currency() == Currency::Cny).then_some(Money::new(
+                req.amount.minor() + req.tip.minor(),
+                Currency::Cny,
+            )),
+            rate: None,
+            operator_id: req.operator_id.clone(),
+            terminal_no: req.terminal_no.clone(),
+            sale_num: req.sale_num.clone(),
+            status: OrderStatus::Paying,
+            wallet_code: None,
+            wallet_message: None,
+            channel_ref: None,
+            buyer: None,
+            paid_at: None,
+            wallet_created_at: now,
+            // If this process dies during the wallet call, the closing loop takes over once
+            // the call's budget has surely passed.
+            next_check_at: Some(now + Duration::milliseconds(ms(budget)) + Duration::seconds(3)),
+            request_digest,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.store.insert_order(&order).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict { .. }) => {
+                let existing = self
+                    .store
+                    .order_by_merchant_order_id(&order.merchant_id, &order.order_id)
+                    .await?
+                    .ok_or(PaymentError::OrderUsed)?;
+                // The same request again (a POS retry, a replayed envelope): its current state,
+                // and no second charge.
+                if existing.request_digest == order.request_digest {
+                    return Ok(existing);
+                }
+                return Err(PaymentError::OrderUsed);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(order.key = %order.key, merchant.id = %order.merchant_id, wallet = %code_wallet, "code payment started");
+
+        let wallet_req = CodePaymentRequest {
+            out_trade_no: order.key.clone(),
+            amount: order.total(),
+            auth_code,
+            subject: req.merchant.name.clone(),
+            terminal_id: req.terminal_no.clone(),
+            client_ip: req.client_ip.clone(),
+            created_at: order.wallet_created_at,
+        };
+        let started = Instant::now();
+        let result = match tokio::time::timeout(budget, connector.pay_with_code(&wallet_req)).await
+        {
+            Ok(r) => r,
+            Err(_) => Err(ConnectorError::OutcomeUnknown(format!(
+                "no answer within {budget:?}"
+            ))),
+        };
+        let (outcome, wallet_code) = describe(&result, channel_status_name);
+        self.event(&order.key, "pay", outcome, wallet_code, started.elapsed())
+            .await;
+
+        let now = self.now();
+        let policy = self.wallets.policy(code_wallet);
+        let mut next = order.clone();
+        next.updated_at = now;
+        match &result {
+            Ok(w) if w.status == ChannelStatus::Paid => record_paid(&mut next, w, now),
+            Ok(w) => {
+                next.status = match w.status {
+                    ChannelStatus::PendingUser => OrderStatus::Pending,
+                    _ => OrderStatus::Unknown,
+                };
+                next.channel_ref = w.channel_ref.clone();
+                next.wallet_code = w.wallet_code.clone();
+                next.wallet_message = w.wallet_message.clone();
+                next.next_check_at = Some(now + policy.first_check);
+            }
+            Err(ConnectorError::Declined { code, message })
+            | Err(ConnectorError::Rejected { code, message }) => {
+                next.status = OrderStatus::Failed;
+                next.wallet_code = Some(code.clone());
+                next.wallet_message = Some(message.clone());
+                next.next_check_at = None;
+            }
+            Err(ConnectorError::Unavailable(message)) => {
+                // Nothing reached the wallet: the sale simply failed.
+                next.status = OrderStatus::Failed;
+                next.wallet_code = Some("UNAVAILABLE".into());
+                next.wallet_message = Some(message.clone());
+                next.next_check_at = None;
+            }
+            Err(ConnectorError::NotSupported(what)) => {
+                next.status = OrderStatus::Failed;
+                next.wallet_code = Some("NOT_SUPPORTED".into());
+                next.wallet_message = Some((*what).to_owned());
+                next.next_check_at = None;
+            }
+            Err(ConnectorError::Credentials(message)) => {
+                tracing::error!(wallet = %code_wallet, error = %message, "wallet credentials refused");
+                next.status = OrderStatus::Failed;
+                next.wallet_code = Some("CREDENTIALS".into());
+                next.wallet_message = Some("the gateway's wallet credentials were refused".into());
+                next.next_check_at = None;
+            }
+            Err(ConnectorError::OutcomeUnknown(_)) | Err(ConnectorError::BadResponse(_)) => {
+                next.status = OrderStatus::Unknown;
+                next.next_check_at = Some(now + policy.first_check);
+            }
+        }
+        self.save(&order, next).await
+    }
+
+    /// Writes `next` over `current` if nobody moved the order meanwhile; otherwise returns the
+    /// order as it now stands (the closing loop got there first).
+    async fn save(&self, current: &Order, next: Order) -> Result<Order, PaymentError> {
+        current
+            .status
+            .transition(next.status)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if self.store.update_order(&next, current.status).await? {
+            if next.status.is_final() {
+                tracing::info!(order.key = %next.key, order.status = %next.status, wallet.code = ?next.wallet_code, "order settled");
+            }
+            return Ok(next);
+        }
+        Ok(self.store.order(&current.key).await?.unwrap_or(next))
+    }
+
+    async fn event(
+        &self,
+        key: &str,
+        operation: &str,
+        outcome: String,
+        wallet_code: Option<String>,
+        latency: StdDuration,
+    ) {
+        let event = OrderEvent {
+            at: self.now(),
+            operation: operation.to_owned(),
+            outcome,
+            wallet_code,
+            latency_ms: ms(latency),
+        };
+        if let Err(e) = self.store.add_order_event(key, &event).await {
+            tracing::warn!(order.key = key, error = %e, "cannot record the wallet call on the order's timeline");
+        }
+    }
+
+    /// The merchant's order, for STATUS_QUERY.
+    pub async fn find_order(
+        &self,
+        merchant: &Merchant,
+        order_id: &MerchantOrderId,
+    ) -> Result<Option<Order>, EngineError> {
+        Ok(self
+            .store
+            .order_by_merchant_order_id(&merchant.id, order_id)
+            .await?)
+    }
+
+    /// An order's timeline of wallet calls.
+    pub async fn order_timeline(&self, key: &str) -> Result<Vec<OrderEvent>, EngineError> {
+        Ok(self.store.order_events(key).await?)
+    }
+
+    /// One round of the closing loop: claims up to `limit` orders that are due and moves each
+    /// one step (query, or reverse once its window has passed). Returns how many it handled.
+    /// Safe on several nodes at once: orders are claimed in the database with a lease.
+    pub async fn close_due_orders(&self, worker: &str, limit: i64) -> Result<usize, EngineError> {
+        let now = self.now();
+        let claimed = self
+            .store
+            .claim_due_orders(now, worker, now + Duration::seconds(60), limit)
+            .await?;
+        let n = claimed.len();
+        for order in claimed {
+            if let Err(e) = self.settle_step(order).await {
+                tracing::warn!(error = %e, "closing loop step failed; it will be retried");
+            }
+        }
+        Ok(n)
+    }
+
+    async fn settle_step(&self, order: Order) -> Result<(), PaymentError> {
+        let Some(connector) = self.wallets.connector(order.wallet).cloned() else {
+            tracing::error!(order.key = %order.key, wallet = %order.wallet, "an open order's wallet is not configured; retrying in a minute");
+            let mut next = order.clone();
+            next.next_check_at = Some(self.now() + Duration::minutes(1));
+            next.updated_at = self.now();
+            self.save(&order, next).await?;
+            return Ok(());
+        };
+        let policy = self.wallets.policy(order.wallet);
+        let reference = OrderRef {
+            out_trade_no: order.key.clone(),
+            created_at: order.wallet_created_at,
+            channel_ref: order.channel_ref.clone(),
+        };
+        let now = self.now();
+        let window_over = now >= order.wallet_created_at + policy.confirm_window;
+        if order.status == OrderStatus::Reversing || window_over {
+            // Before reversing, one last query: the customer may have just confirmed.
+            if order.status != OrderStatus::Reversing {
+                let started = Instant::now();
+                let result = connector.query_order(&reference).await;
+                let (outcome, code) = describe(&result, channel_status_name);
+                self.event(&order.key, "query", outcome, code, started.elapsed())
+                    .await;
+                if let Ok(w) = &result {
+                    if w.status == ChannelStatus::Paid {
+                        let mut next = order.clone();
+                        record_paid(&mut next, w, self.now());
+                        next.updated_at = self.now();
+                        self.save(&order, next).await?;
+                        return Ok(());
+                    }
+                }
+            }
+            return self
+                .reverse_step(&order, connector.as_ref(), &reference, policy)
+                .await;
+        }
+
+        let started = Instant::now();
+        let result = connector.query_order(&reference).await;
+        let (outcome, code) = describe(&result, channel_status_name);
+        self.event(&order.key, "query", outcome, code, started.elapsed())
+            .await;
+        let now = self.now();
+        let mut next = order.clone();
+        next.updated_at = now;
+        next.next_check_at = Some(now + policy.interval);
+        match result {
+            Ok(w) => match w.status {
+                ChannelStatus::Paid => record_paid(&mut next, &w, now),
+                ChannelStatus::PendingUser => {
+                    next.status = OrderStatus::Pending;
+                    next.channel_ref = w.channel_ref.or(next.channel_ref);
+                }
+                ChannelStatus::Closed | ChannelStatus::Reversed => {
+                    next.status = OrderStatus::Reversed;
+                    next.wallet_code = w.wallet_code;
+                    next.next_check_at = None;
+                }
+                // Not found, or failed: stay unknown until the window ends, then reverse to
+                // be safe (`wallets.md` §1.4: "still reverse to be safe").
+                ChannelStatus::Failed | ChannelStatus::Unknown => {
+                    next.status = OrderStatus::Unknown;
+                    next.wallet_code = w.wallet_code;
+                }
+            },
+            Err(_) => next.status = OrderStatus::Unknown,
+        }
+        self.save(&order, next).await?;
+        Ok(())
+    }
+
+    async fn reverse_step(
+        &self,
+        order: &Order,
+        connector: &dyn Connector,
+        reference: &OrderRef,
+        policy: ClosingPolicy,
+    ) -> Result<(), PaymentError> {
+        let started = Instant::now();
+        let result = connector.reverse_order(reference).await;
+        let (outcome, code) = describe(&result, |r: &ReverseOutcome| match r {
+            ReverseOutcome::Done => ("reversed", None),
+            ReverseOutcome::CallAgain => ("call_again", None),
+        });
+        self.event(&order.key, "reverse", outcome, code, started.elapsed())
+            .await;
+        let now = self.now();
+        let mut next = order.clone();
+        next.updated_at = now;
+        let attempts_so_far = (now - order.wallet_created_at - policy.confirm_window)
+            .num_seconds()
+            .max(0);
+        // Back off from `reverse_retry` to a minute as the reversal drags on.
+        let retry = (policy.reverse_retry + Duration::seconds(attempts_so_far / 10))
+            .min(Duration::minutes(1));
+        match result {
+            Ok(ReverseOutcome::Done) => {
+                next.status = OrderStatus::Reversed;
+                next.next_check_at = None;
+                tracing::info!(order.key = %order.key, "order reversed");
+            }
+            Ok(ReverseOutcome::CallAgain) => {
+                next.status = OrderStatus::Reversing;
+                next.next_check_at = Some(now + retry);
+            }
+            Err(ConnectorError::Declined { code, message }) => {
+                // The wallet will not reverse (too late, or nothing to reverse): ask it what
+                // the order is, and record that.
+                let q = connector.query_order(reference).await;
+                let (outcome, qcode) = describe(&q, channel_status_name);
+                self.event(&order.key, "query", outcome, qcode, StdDuration::ZERO)
+                    .await;
+                match q {
+                    Ok(w) if w.status == ChannelStatus::Paid => {
+                        tracing::error!(order.key = %order.key, wallet.code = %code, "the wallet refused to reverse a paid order; it stays paid and needs a refund");
+                        record_paid(&mut next, &w, now);
+                    }
+                    Ok(w)
+                        if matches!(
+                            w.status,
+                            ChannelStatus::Closed | ChannelStatus::Reversed | ChannelStatus::Failed
+                        ) || unknown_to_the_wallet(&w) =>
+                    {
+                        next.status = OrderStatus::Reversed;
+                        next.wallet_code = Some(code);
+                        next.wallet_message = Some(message);
+                        next.next_check_at = None;
+                    }
+                    _ => {
+                        next.status = OrderStatus::Reversing;
+                        next.next_check_at = Some(now + retry);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(order.key = %order.key, error = %e, "reversal not settled; retrying");
+                next.status = OrderStatus::Reversing;
+                next.next_check_at = Some(now + retry);
+            }
+        }
+        self.save(order, next).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,259 @@
+//! PASSIVEPAY and STATUS_QUERY (`ottpay.md` §5.2, §5.3, §7) over the engine's payments.
+
+use qrgate_domain::{Currency, MerchantOrderId, Money, Order, OrderStatus, Wallet};
+use qrgate_engine::{CodePayment, EngineError, PaymentError};
+use qrgate_ottpay::{
+    BizType, Cents, OrderStatus as WireStatus, PassivePayRequest, PassivePayResponse, RspCode,
+    StatusQueryRequest, StatusQueryResponse,
+};
+
+use crate::ottpay::{Answer, Authenticated, Refusal};
+use crate::AppState;
+
+fn wallet_of(biz: BizType) -> Wallet {
+    match biz {
+        BizType::WechatPay => Wallet::WechatPay,
+        BizType::Alipay => Wallet::Alipay,
+        BizType::UnionPay => Wallet::UnionPay,
+    }
+}
+
+fn biz_name(w: Wallet) -> &'static str {
+    match w {
+        Wallet::WechatPay => "WECHATPAY",
+        Wallet::Alipay => "ALIPAY",
+        Wallet::UnionPay => "UNIONPAY",
+    }
+}
+
+fn cents(m: Money) -> Cents {
+    Cents(u64::try_from(m.minor()).unwrap_or(0))
+}
+
+/// The §7 status a POS understands.
+fn wire_status(s: OrderStatus) -> WireStatus {
+    match s {
+        OrderStatus::Paying | OrderStatus::Pending | OrderStatus::Unknown => WireStatus::NotPay,
+        OrderStatus::Reversing => WireStatus::Canceling,
+        OrderStatus::Paid => WireStatus::Success,
+        OrderStatus::Failed => WireStatus::Failure,
+        OrderStatus::Reversed | OrderStatus::Closed => WireStatus::OrderClosed,
+    }
+}
+
+/// What a cashier should read for a declined payment; the wallet's code follows in brackets.
+fn decline_message(order: &Order) -> String {
+    let code = order.wallet_code.as_deref().unwrap_or("");
+    let reason = match code {
+        "AUTHCODEEXPIRE" | "64" => "payment code expired: ask the customer to refresh it",
+        "AUTH_CODE_ERROR" | "AUTH_CODE_INVALID" | "ACQ.PAYMENT_AUTH_CODE_INVALID" | "61" => {
+            "payment code invalid or already used: ask the customer to refresh it and scan again"
+        }
+        "NOTENOUGH"
+        | "ACQ.BUYER_BALANCE_NOT_ENOUGH"
+        | "ACQ.BUYER_BANKCARD_BALANCE_NOT_ENOUGH"
+        | "65" => {
+            "insufficient balance: ask the customer to choose another card or pay another way"
+        }
+        "UNAVAILABLE" => "the wallet could not be reached; nothing was charged",
+        "CREDENTIALS" => "the gateway's wallet credentials were refused; nothing was charged",
+        _ => "payment declined by the wallet",
+    };
+    let safe: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .collect();
+    if safe.is_empty() {
+        reason.to_owned()
+    } else {
+        format!("{reason} ({safe})")
+    }
+}
+
+fn trade_time(state: &AppState, request: &Authenticated, order: &Order) -> Option<String> {
+    let _ = state;
+    order
+        .paid_at
+        .map(|t| request.merchant.time_zone.wire_time(t))
+}
+
+fn passive_response(
+    state: &AppState,
+    request: &Authenticated,
+    order: &Order,
+) -> PassivePayResponse {
+    let paid = order.status == OrderStatus::Paid;
+    PassivePayResponse {
+        order_status: wire_status(order.status),
+        trade_time: trade_time(state, request, order),
+        order_id: order.order_id.as_str().to_owned(),
+        buyer_login_id: order.buyer.clone(),
+        total_amount: cents(order.total()),
+        receipt_amount: paid.then(|| cents(order.total())),
+        buyer_pay_amount: paid.then(|| cents(order.total())),
+        tip: Some(cents(order.tip)),
+        bizpay_order_id: order.channel_ref.clone(),
+    }
+}
+
+fn engine_failure(request: &Authenticated, e: &EngineError) -> Answer {
+    tracing::error!(error = %e, "payment could not be processed");
+    let code = match e {
+        EngineError::Store(_) => RspCode::DbError,
+        _ => RspCode::SystemError,
+    };
+    Answer::Refused(Refusal::new(code, code.default_message(), &request.key))
+}
+
+/// PASSIVEPAY: charge the scanned code.
+pub(crate) async fn passive_pay(
+    state: &AppState,
+    request: &Authenticated,
+    client_ip: String,
+) -> Answer {
+    let refuse = |code, msg: String| Answer::Refused(Refusal::new(code, msg, &request.key));
+    let req = match PassivePayRequest::from_data(&request.data) {
+        Ok(r) => r,
+        Err(e) => return refuse(RspCode::ParamInvalid, e.to_string()),
+    };
+    let order_id = match req
+        .order_id
+        .as_deref()
+        .map(MerchantOrderId::parse)
+        .transpose()
+    {
+        Ok(id) => id,
+        Err(e) => return refuse(RspCode::ParamInvalid, e.to_string()),
+    };
+    let currency: Currency = request.merchant.currency;
+    let amount = i64::try_from(req.amount.0).unwrap_or(i64::MAX);
+    let tip = req
+        .tip
+        .map_or(0, |t| i64::try_from(t.0).unwrap_or(i64::MAX));
+    let operator_id = req
+        .operator_id
+        .clone()
+        .or_else(|| request.envelope.operator_id.clone());
+    let payment = CodePayment {
+        merchant: request.merchant.clone(),
+        order_id,
+        amount: Money::new(amount, currency),
+        tip: Money::new(tip, currency),
+        auth_code: req.auth_code.clone(),
+        wallet: Some(wallet_of(req.biz_type)),
+        operator_id,
+        terminal_no: request.envelope.terminal_no.clone(),
+        sale_num: req.sale_num.clone(),
+        client_ip,
+    };
+    let order = match state.engine.pay_with_code(payment).await {
+        Ok(o) => o,
+        Err(PaymentError::UnknownCodeFormat) => {
+            return refuse(
+                RspCode::ParamInvalid,
+                format!("invalid auth_code: {}", PaymentError::UnknownCodeFormat),
+            )
+        }
+        Err(PaymentError::WalletMismatch { code, asked }) => {
+            return refuse(
+                RspCode::ParamInvalid,
+                format!(
+                    "auth_code is a {} code but biz_type is {}",
+                    biz_name(code),
+                    biz_name(asked)
+                ),
+            )
+        }
+        Err(PaymentError::WalletNotEnabled(w)) => {
+            return refuse(
+                RspCode::Fail,
+                format!("{} is not enabled on this gateway", biz_name(w)),
+            )
+        }
+        Err(PaymentError::OrderUsed) => {
+            return refuse(
+                RspCode::OrderUsed,
+                "order_id is already used by a different order".into(),
+            )
+        }
+        Err(PaymentError::Invalid(msg)) => return refuse(RspCode::ParamInvalid, msg),
+        Err(PaymentError::Engine(e)) => return engine_failure(request, &e),
+    };
+    let data = passive_response(state, request, &order).to_data();
+    match order.status {
+        OrderStatus::Paid => Answer::Success {
+            data,
+            key: request.key.clone(),
+        },
+        OrderStatus::Paying
+        | OrderStatus::Pending
+        | OrderStatus::Unknown
+        | OrderStatus::Reversing => Answer::Data {
+            code: RspCode::Processing,
+            message:
+                "transaction processing: the customer must confirm; ask again with STATUS_QUERY"
+                    .into(),
+            data,
+            key: request.key.clone(),
+        },
+        OrderStatus::Failed => Answer::Data {
+            code: RspCode::Fail,
+            message: decline_message(&order),
+            data,
+            key: request.key.clone(),
+        },
+        OrderStatus::Reversed | OrderStatus::Closed => Answer::Data {
+            code: RspCode::Fail,
+            message: "the payment was not completed and was reversed: the customer was not charged"
+                .into(),
+            data,
+            key: request.key.clone(),
+        },
+    }
+}
+
+/// STATUS_QUERY: where an order stands (§5.3, §7).
+pub(crate) async fn status_query(state: &AppState, request: &Authenticated) -> Answer {
+    let refuse = |code, msg: String| Answer::Refused(Refusal::new(code, msg, &request.key));
+    let req = match StatusQueryRequest::from_data(&request.data) {
+        Ok(r) => r,
+        Err(e) => return refuse(RspCode::ParamInvalid, e.to_string()),
+    };
+    let Ok(order_id) = MerchantOrderId::parse(&req.order_id) else {
+        return refuse(RspCode::ParamInvalid, "unknown order_id".into());
+    };
+    let order = match state.engine.find_order(&request.merchant, &order_id).await {
+        Ok(Some(o)) => o,
+        Ok(None) => return refuse(RspCode::ParamInvalid, "unknown order_id".into()),
+        Err(e) => return engine_failure(request, &e),
+    };
+    let paid = order.status == OrderStatus::Paid;
+    let message = match order.status {
+        OrderStatus::Failed => decline_message(&order),
+        OrderStatus::Paid => "success".to_owned(),
+        OrderStatus::Reversed | OrderStatus::Closed => {
+            "closed: the customer was not charged".to_owned()
+        }
+        OrderStatus::Reversing => "being reversed".to_owned(),
+        _ => "waiting for the customer or the wallet".to_owned(),
+    };
+    let response = StatusQueryResponse {
+        rsp_code: Some("SUCCESS".into()),
+        rsp_msg: Some(message),
+        order_status: wire_status(order.status),
+        trade_time: trade_time(state, request, &order),
+        order_id: order.order_id.as_str().to_owned(),
+        bizpay_order_id: order.channel_ref.clone(),
+        amount: cents(order.amount),
+        total_amount: cents(order.total()),
+        receipt_amount: paid.then(|| cents(order.total())),
+        buyer_pay_amount: paid.then(|| cents(order.total())),
+        tip: Some(cents(order.tip)),
+        refund_amount: None,
+        buyer_login_id: order.buyer.clone(),
+    };
+    Answer::Success {
+        data: response.to_data(),
+        key: request.key.clone(),
+    }
+}

@@ -1,0 +1,530 @@
+//! PASSIVEPAY and STATUS_QUERY end to end over real HTTP: a POS written from `ottpay.md`
+//! alone, the gateway with its closing loop, and the wallet sandbox, on SQLite and on
+//! PostgreSQL. The gateway's clock and the sandbox's move together, by hand.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use qrgate_connectors::{TimeoutSettings, WalletSettings};
+use qrgate_domain::{Currency, MerchantOrderId, OrderStatus, Wallet};
+use qrgate_engine::{
+    ClosingPolicy, CreatedMerchant, Engine, FixedClock, MasterKey, MerchantRequest, Wallets,
+};
+use qrgate_http::{AppState, HttpConfig};
+use qrgate_sandbox::{wallet_modules, RunningSandbox, Sandbox, SandboxConfig};
+use qrgate_testkit::pos::{PosClient, PosResponse};
+use qrgate_testkit::{backend_tests, TestDb};
+use serde_json::{json, Value};
+
+const WALLETS: [(&str, &str); 3] = [
+    ("wechat", "WECHATPAY"),
+    ("alipay", "ALIPAY"),
+    ("unionpay", "UNIONPAY"),
+];
+
+struct World {
+    engine: Engine,
+    clock: Arc<FixedClock>,
+    sandbox: Sandbox,
+    running: RunningSandbox,
+    _secapi: qrgate_sandbox::wechat::SecapiServer,
+    merchant: CreatedMerchant,
+    pos: PosClient,
+    http: reqwest::Client,
+    _db: TestDb,
+}
+
+impl World {
+    async fn start(db: TestDb) -> World {
+        let sandbox = Sandbox::new(
+            SandboxConfig {
+                seed: 5,
+                ..Default::default()
+            },
+            wallet_modules(),
+        )
+        .unwrap();
+        let running = sandbox
+            .clone()
+            .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let secapi = qrgate_sandbox::wechat::serve_secapi(
+            sandbox.clone(),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await
+        .unwrap();
+        let http = reqwest::Client::new();
+        let mut creds: Value = http
+            .get(format!("{}/control/credentials", running.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        creds["unionpay"]["back_url"] = json!("http://127.0.0.1:9/notify/unionpay");
+        let settings = WalletSettings {
+            wechatpay: Some(serde_json::from_value(creds["wechat"].take()).unwrap()),
+            alipay: Some(serde_json::from_value(creds["alipay"].take()).unwrap()),
+            unionpay: Some(serde_json::from_value(creds["unionpay"].take()).unwrap()),
+            timeouts: TimeoutSettings {
+                connect_timeout_ms: 2_000,
+                request_timeout_ms: 1_500,
+            },
+        };
+        // Short windows so that tests need to move the clocks only a little.
+        let policy = ClosingPolicy {
+            first_check: Duration::seconds(2),
+            interval: Duration::seconds(2),
+            confirm_window: Duration::seconds(20),
+            reverse_retry: Duration::seconds(1),
+        };
+        let mut wallets = Wallets::new(settings.build().unwrap());
+        for w in Wallet::ALL {
+            wallets = wallets.with_policy(w, policy);
+        }
+        let clock = Arc::new(FixedClock::new(Utc::now()));
+        let engine = Engine::new(db.store.clone(), MasterKey::generate(), clock.clone())
+            .await
+            .unwrap()
+            .with_wallets(wallets);
+        let merchant = engine
+            .create_merchant(&MerchantRequest {
+                name: "Maple Tea".into(),
+                currency: Currency::Cad,
+                time_zone: "America/Toronto".parse().unwrap(),
+                id_prefix: "ON".into(),
+            })
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(qrgate_http::serve(
+            listener,
+            AppState::new(engine.clone(), HttpConfig::default()),
+            std::future::pending(),
+        ));
+        let pos = PosClient::new(
+            &format!("http://{addr}/processV2"),
+            merchant.merchant.id.as_str(),
+            merchant.sign_key.expose(),
+        );
+        World {
+            engine,
+            clock,
+            sandbox,
+            running,
+            _secapi: secapi,
+            merchant,
+            pos,
+            http,
+            _db: db,
+        }
+    }
+
+    async fn control(&self, path: &str, body: Value) -> Value {
+        self.http
+            .post(format!("{}/control{path}", self.running.url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn customer(&self, balance_fen: i64) -> String {
+        self.control(
+            "/customers",
+            json!({"name": "Li Lei", "balance_fen": balance_fen}),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn code(&self, customer: &str, wallet: &str, behaviour: Value) -> String {
+        self.control(
+            "/codes",
+            json!({"customer_id": customer, "wallet": wallet, "behaviour": behaviour}),
+        )
+        .await["code"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn balance(&self, customer: &str) -> i64 {
+        let c: Value = self
+            .http
+            .get(format!(
+                "{}/control/customers/{customer}",
+                self.running.url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        c["balance_fen"].as_i64().unwrap()
+    }
+
+    async fn trades(&self) -> usize {
+        let t: Value = self
+            .http
+            .get(format!("{}/control/trades", self.running.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        t.as_array().unwrap().len()
+    }
+
+    /// Moves both clocks forward and runs the closing loop until it has nothing due.
+    async fn advance(&self, seconds: i64) {
+        self.clock.advance(Duration::seconds(seconds));
+        self.sandbox.clock().advance(Duration::seconds(seconds));
+        self.sandbox.tick().await;
+        for _ in 0..50 {
+            if self.engine.close_due_orders("test", 16).await.unwrap() == 0 {
+                return;
+            }
+        }
+        panic!("the closing loop never ran dry");
+    }
+
+    async fn pay(&self, order_id: &str, amount: &str, code: &str, biz_type: &str) -> PosResponse {
+        self.pos
+            .call("PASSIVEPAY", json!({"order_id": order_id, "operator_id": "0000000001", "amount": amount, "tip": "100", "auth_code": code, "biz_type": biz_type}))
+            .await
+    }
+
+    async fn status(&self, order_id: &str) -> PosResponse {
+        self.pos
+            .call("STATUS_QUERY", json!({"order_id": order_id}))
+            .await
+    }
+
+    async fn order(&self, order_id: &str) -> qrgate_domain::Order {
+        self.engine
+            .find_order(
+                &self.merchant.merchant,
+                &MerchantOrderId::parse(order_id).unwrap(),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+fn data(r: &PosResponse) -> serde_json::Map<String, Value> {
+    r.data
+        .clone()
+        .unwrap_or_else(|e| panic!("answer does not open: {e}: {r:?}"))
+}
+
+async fn instant_payments_with_each_wallet_are_paid_and_recorded(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    for (i, (wallet, biz)) in WALLETS.into_iter().enumerate() {
+        let code = w.code(&customer, wallet, json!({"kind": "instant"})).await;
+        let order_id = format!("INSTANT{i}");
+        let r = w.pay(&order_id, "1000", &code, biz).await;
+        assert_eq!(r.rsp_code, "SUCCESS", "{wallet}: {r:?}");
+        let d = data(&r);
+        assert_eq!(d["order_status"], "success");
+        assert_eq!(d["order_id"], order_id.as_str());
+        assert_eq!(d["total_amount"], "1100", "amount plus tip");
+        assert!(d["bizpay_order_id"].as_str().is_some_and(|s| !s.is_empty()));
+        let s = data(&w.status(&order_id).await);
+        assert_eq!(s["order_status"], "success");
+        assert_eq!(s["amount"], "1000");
+        assert_eq!(s["tip"], "100");
+        // 11.00 CAD at the sandbox's 5.2 = 57.20 CNY, taken once.
+        let order = w.order(&order_id).await;
+        assert_eq!(order.status, OrderStatus::Paid);
+        assert_eq!(
+            order.cny_amount.map(|m| m.minor()),
+            Some(5720),
+            "{wallet}: {order:?}"
+        );
+        assert_eq!(order.operator_id.as_deref(), Some("0000000001"));
+        assert_eq!(
+            order.wallet.as_str(),
+            ["wechatpay", "alipay", "unionpay"][i]
+        );
+    }
+    assert_eq!(w.balance(&customer).await, 100_000 - 3 * 5720);
+}
+
+async fn a_password_payment_is_processing_then_success(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    for (i, (wallet, biz)) in WALLETS.into_iter().enumerate() {
+        let code = w
+            .code(
+                &customer,
+                wallet,
+                json!({"kind": "password", "after_secs": 3}),
+            )
+            .await;
+        let order_id = format!("PWD{i}");
+        let r = w.pay(&order_id, "500", &code, biz).await;
+        assert_eq!(r.rsp_code, "PROCESSING", "{wallet}: {r:?}");
+        assert_eq!(data(&r)["order_status"], "notpay");
+        assert_eq!(data(&w.status(&order_id).await)["order_status"], "notpay");
+        w.advance(4).await;
+        assert_eq!(
+            data(&w.status(&order_id).await)["order_status"],
+            "success",
+            "{wallet}"
+        );
+    }
+    assert_eq!(w.balance(&customer).await, 100_000 - 3 * 3120);
+}
+
+async fn a_never_confirmed_payment_is_reversed_and_costs_nothing(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    for (i, (wallet, biz)) in WALLETS.into_iter().enumerate() {
+        let code = w
+            .code(&customer, wallet, json!({"kind": "never_confirm"}))
+            .await;
+        let order_id = format!("NEVER{i}");
+        assert_eq!(
+            w.pay(&order_id, "800", &code, biz).await.rsp_code,
+            "PROCESSING"
+        );
+        w.advance(10).await;
+        assert_eq!(data(&w.status(&order_id).await)["order_status"], "notpay");
+        w.advance(12).await;
+        w.advance(2).await;
+        let s = w.status(&order_id).await;
+        assert_eq!(data(&s)["order_status"], "orderclosed", "{wallet}: {s:?}");
+        let timeline = w
+            .engine
+            .order_timeline(&w.order(&order_id).await.key)
+            .await
+            .unwrap();
+        let ops: Vec<&str> = timeline.iter().map(|e| e.operation.as_str()).collect();
+        assert_eq!(ops.first(), Some(&"pay"));
+        assert!(
+            ops.contains(&"query") && ops.contains(&"reverse"),
+            "{wallet}: {ops:?}"
+        );
+    }
+    assert_eq!(w.balance(&customer).await, 100_000, "nobody was charged");
+}
+
+async fn a_system_error_that_was_paid_is_found_and_a_timeout_is_resolved(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    let mut charged = 0;
+    for (i, (wallet, biz)) in WALLETS.into_iter().enumerate() {
+        let code = w
+            .code(&customer, wallet, json!({"kind": "system_error"}))
+            .await;
+        let sys = format!("SYS{i}");
+        assert_eq!(
+            w.pay(&sys, "300", &code, biz).await.rsp_code,
+            "PROCESSING",
+            "{wallet}"
+        );
+        w.advance(3).await;
+        assert_eq!(
+            data(&w.status(&sys).await)["order_status"],
+            "success",
+            "{wallet}"
+        );
+        charged += 2080; // 3.00 + 1.00 tip CAD at 5.2
+
+        // The wallet never answers; it did take the money.
+        let code = w
+            .code(&customer, wallet, json!({"kind": "timeout", "paid": true}))
+            .await;
+        let slow = format!("SLOW{i}");
+        assert_eq!(
+            w.pay(&slow, "300", &code, biz).await.rsp_code,
+            "PROCESSING",
+            "{wallet}"
+        );
+        w.advance(3).await;
+        assert_eq!(
+            data(&w.status(&slow).await)["order_status"],
+            "success",
+            "{wallet}"
+        );
+        charged += 2080; // 3.00 + 1.00 tip CAD at 5.2
+
+        // The request never reached the wallet: reversed to be safe, nothing charged.
+        let code = w
+            .code(&customer, wallet, json!({"kind": "timeout", "paid": false}))
+            .await;
+        let lost = format!("LOST{i}");
+        assert_eq!(
+            w.pay(&lost, "300", &code, biz).await.rsp_code,
+            "PROCESSING",
+            "{wallet}"
+        );
+        w.advance(22).await;
+        w.advance(2).await;
+        let s = data(&w.status(&lost).await);
+        assert_eq!(s["order_status"], "orderclosed", "{wallet}: {s:?}");
+    }
+    assert_eq!(w.balance(&customer).await, 100_000 - charged);
+}
+
+async fn declines_get_clear_failure_messages(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    for (i, (wallet, biz)) in WALLETS.into_iter().enumerate() {
+        let expired = w.code(&customer, wallet, json!({"kind": "expired"})).await;
+        let r = w.pay(&format!("EXP{i}"), "100", &expired, biz).await;
+        assert_eq!(r.rsp_code, "FAIL", "{wallet}: {r:?}");
+        assert!(
+            r.rsp_msg.contains("expired") || r.rsp_msg.contains("invalid"),
+            "{wallet}: {}",
+            r.rsp_msg
+        );
+        assert_eq!(data(&r)["order_status"], "failure");
+
+        let short = w
+            .code(&customer, wallet, json!({"kind": "insufficient_balance"}))
+            .await;
+        let r = w.pay(&format!("POOR{i}"), "100", &short, biz).await;
+        assert_eq!(r.rsp_code, "FAIL");
+        assert!(
+            r.rsp_msg.starts_with("insufficient balance"),
+            "{wallet}: {}",
+            r.rsp_msg
+        );
+        assert_eq!(
+            data(&w.status(&format!("POOR{i}")).await)["order_status"],
+            "failure"
+        );
+    }
+    assert_eq!(w.balance(&customer).await, 100_000);
+}
+
+async fn a_code_sent_with_another_wallets_biz_type_never_reaches_a_wallet(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    let code = w
+        .code(&customer, "wechat", json!({"kind": "instant"}))
+        .await;
+    let r = w.pay("MISMATCH", "100", &code, "ALIPAY").await;
+    assert_eq!(r.rsp_code, "PARAM_INVALID");
+    assert!(
+        r.rsp_msg.contains("WECHATPAY code but biz_type is ALIPAY"),
+        "{}",
+        r.rsp_msg
+    );
+    let r = w.pay("NOFORMAT", "100", "999888777", "ALIPAY").await;
+    assert_eq!(r.rsp_code, "PARAM_INVALID");
+    assert!(
+        r.rsp_msg.contains("no known wallet format"),
+        "{}",
+        r.rsp_msg
+    );
+    assert_eq!(w.trades().await, 0, "no wallet was called");
+    assert_eq!(
+        w.status("MISMATCH").await.rsp_code,
+        "PARAM_INVALID",
+        "nothing was stored"
+    );
+}
+
+async fn a_repeated_order_id_charges_once(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    let code = w
+        .code(&customer, "wechat", json!({"kind": "instant"}))
+        .await;
+    let first = w.pay("DUP1", "1000", &code, "WECHATPAY").await;
+    assert_eq!(first.rsp_code, "SUCCESS");
+    // The very same request again (a POS retry, or a replayed envelope): the same answer.
+    let again = w.pay("DUP1", "1000", &code, "WECHATPAY").await;
+    assert_eq!(again.rsp_code, "SUCCESS");
+    assert_eq!(
+        data(&again)["bizpay_order_id"],
+        data(&first)["bizpay_order_id"]
+    );
+    // The same order_id for another sale: refused.
+    let other = w
+        .code(&customer, "wechat", json!({"kind": "instant"}))
+        .await;
+    let r = w.pay("DUP1", "2000", &other, "WECHATPAY").await;
+    assert_eq!(r.rsp_code, "ORDER_USED", "{r:?}");
+    assert_eq!(w.balance(&customer).await, 100_000 - 5720);
+    // Without an order_id, one is generated and returned.
+    let r = w
+        .pos
+        .call(
+            "PASSIVEPAY",
+            json!({"amount": "100", "auth_code": other, "biz_type": "WECHATPAY"}),
+        )
+        .await;
+    assert_eq!(r.rsp_code, "SUCCESS");
+    let generated = data(&r)["order_id"].as_str().unwrap().to_owned();
+    assert!(generated.len() >= 20, "{generated}");
+    assert_eq!(data(&w.status(&generated).await)["order_status"], "success");
+}
+
+async fn bad_requests_are_refused_before_anything_happens(db: TestDb) {
+    let w = World::start(db).await;
+    let r = w
+        .pos
+        .call(
+            "PASSIVEPAY",
+            json!({"amount": "12.5", "auth_code": "134567890123456789", "biz_type": "WECHATPAY"}),
+        )
+        .await;
+    assert_eq!(r.rsp_code, "PARAM_INVALID");
+    let r = w
+        .pos
+        .call(
+            "PASSIVEPAY",
+            json!({"amount": "100", "biz_type": "WECHATPAY"}),
+        )
+        .await;
+    assert_eq!(
+        (r.rsp_code.as_str(), r.rsp_msg.as_str()),
+        ("PARAM_INVALID", "missing field auth_code")
+    );
+    let r = w
+        .pos
+        .call(
+            "PASSIVEPAY",
+            json!({"amount": "100", "auth_code": "134567890123456789", "biz_type": "PAYPAL"}),
+        )
+        .await;
+    assert_eq!(r.rsp_code, "PARAM_INVALID");
+    let r = w.pos.call("PASSIVEPAY", json!({"order_id": "has space", "amount": "100", "auth_code": "134567890123456789", "biz_type": "WECHATPAY"})).await;
+    assert_eq!(r.rsp_code, "PARAM_INVALID");
+    let r = w.status("NOSUCHORDER").await;
+    assert_eq!(
+        (r.rsp_code.as_str(), r.rsp_msg.as_str()),
+        ("PARAM_INVALID", "unknown order_id")
+    );
+    assert_eq!(w.trades().await, 0);
+}
+
+backend_tests!(
+    instant_payments_with_each_wallet_are_paid_and_recorded,
+    a_password_payment_is_processing_then_success,
+    a_never_confirmed_payment_is_reversed_and_costs_nothing,
+    a_system_error_that_was_paid_is_found_and_a_timeout_is_resolved,
+    declines_get_clear_failure_messages,
+    a_code_sent_with_another_wallets_biz_type_never_reaches_a_wallet,
+    a_repeated_order_id_charges_once,
+    bad_requests_are_refused_before_anything_happens,
+);

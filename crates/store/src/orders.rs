@@ -1,0 +1,244 @@
+use chrono::{DateTime, Utc};
+use qrgate_domain::{
+    Currency, FxRate, MerchantId, MerchantOrderId, Money, Order, OrderStatus, PaymentMode, Wallet,
+};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::time::{from_millis, to_millis};
+use crate::{Backend, Store, StoreError};
+
+const ORDER_COLUMNS: &str = "key, merchant_id, order_id, mode, wallet, currency, amount, tip, \
+    cny_amount, rate_e8, operator_id, terminal_no, sale_num, status, wallet_code, wallet_message, \
+    channel_ref, buyer, paid_at, wallet_created_at, next_check_at, request_digest, created_at, \
+    updated_at";
+
+/// One wallet call on an order's timeline. Never holds a payment code or a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderEvent {
+    pub at: DateTime<Utc>,
+    /// `pay`, `query`, `reverse`, …
+    pub operation: String,
+    /// The normalised outcome (`paid`, `pending_user`, `declined`, `outcome_unknown`, …).
+    pub outcome: String,
+    pub wallet_code: Option<String>,
+    pub latency_ms: i64,
+}
+
+fn opt_ms(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let v: Option<i64> = row.try_get(col).map_err(StoreError::corrupt)?;
+    v.map(from_millis).transpose()
+}
+
+fn order_from_row(row: &AnyRow) -> Result<Order, StoreError> {
+    let text = |col: &str| row.try_get::<String, _>(col).map_err(StoreError::corrupt);
+    let opt_text = |col: &str| {
+        row.try_get::<Option<String>, _>(col)
+            .map_err(StoreError::corrupt)
+    };
+    let int = |col: &str| row.try_get::<i64, _>(col).map_err(StoreError::corrupt);
+    let key = text("key")?;
+    let bad = |what: &str| StoreError::corrupt(format!("order {key}: bad {what}"));
+    let currency: Currency = text("currency")?.parse().map_err(|_| bad("currency"))?;
+    let cny: Option<i64> = row.try_get("cny_amount").map_err(StoreError::corrupt)?;
+    let rate: Option<i64> = row.try_get("rate_e8").map_err(StoreError::corrupt)?;
+    Ok(Order {
+        merchant_id: MerchantId::parse(&text("merchant_id")?).map_err(|_| bad("merchant id"))?,
+        order_id: MerchantOrderId::parse(&text("order_id")?).map_err(|_| bad("order id"))?,
+        mode: PaymentMode::parse(&text("mode")?).ok_or_else(|| bad("mode"))?,
+        wallet: Wallet::parse(&text("wallet")?).ok_or_else(|| bad("wallet"))?,
+        amount: Money::new(int("amount")?, currency),
+        tip: Money::new(int("tip")?, currency),
+        cny_amount: cny.map(|c| Money::new(c, Currency::Cny)),
+        rate: rate.and_then(FxRate::from_scaled),
+        operator_id: opt_text("operator_id")?,
+        terminal_no: opt_text("terminal_no")?,
+        sale_num: opt_text("sale_num")?,
+        status: OrderStatus::parse(&text("status")?).ok_or_else(|| bad("status"))?,
+        wallet_code: opt_text("wallet_code")?,
+        wallet_message: opt_text("wallet_message")?,
+        channel_ref: opt_text("channel_ref")?,
+        buyer: opt_text("buyer")?,
+        paid_at: opt_ms(row, "paid_at")?,
+        wallet_created_at: from_millis(int("wallet_created_at")?)?,
+        next_check_at: opt_ms(row, "next_check_at")?,
+        request_digest: text("request_digest")?,
+        created_at: from_millis(int("created_at")?)?,
+        updated_at: from_millis(int("updated_at")?)?,
+        key,
+    })
+}
+
+impl Store {
+    /// Stores a new order. [`StoreError::Conflict`] `order` when the merchant already has
+    /// that `order_id`.
+    pub async fn insert_order(&self, o: &Order) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+        ))
+        .bind(&o.key)
+        .bind(o.merchant_id.as_str())
+        .bind(o.order_id.as_str())
+        .bind(o.mode.as_str())
+        .bind(o.wallet.as_str())
+        .bind(o.amount.currency().code())
+        .bind(o.amount.minor())
+        .bind(o.tip.minor())
+        .bind(o.cny_amount.map(Money::minor))
+        .bind(o.rate.map(FxRate::scaled))
+        .bind(o.operator_id.as_deref())
+        .bind(o.terminal_no.as_deref())
+        .bind(o.sale_num.as_deref())
+        .bind(o.status.as_str())
+        .bind(o.wallet_code.as_deref())
+        .bind(o.wallet_message.as_deref())
+        .bind(o.channel_ref.as_deref())
+        .bind(o.buyer.as_deref())
+        .bind(o.paid_at.map(to_millis))
+        .bind(to_millis(o.wallet_created_at))
+        .bind(o.next_check_at.map(to_millis))
+        .bind(&o.request_digest)
+        .bind(to_millis(o.created_at))
+        .bind(to_millis(o.updated_at))
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(|e| StoreError::from_sqlx(e, "order"))
+    }
+
+    pub async fn order(&self, key: &str) -> Result<Option<Order>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE key = $1"
+        ))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "order"))?;
+        row.as_ref().map(order_from_row).transpose()
+    }
+
+    pub async fn order_by_merchant_order_id(
+        &self,
+        merchant_id: &MerchantId,
+        order_id: &MerchantOrderId,
+    ) -> Result<Option<Order>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = $1 AND order_id = $2"
+        ))
+        .bind(merchant_id.as_str())
+        .bind(order_id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "order"))?;
+        row.as_ref().map(order_from_row).transpose()
+    }
+
+    /// Writes what may change on an order, only if it is still in status `from` (another node
+    /// or the closing loop may have moved it meanwhile). Releases any claim on it. Returns
+    /// whether the write happened.
+    pub async fn update_order(&self, o: &Order, from: OrderStatus) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE orders SET status = $1, wallet_code = $2, wallet_message = $3, channel_ref = $4, \
+             buyer = $5, paid_at = $6, cny_amount = $7, rate_e8 = $8, next_check_at = $9, \
+             claimed_by = NULL, claimed_until = NULL, updated_at = $10 \
+             WHERE key = $11 AND status = $12",
+        )
+        .bind(o.status.as_str())
+        .bind(o.wallet_code.as_deref())
+        .bind(o.wallet_message.as_deref())
+        .bind(o.channel_ref.as_deref())
+        .bind(o.buyer.as_deref())
+        .bind(o.paid_at.map(to_millis))
+        .bind(o.cny_amount.map(Money::minor))
+        .bind(o.rate.map(FxRate::scaled))
+        .bind(o.next_check_at.map(to_millis))
+        .bind(to_millis(o.updated_at))
+        .bind(&o.key)
+        .bind(from.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "order"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Claims up to `limit` orders due for a check at `now` for `worker` until `lease_until`,
+    /// skipping orders another worker holds. Safe with several gateway nodes: on PostgreSQL
+    /// the candidate rows are locked with `FOR UPDATE SKIP LOCKED`; SQLite has one writer at a
+    /// time, so its single `UPDATE … RETURNING` is already exclusive.
+    pub async fn claim_due_orders(
+        &self,
+        now: DateTime<Utc>,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Order>, StoreError> {
+        let lock = match self.backend() {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let rows = sqlx::query(&format!(
+            "UPDATE orders SET claimed_by = $1, claimed_until = $2 WHERE key IN ( \
+               SELECT key FROM orders WHERE next_check_at IS NOT NULL AND next_check_at <= $3 \
+               AND (claimed_until IS NULL OR claimed_until < $3) \
+               ORDER BY next_check_at LIMIT $4 {lock}) \
+             RETURNING {ORDER_COLUMNS}"
+        ))
+        .bind(worker)
+        .bind(to_millis(lease_until))
+        .bind(to_millis(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "order"))?;
+        rows.iter().map(order_from_row).collect()
+    }
+
+    /// How many orders are not final yet (for tests and health).
+    pub async fn open_order_count(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE next_check_at IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "order"))
+    }
+
+    pub async fn add_order_event(&self, key: &str, event: &OrderEvent) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO order_events (order_key, operation, outcome, wallet_code, latency_ms, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(key)
+        .bind(&event.operation)
+        .bind(&event.outcome)
+        .bind(event.wallet_code.as_deref())
+        .bind(event.latency_ms)
+        .bind(to_millis(event.at))
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(|e| StoreError::from_sqlx(e, "order event"))
+    }
+
+    /// An order's timeline, oldest first.
+    pub async fn order_events(&self, key: &str) -> Result<Vec<OrderEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT operation, outcome, wallet_code, latency_ms, created_at FROM order_events \
+             WHERE order_key = $1 ORDER BY id",
+        )
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "order event"))?;
+        rows.iter()
+            .map(|row| {
+                Ok(OrderEvent {
+                    at: from_millis(row.try_get("created_at").map_err(StoreError::corrupt)?)?,
+                    operation: row.try_get("operation").map_err(StoreError::corrupt)?,
+                    outcome: row.try_get("outcome").map_err(StoreError::corrupt)?,
+                    wallet_code: row.try_get("wallet_code").map_err(StoreError::corrupt)?,
+                    latency_ms: row.try_get("latency_ms").map_err(StoreError::corrupt)?,
+                })
+            })
+            .collect()
+    }
+}
