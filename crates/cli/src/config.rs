@@ -57,6 +57,51 @@ pub struct Config {
     /// `GET /control/credentials`. Env: `QRGATE_WALLETS__ALIPAY__APP_ID=…`.
     #[serde(default, skip_serializing)]
     pub wallets: WalletSettings,
+    /// How the closing loop settles payments the wallets left open (`[closing]`).
+    #[serde(default)]
+    pub closing: ClosingConfig,
+}
+
+/// `[closing]`: when open payments are queried and, after each wallet's confirmation window,
+/// reversed. Defaults follow the wallets' own guidance (`wallets.md` §5).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClosingConfig {
+    pub first_check_secs: u32,
+    pub interval_secs: u32,
+    pub wechatpay_window_secs: u32,
+    pub alipay_window_secs: u32,
+    pub unionpay_window_secs: u32,
+}
+
+impl Default for ClosingConfig {
+    fn default() -> Self {
+        ClosingConfig {
+            first_check_secs: 5,
+            interval_secs: 5,
+            wechatpay_window_secs: 40,
+            alipay_window_secs: 60,
+            unionpay_window_secs: 60,
+        }
+    }
+}
+
+impl ClosingConfig {
+    /// The engine's policy for `wallet`.
+    pub fn policy(&self, wallet: qrgate_domain::Wallet) -> qrgate_engine::ClosingPolicy {
+        use qrgate_domain::Wallet;
+        let window = match wallet {
+            Wallet::WechatPay => self.wechatpay_window_secs,
+            Wallet::Alipay => self.alipay_window_secs,
+            Wallet::UnionPay => self.unionpay_window_secs,
+        };
+        qrgate_engine::ClosingPolicy {
+            first_check: chrono::Duration::seconds(i64::from(self.first_check_secs)),
+            interval: chrono::Duration::seconds(i64::from(self.interval_secs)),
+            confirm_window: chrono::Duration::seconds(i64::from(window)),
+            reverse_retry: chrono::Duration::seconds(2),
+        }
+    }
 }
 
 impl Default for Config {
@@ -72,6 +117,7 @@ impl Default for Config {
             log_level: None,
             body_limit_bytes: qrgate_http::DEFAULT_BODY_LIMIT_BYTES,
             wallets: WalletSettings::default(),
+            closing: ClosingConfig::default(),
         }
     }
 }
@@ -132,6 +178,20 @@ impl Config {
         }
         if self.body_limit_bytes < 1024 {
             bail!("invalid configuration: body_limit_bytes must be at least 1024");
+        }
+        let c = &self.closing;
+        if c.first_check_secs == 0 || c.interval_secs == 0 {
+            bail!("invalid configuration: closing.first_check_secs and closing.interval_secs must be at least 1");
+        }
+        if [
+            c.wechatpay_window_secs,
+            c.alipay_window_secs,
+            c.unionpay_window_secs,
+        ]
+        .iter()
+        .any(|w| *w < c.first_check_secs || *w > 86_400)
+        {
+            bail!("invalid configuration: each closing window must be at least first_check_secs and at most 86400");
         }
         if self.master_key.is_some() && self.master_key_file.is_some() {
             bail!("invalid configuration: set master_key or master_key_file, not both");

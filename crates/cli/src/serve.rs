@@ -169,7 +169,11 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
     let connectors = settings
         .build()
         .context("invalid wallet settings ([wallets])")?;
-    let engine = engine.with_wallets(Wallets::new(connectors));
+    let mut wallets = Wallets::new(connectors);
+    for wallet in qrgate_domain::Wallet::ALL {
+        wallets = wallets.with_policy(wallet, config.closing.policy(wallet));
+    }
+    let engine = engine.with_wallets(wallets);
     let wallets: Vec<&str> = engine
         .wallets()
         .enabled()

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod commands;
+mod crash;
+mod pos_scan;
 mod serve;
 
 use std::io::{BufRead, BufReader};
