@@ -26,6 +26,8 @@ fn every_command_has_clear_help() {
         &["fx", "set"],
         &["fx", "list"],
         &["pos", "call"],
+        &["pos", "scan"],
+        &["sandbox"],
     ];
     for args in commands {
         let out = std::process::Command::new(BIN)

@@ -249,6 +249,134 @@ async fn migrating_twice_is_harmless(db: TestDb) {
     let _ = MerchantTimeZone::DEFAULT;
 }
 
+fn order(merchant: &MerchantId, n: usize, due: chrono::DateTime<Utc>) -> qrgate_domain::Order {
+    use qrgate_domain::{MerchantOrderId, Money, Order, OrderStatus, PaymentMode, Wallet};
+    Order {
+        key: format!("Q{n:024}"),
+        merchant_id: merchant.clone(),
+        order_id: MerchantOrderId::parse(&format!("O{n}")).unwrap(),
+        mode: PaymentMode::Passive,
+        wallet: Wallet::WechatPay,
+        amount: Money::new(1000, Currency::Cad),
+        tip: Money::new(0, Currency::Cad),
+        cny_amount: None,
+        rate: None,
+        operator_id: None,
+        terminal_no: None,
+        sale_num: None,
+        status: OrderStatus::Unknown,
+        wallet_code: None,
+        wallet_message: None,
+        channel_ref: None,
+        buyer: None,
+        paid_at: None,
+        wallet_created_at: now(),
+        next_check_at: Some(due),
+        request_digest: "d".into(),
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+async fn due_orders_are_claimed_by_one_worker_at_a_time(db: TestDb) {
+    let m = create(&db.store, "m").await.unwrap().merchant;
+    for n in 0..40 {
+        db.store
+            .insert_order(&order(&m.id, n, now()))
+            .await
+            .unwrap();
+    }
+    // Not due yet, and final: never claimed.
+    db.store
+        .insert_order(&order(&m.id, 100, now() + Duration::minutes(5)))
+        .await
+        .unwrap();
+    let mut done = order(&m.id, 101, now());
+    done.next_check_at = None;
+    db.store.insert_order(&done).await.unwrap();
+
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let store = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store
+                    .claim_due_orders(
+                        now(),
+                        &format!("w{worker}"),
+                        now() + Duration::seconds(60),
+                        3,
+                    )
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got.into_iter().map(|o| o.key));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let claimed = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(claimed, 40, "each due order claimed exactly once");
+    assert_eq!(all.len(), 40);
+    // A lease that has run out makes the order claimable again; an update releases it.
+    let later = now() + Duration::seconds(61);
+    let again = db
+        .store
+        .claim_due_orders(later, "w9", later + Duration::seconds(60), 100)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 40);
+    let mut first = again[0].clone();
+    first.status = qrgate_domain::OrderStatus::Reversed;
+    first.next_check_at = None;
+    assert!(db
+        .store
+        .update_order(&first, qrgate_domain::OrderStatus::Unknown)
+        .await
+        .unwrap());
+    assert!(
+        !db.store
+            .update_order(&first, qrgate_domain::OrderStatus::Unknown)
+            .await
+            .unwrap(),
+        "a stale update is refused"
+    );
+    assert_eq!(db.store.open_order_count().await.unwrap(), 40);
+}
+
+async fn a_second_order_with_the_same_merchant_order_id_is_a_conflict(db: TestDb) {
+    let m = create(&db.store, "m").await.unwrap().merchant;
+    db.store
+        .insert_order(&order(&m.id, 1, now()))
+        .await
+        .unwrap();
+    let mut twin = order(&m.id, 2, now());
+    twin.order_id = qrgate_domain::MerchantOrderId::parse("O1").unwrap();
+    assert!(matches!(
+        db.store.insert_order(&twin).await,
+        Err(StoreError::Conflict { what: "order" })
+    ));
+    let back = db
+        .store
+        .order_by_merchant_order_id(&m.id, &twin.order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        back,
+        order(&m.id, 1, now()),
+        "an order reads back exactly as written"
+    );
+}
+
 backend_tests!(
     merchants_get_sequential_ids_with_a_first_shop_and_operator,
     concurrent_merchant_creation_never_reuses_an_id,
@@ -260,4 +388,6 @@ backend_tests!(
     exchange_rates_are_replaced_not_duplicated,
     settings_keep_the_first_value_written,
     migrating_twice_is_harmless,
+    due_orders_are_claimed_by_one_worker_at_a_time,
+    a_second_order_with_the_same_merchant_order_id_is_a_conflict,
 );
