@@ -62,6 +62,10 @@ pub struct Config {
     pub closing: ClosingConfig,
 }
 
+/// The shortest confirmation window: longer than the request path's 12 s wallet budget plus
+/// its margin, and than WeChat's 15 s minimum before a reversal.
+const MIN_WINDOW_SECS: u32 = 20;
+
 /// `[closing]`: when open payments are queried and, after each wallet's confirmation window,
 /// reversed. Defaults follow the wallets' own guidance (`wallets.md` §5).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -189,9 +193,9 @@ impl Config {
             c.unionpay_window_secs,
         ]
         .iter()
-        .any(|w| *w < c.first_check_secs || *w > 86_400)
+        .any(|w| *w < MIN_WINDOW_SECS || *w > 86_400)
         {
-            bail!("invalid configuration: each closing window must be at least first_check_secs and at most 86400");
+            bail!("invalid configuration: each closing window must be between {MIN_WINDOW_SECS} and 86400 seconds");
         }
         if self.master_key.is_some() && self.master_key_file.is_some() {
             bail!("invalid configuration: set master_key or master_key_file, not both");

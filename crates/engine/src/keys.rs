@@ -67,6 +67,15 @@ impl MasterKey {
         hex::encode(hash.finalize())
     }
 
+    /// A key for digests of request content (HMAC), derived so the master key itself never
+    /// keys anything but encryption.
+    pub(crate) fn digest_key(&self) -> [u8; 32] {
+        let mut hash = Sha256::new();
+        hash.update(b"qrgate request digest key v1:");
+        hash.update(self.0);
+        hash.finalize().into()
+    }
+
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(&self.0.into())
     }

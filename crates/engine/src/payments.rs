@@ -21,7 +21,7 @@ use qrgate_domain::{
 };
 use qrgate_store::{OrderEvent, StoreError};
 use rand::Rng;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::{Engine, EngineError};
 
@@ -161,6 +161,8 @@ pub enum PaymentError {
     WalletNotEnabled(Wallet),
     #[error("order_id is already used by another order")]
     OrderUsed,
+    #[error("this payment code was already used for order {0}")]
+    CodeAlreadyUsed(MerchantOrderId),
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -172,6 +174,12 @@ impl From<StoreError> for PaymentError {
         PaymentError::Engine(EngineError::from(e))
     }
 }
+
+/// How long one claim on an order lasts: longer than a step can take (a query and a
+/// reversal, each bounded by [`CALL_TIMEOUT`]).
+const CLAIM_LEASE: Duration = Duration::seconds(90);
+/// The longest the closing loop waits for one wallet call.
+const CALL_TIMEOUT: StdDuration = StdDuration::from_secs(20);
 
 /// The largest amount accepted, in minor units (1,000,000.00): a fat-finger guard.
 const MAX_AMOUNT_MINOR: i64 = 100_000_000;
@@ -185,8 +193,16 @@ fn new_key(now: DateTime<Utc>) -> String {
     format!("Q{}{tail}", now.format("%y%m%d%H%M%S"))
 }
 
-fn digest(req: &CodePayment, wallet: Wallet) -> String {
-    let mut h = Sha256::new();
+/// A keyed digest (HMAC-SHA256) of what makes a request this request. Keyed, because it is
+/// stored beside the order and the payment code is in it: an unkeyed hash of a code with a
+/// few billion possible values could be reversed.
+fn digest(key: &[u8; 32], req: &CodePayment, wallet: Wallet) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(mac) => mac,
+        // HMAC takes keys of any length; a 32-byte key cannot be refused.
+        Err(_) => return String::new(),
+    };
     for part in [
         "passive",
         &req.amount.minor().to_string(),
@@ -198,10 +214,10 @@ fn digest(req: &CodePayment, wallet: Wallet) -> String {
         req.terminal_no.as_deref().unwrap_or(""),
         req.sale_num.as_deref().unwrap_or(""),
     ] {
-        h.update(part.as_bytes());
-        h.update([0u8]);
+        mac.update(part.as_bytes());
+        mac.update(&[0u8]);
     }
-    hex::encode(h.finalize())
+    hex::encode(mac.finalize().into_bytes())
 }
 
 fn ms(d: StdDuration) -> i64 {
@@ -310,7 +326,7 @@ impl Engine {
                 MerchantOrderId::parse(&key).map_err(|e| PaymentError::Invalid(e.to_string()))?
             }
         };
-        let request_digest = digest(&req, code_wallet);
+        let request_digest = digest(&self.master.digest_key(), &req, code_wallet);
         let budget = self.wallets.pay_budget;
         let order = Order {
             key,
@@ -344,19 +360,7 @@ impl Engine {
         };
         match self.store.insert_order(&order).await {
             Ok(()) => {}
-            Err(StoreError::Conflict { .. }) => {
-                let existing = self
-                    .store
-                    .order_by_merchant_order_id(&order.merchant_id, &order.order_id)
-                    .await?
-                    .ok_or(PaymentError::OrderUsed)?;
-                // The same request again (a POS retry, a replayed envelope): its current state,
-                // and no second charge.
-                if existing.request_digest == order.request_digest {
-                    return Ok(existing);
-                }
-                return Err(PaymentError::OrderUsed);
-            }
+            Err(StoreError::Conflict { .. }) => return self.resent(&req, &order).await,
             Err(e) => return Err(e.into()),
         }
         tracing::info!(order.key = %order.key, merchant.id = %order.merchant_id, wallet = %code_wallet, "code payment started");
@@ -430,17 +434,67 @@ impl Engine {
                 next.next_check_at = Some(now + policy.first_check);
             }
         }
-        self.save(&order, next).await
+        // The wallet has been called: from here on, no error may reach the POS (it would read
+        // "nothing was done" and take another code). If the outcome cannot be written, the
+        // stored order is still `paying` and due for the closing loop: answer "processing".
+        for attempt in 0..3u64 {
+            match self.save(&order, next.clone(), None).await {
+                Ok(saved) => return Ok(saved),
+                Err(e) => {
+                    tracing::error!(order.key = %order.key, attempt, error = %e, "cannot record the wallet's answer; retrying");
+                    tokio::time::sleep(StdDuration::from_millis(200 * (attempt + 1))).await;
+                }
+            }
+        }
+        Ok(order)
     }
 
-    /// Writes `next` over `current` if nobody moved the order meanwhile; otherwise returns the
-    /// order as it now stands (the closing loop got there first).
-    async fn save(&self, current: &Order, next: Order) -> Result<Order, PaymentError> {
+    /// A request that clashes with a stored order: the same request again (a POS retry, a
+    /// replayed envelope) gets its order's current state and never a second charge; another
+    /// request with the same `order_id`, or the same payment code for another order, is refused.
+    async fn resent(&self, req: &CodePayment, order: &Order) -> Result<Order, PaymentError> {
+        if req.order_id.is_some() {
+            if let Some(existing) = self
+                .store
+                .order_by_merchant_order_id(&order.merchant_id, &order.order_id)
+                .await?
+            {
+                if existing.request_digest == order.request_digest {
+                    return Ok(existing);
+                }
+                return Err(PaymentError::OrderUsed);
+            }
+        }
+        match self
+            .store
+            .order_by_request_digest(&order.merchant_id, &order.request_digest)
+            .await?
+        {
+            Some(existing) if req.order_id.is_none() || existing.order_id == order.order_id => {
+                Ok(existing)
+            }
+            Some(existing) => Err(PaymentError::CodeAlreadyUsed(existing.order_id)),
+            None => Err(PaymentError::OrderUsed),
+        }
+    }
+
+    /// Writes `next` over `current` if nobody moved the order meanwhile (and, for the closing
+    /// loop, only while `holder`'s claim runs); otherwise returns the order as it now stands.
+    async fn save(
+        &self,
+        current: &Order,
+        next: Order,
+        holder: Option<&str>,
+    ) -> Result<Order, PaymentError> {
         current
             .status
             .transition(next.status)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        if self.store.update_order(&next, current.status).await? {
+        if self
+            .store
+            .update_order(&next, current.status, holder, self.now())
+            .await?
+        {
             if next.status.is_final() {
                 tracing::info!(order.key = %next.key, order.status = %next.status, wallet.code = ?next.wallet_code, "order settled");
             }
@@ -486,31 +540,57 @@ impl Engine {
         Ok(self.store.order_events(key).await?)
     }
 
-    /// One round of the closing loop: claims up to `limit` orders that are due and moves each
-    /// one step (query, or reverse once its window has passed). Returns how many it handled.
-    /// Safe on several nodes at once: orders are claimed in the database with a lease.
-    pub async fn close_due_orders(&self, worker: &str, limit: i64) -> Result<usize, EngineError> {
-        let now = self.now();
-        let claimed = self
-            .store
-            .claim_due_orders(now, worker, now + Duration::seconds(60), limit)
-            .await?;
-        let n = claimed.len();
-        for order in claimed {
-            if let Err(e) = self.settle_step(order).await {
+    /// One round of the closing loop: claims due orders one at a time (up to `limit`) and
+    /// moves each one step (query, or reverse once its window has passed). Returns how many it
+    /// handled. Safe on several nodes at once: each order is claimed in the database with a
+    /// lease longer than one step can take, and only the claim's holder may write it.
+    pub async fn close_due_orders(&self, worker: &str, limit: usize) -> Result<usize, EngineError> {
+        let mut handled = 0;
+        while handled < limit {
+            let now = self.now();
+            let claimed = self
+                .store
+                .claim_due_orders(now, worker, now + CLAIM_LEASE, 1)
+                .await?;
+            let Some(order) = claimed.into_iter().next() else {
+                break;
+            };
+            handled += 1;
+            if let Err(e) = self.settle_step(order, worker).await {
                 tracing::warn!(error = %e, "closing loop step failed; it will be retried");
             }
         }
-        Ok(n)
+        Ok(handled)
     }
 
-    async fn settle_step(&self, order: Order) -> Result<(), PaymentError> {
+    /// Asks the wallet what the order is, on the timeline.
+    async fn query_logged(
+        &self,
+        order: &Order,
+        connector: &dyn Connector,
+        reference: &OrderRef,
+    ) -> Result<ChannelOrder, ConnectorError> {
+        let started = Instant::now();
+        let result =
+            match tokio::time::timeout(CALL_TIMEOUT, connector.query_order(reference)).await {
+                Ok(r) => r,
+                Err(_) => Err(ConnectorError::OutcomeUnknown(
+                    "no answer to the query".into(),
+                )),
+            };
+        let (outcome, code) = describe(&result, channel_status_name);
+        self.event(&order.key, "query", outcome, code, started.elapsed())
+            .await;
+        result
+    }
+
+    async fn settle_step(&self, order: Order, worker: &str) -> Result<(), PaymentError> {
         let Some(connector) = self.wallets.connector(order.wallet).cloned() else {
             tracing::error!(order.key = %order.key, wallet = %order.wallet, "an open order's wallet is not configured; retrying in a minute");
             let mut next = order.clone();
             next.next_check_at = Some(self.now() + Duration::minutes(1));
             next.updated_at = self.now();
-            self.save(&order, next).await?;
+            self.save(&order, next, Some(worker)).await?;
             return Ok(());
         };
         let policy = self.wallets.policy(order.wallet);
@@ -519,35 +599,16 @@ impl Engine {
             created_at: order.wallet_created_at,
             channel_ref: order.channel_ref.clone(),
         };
-        let now = self.now();
-        let window_over = now >= order.wallet_created_at + policy.confirm_window;
-        if order.status == OrderStatus::Reversing || window_over {
-            // Before reversing, one last query: the customer may have just confirmed.
-            if order.status != OrderStatus::Reversing {
-                let started = Instant::now();
-                let result = connector.query_order(&reference).await;
-                let (outcome, code) = describe(&result, channel_status_name);
-                self.event(&order.key, "query", outcome, code, started.elapsed())
-                    .await;
-                if let Ok(w) = &result {
-                    if w.status == ChannelStatus::Paid {
-                        let mut next = order.clone();
-                        record_paid(&mut next, w, self.now());
-                        next.updated_at = self.now();
-                        self.save(&order, next).await?;
-                        return Ok(());
-                    }
-                }
-            }
+        let window_over = self.now() >= order.wallet_created_at + policy.confirm_window;
+        if order.status == OrderStatus::Reversing {
             return self
-                .reverse_step(&order, connector.as_ref(), &reference, policy)
+                .reverse_step(&order, connector.as_ref(), &reference, policy, Some(worker))
                 .await;
         }
 
-        let started = Instant::now();
-        let result = connector.query_order(&reference).await;
-        let (outcome, code) = describe(&result, channel_status_name);
-        self.event(&order.key, "query", outcome, code, started.elapsed())
+        // A query first, always: the customer may have just confirmed.
+        let result = self
+            .query_logged(&order, connector.as_ref(), &reference)
             .await;
         let now = self.now();
         let mut next = order.clone();
@@ -574,19 +635,42 @@ impl Engine {
             },
             Err(_) => next.status = OrderStatus::Unknown,
         }
-        self.save(&order, next).await?;
+        if window_over && !next.status.is_final() {
+            // Write the decision first: from now on nobody may record this order as anything
+            // but reversed (or paid, if the wallet refuses to reverse a paid order). If another
+            // node or the request path moved it meanwhile, the write fails and nothing is sent.
+            next.status = OrderStatus::Reversing;
+            next.next_check_at = Some(now + CLAIM_LEASE);
+            let saved = self.save(&order, next, Some(worker)).await?;
+            if saved.status != OrderStatus::Reversing {
+                return Ok(());
+            }
+            return self
+                .reverse_step(&saved, connector.as_ref(), &reference, policy, None)
+                .await;
+        }
+        self.save(&order, next, Some(worker)).await?;
         Ok(())
     }
 
+    /// Sends one reversal. `holder` is this worker when the order is still claimed by it, and
+    /// `None` when the caller has just written `reversing` (which released the claim).
     async fn reverse_step(
         &self,
         order: &Order,
         connector: &dyn Connector,
         reference: &OrderRef,
         policy: ClosingPolicy,
+        holder: Option<&str>,
     ) -> Result<(), PaymentError> {
         let started = Instant::now();
-        let result = connector.reverse_order(reference).await;
+        let result =
+            match tokio::time::timeout(CALL_TIMEOUT, connector.reverse_order(reference)).await {
+                Ok(r) => r,
+                Err(_) => Err(ConnectorError::OutcomeUnknown(
+                    "no answer to the reversal".into(),
+                )),
+            };
         let (outcome, code) = describe(&result, |r: &ReverseOutcome| match r {
             ReverseOutcome::Done => ("reversed", None),
             ReverseOutcome::CallAgain => ("call_again", None),
@@ -596,12 +680,12 @@ impl Engine {
         let now = self.now();
         let mut next = order.clone();
         next.updated_at = now;
-        let attempts_so_far = (now - order.wallet_created_at - policy.confirm_window)
+        let overdue = (now - order.wallet_created_at - policy.confirm_window)
             .num_seconds()
             .max(0);
-        // Back off from `reverse_retry` to a minute as the reversal drags on.
-        let retry = (policy.reverse_retry + Duration::seconds(attempts_so_far / 10))
-            .min(Duration::minutes(1));
+        // Back off from `reverse_retry` towards a minute as the reversal drags on.
+        let retry =
+            (policy.reverse_retry + Duration::seconds(overdue / 10)).min(Duration::minutes(1));
         match result {
             Ok(ReverseOutcome::Done) => {
                 next.status = OrderStatus::Reversed;
@@ -612,42 +696,43 @@ impl Engine {
                 next.status = OrderStatus::Reversing;
                 next.next_check_at = Some(now + retry);
             }
-            Err(ConnectorError::Declined { code, message }) => {
-                // The wallet will not reverse (too late, or nothing to reverse): ask it what
-                // the order is, and record that.
-                let q = connector.query_order(reference).await;
-                let (outcome, qcode) = describe(&q, channel_status_name);
-                self.event(&order.key, "query", outcome, qcode, StdDuration::ZERO)
-                    .await;
+            Err(e) => {
+                // Refused, or no clear answer: ask the wallet what the order is now.
+                let refused = match &e {
+                    ConnectorError::Declined { code, .. } => Some(code.clone()),
+                    _ => None,
+                };
+                let q = self.query_logged(order, connector, reference).await;
                 match q {
                     Ok(w) if w.status == ChannelStatus::Paid => {
-                        tracing::error!(order.key = %order.key, wallet.code = %code, "the wallet refused to reverse a paid order; it stays paid and needs a refund");
+                        // The customer paid and the wallet will not take it back: the sale
+                        // stands, flagged, and the POS sees it paid.
+                        tracing::error!(order.key = %order.key, error = %e, "the wallet did not reverse a paid order; it stays paid and is flagged");
                         record_paid(&mut next, &w, now);
+                        next.wallet_code = Some(format!(
+                            "PAID_NOT_REVERSED:{}",
+                            refused.unwrap_or_else(|| "ERROR".into())
+                        ));
                     }
                     Ok(w)
-                        if matches!(
-                            w.status,
-                            ChannelStatus::Closed | ChannelStatus::Reversed | ChannelStatus::Failed
-                        ) || unknown_to_the_wallet(&w) =>
+                        if matches!(w.status, ChannelStatus::Closed | ChannelStatus::Reversed)
+                            || (refused.is_some()
+                                && (w.status == ChannelStatus::Failed
+                                    || unknown_to_the_wallet(&w))) =>
                     {
                         next.status = OrderStatus::Reversed;
-                        next.wallet_code = Some(code);
-                        next.wallet_message = Some(message);
+                        next.wallet_code = refused.or(w.wallet_code);
                         next.next_check_at = None;
                     }
                     _ => {
+                        tracing::warn!(order.key = %order.key, error = %e, "reversal not settled; retrying");
                         next.status = OrderStatus::Reversing;
                         next.next_check_at = Some(now + retry);
                     }
                 }
             }
-            Err(e) => {
-                tracing::warn!(order.key = %order.key, error = %e, "reversal not settled; retrying");
-                next.status = OrderStatus::Reversing;
-                next.next_check_at = Some(now + retry);
-            }
         }
-        self.save(order, next).await?;
+        self.save(order, next, holder).await?;
         Ok(())
     }
 }

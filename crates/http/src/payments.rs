@@ -170,6 +170,12 @@ pub(crate) async fn passive_pay(
                 format!("{} is not enabled on this gateway", biz_name(w)),
             )
         }
+        Err(PaymentError::CodeAlreadyUsed(other)) => {
+            return refuse(
+                RspCode::Fail,
+                format!("this payment code was already used for order {other}: ask the customer to refresh it"),
+            )
+        }
         Err(PaymentError::OrderUsed) => {
             return refuse(
                 RspCode::OrderUsed,

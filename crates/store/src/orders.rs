@@ -118,6 +118,23 @@ impl Store {
         row.as_ref().map(order_from_row).transpose()
     }
 
+    /// The merchant's order made from exactly this request content, if any.
+    pub async fn order_by_request_digest(
+        &self,
+        merchant_id: &MerchantId,
+        digest: &str,
+    ) -> Result<Option<Order>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = $1 AND request_digest = $2"
+        ))
+        .bind(merchant_id.as_str())
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "order"))?;
+        row.as_ref().map(order_from_row).transpose()
+    }
+
     pub async fn order_by_merchant_order_id(
         &self,
         merchant_id: &MerchantId,
@@ -134,16 +151,29 @@ impl Store {
         row.as_ref().map(order_from_row).transpose()
     }
 
-    /// Writes what may change on an order, only if it is still in status `from` (another node
-    /// or the closing loop may have moved it meanwhile). Releases any claim on it. Returns
-    /// whether the write happened.
-    pub async fn update_order(&self, o: &Order, from: OrderStatus) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+    /// Writes what may change on an order, only if it is still in status `from` and its claim
+    /// is as expected: held by `holder` with a lease still running, or (with `None`) held by
+    /// nobody whose lease runs. So a worker whose lease ran out, or a request path that stalled
+    /// while the closing loop took over, cannot overwrite a newer state. Releases the claim.
+    /// Returns whether the write happened.
+    pub async fn update_order(
+        &self,
+        o: &Order,
+        from: OrderStatus,
+        holder: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let claim = match holder {
+            Some(_) => "claimed_by = $13 AND claimed_until >= $14",
+            // `$13` is always bound, so both forms have the same parameters.
+            None => "(claimed_until IS NULL OR claimed_until < $14) AND $13 = '-'",
+        };
+        let done = sqlx::query(&format!(
             "UPDATE orders SET status = $1, wallet_code = $2, wallet_message = $3, channel_ref = $4, \
              buyer = $5, paid_at = $6, cny_amount = $7, rate_e8 = $8, next_check_at = $9, \
              claimed_by = NULL, claimed_until = NULL, updated_at = $10 \
-             WHERE key = $11 AND status = $12",
-        )
+             WHERE key = $11 AND status = $12 AND {claim}"
+        ))
         .bind(o.status.as_str())
         .bind(o.wallet_code.as_deref())
         .bind(o.wallet_message.as_deref())
@@ -156,6 +186,8 @@ impl Store {
         .bind(to_millis(o.updated_at))
         .bind(&o.key)
         .bind(from.as_str())
+        .bind(holder.unwrap_or("-"))
+        .bind(to_millis(now))
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "order"))?;

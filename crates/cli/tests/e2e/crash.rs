@@ -93,7 +93,7 @@ async fn write_config(install: &Install, sandbox: &SandboxProcess) -> std::path:
     }
     let config = json!({
         "wallets": wallets,
-        "closing": {"first_check_secs": 1, "interval_secs": 1, "wechatpay_window_secs": 6, "alipay_window_secs": 6, "unionpay_window_secs": 6},
+        "closing": {"first_check_secs": 1, "interval_secs": 1, "wechatpay_window_secs": 20, "alipay_window_secs": 20, "unionpay_window_secs": 20},
     });
     let path = install.dir.path().join("qrgate.toml");
     std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
@@ -303,12 +303,15 @@ async fn killed_mid_payment_then_restarted(install: Install) {
         paid_trades, paid_orders,
         "every paid trade at the wallet is a paid order: {finals:?}"
     );
-    // Everything that could be paid was, and the one never confirmed per wallet was not.
-    assert_eq!(
-        finals.values().filter(|s| *s == "orderclosed").count(),
-        3,
-        "{finals:?}"
-    );
+    // A code the customer never confirms can never be paid: those orders are reversed (or,
+    // killed before the wallet call, never stored). Orders hit by the kill may end closed
+    // whatever their code; the balances and trades above prove nobody paid for them.
+    for (order_id, ..) in orders.iter().filter(|(id, ..)| id.ends_with('4')) {
+        assert!(
+            matches!(finals[order_id].as_str(), "orderclosed" | "never_stored"),
+            "{order_id}: {finals:?}"
+        );
+    }
     let (status, _) = server.terminate();
     assert!(status.success());
 }

@@ -358,7 +358,8 @@ pub(super) fn open_reply(
     body: &[u8],
     verifier: &AlipayVerifier,
 ) -> Result<AlipayReply, ConnectorError> {
-    if http_status >= 500 {
+    // A 5xx, or a proxy's timeout or throttling: the request may have been processed.
+    if http_status >= 500 || http_status == 408 || http_status == 429 {
         return Err(ConnectorError::OutcomeUnknown(format!(
             "HTTP {http_status} from Alipay"
         )));
@@ -597,6 +598,17 @@ impl AlipayReplyCommon {
         match AlipayCode::parse(&self.code) {
             AlipayCode::ServiceUnavailable => self.unknown(),
             AlipayCode::BusinessFailed if self.sub_code_is(SUB_SYSTEM_ERROR) => self.unknown(),
+            // Only the documented final sub_codes are declines; any other (a new one, or
+            // `aop.ACQ.SYSTEM_ERROR`-style variants) must be settled by a query.
+            AlipayCode::BusinessFailed
+                if !self
+                    .sub_code
+                    .as_deref()
+                    .is_some_and(|c| ALIPAY_FINAL_SUB_CODES.contains(&c)) =>
+            {
+                tracing::warn!(sub_code = ?self.sub_code, "unlisted Alipay sub_code: treated as an unknown outcome");
+                self.unknown()
+            }
             AlipayCode::BusinessFailed => ConnectorError::Declined {
                 code: non_empty(self.sub_code.as_deref()).unwrap_or_else(|| self.code.clone()),
                 message: self.message(),
@@ -1186,3 +1198,54 @@ fn notification_trade_fields(
     serde_json::from_value(serde_json::Value::Object(object))
         .map_err(|e| CallbackError::Malformed(format!("notification fields: {e}")))
 }
+
+/// `40004` sub_codes that are final business outcomes (`wallets.md` §2.3, §2.5, §2.6): the
+/// request was refused and nothing will change by itself.
+const ALIPAY_FINAL_SUB_CODES: [&str; 46] = [
+    "ACQ.TRADE_HAS_SUCCESS",
+    "ACQ.PAYMENT_AUTH_CODE_INVALID",
+    "ACQ.AUTH_CODE_INVALID_OR_EXPIRE",
+    "ACQ.ILLEGAL_AUTH_CODE",
+    "ACQ.BUYER_BALANCE_NOT_ENOUGH",
+    "ACQ.BUYER_BANKCARD_BALANCE_NOT_ENOUGH",
+    "ACQ.ERROR_BALANCE_PAYMENT_DISABLE",
+    "ACQ.BUYER_PAYMENT_AMOUNT_DAY_LIMIT_ERROR",
+    "ACQ.BUYER_PAYMENT_AMOUNT_MONTH_LIMIT_ERROR",
+    "ACQ.BEYOND_PAY_RESTRICTION",
+    "ACQ.BEYOND_PER_RECEIPT_RESTRICTION",
+    "ACQ.PAYMENT_REQUEST_HAS_RISK",
+    "ACQ.NO_PAYMENT_INSTRUMENTS_AVAILABLE",
+    "ACQ.PAYMENT_FAIL",
+    "ACQ.BUYER_ENABLE_STATUS_FORBID",
+    "ACQ.PULL_MOBILE_CASHIER_FAIL",
+    "ACQ.MOBILE_PAYMENT_SWITCH_OFF",
+    "ACQ.ERROR_BUYER_CERTIFY_LEVEL_LIMIT",
+    "ACQ.USER_FACE_PAYMENT_SWITCH_OFF",
+    "ACQ.TRADE_HAS_CLOSE",
+    "ACQ.CONTEXT_INCONSISTENT",
+    "ACQ.TRADE_BUYER_NOT_MATCH",
+    "ACQ.BUYER_SELLER_EQUAL",
+    "ACQ.INVALID_PARAMETER",
+    "ACQ.ACCESS_FORBIDDEN",
+    "ACQ.EXIST_FORBIDDEN_WORD",
+    "ACQ.PARTNER_ERROR",
+    "ACQ.TOTAL_FEE_EXCEED",
+    "ACQ.INVALID_STORE_ID",
+    "ACQ.SELLER_BEEN_BLOCKED",
+    "ACQ.SUB_MERCHANT_CREATE_FAIL",
+    "ACQ.SUB_MERCHANT_TYPE_INVALID",
+    "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL",
+    "ACQ.REASON_TRADE_REFUND_FEE_ERR",
+    "ACQ.TRADE_NOT_EXIST",
+    "ACQ.TRADE_HAS_FINISHED",
+    "ACQ.SELLER_BALANCE_NOT_ENOUGH",
+    "ACQ.REASON_TRADE_BEEN_FREEZEN",
+    "ACQ.TRADE_STATUS_ERROR",
+    "ACQ.TRADE_NOT_ALLOW_REFUND",
+    "ACQ.DISCORDANT_REPEAT_REQUEST",
+    "ACQ.TRADE_CANCEL_TIME_OUT",
+    "ACQ.TRADE_FINISHED",
+    "ACQ.REFUND_FEE_ERROR",
+    "ACQ.CURRENCY_NOT_SUPPORT",
+    "ACQ.NOT_SUPPORT_CURRENCY",
+];

@@ -622,8 +622,9 @@ pub(super) fn open_response(
 fn check_http_status(context: &'static str, status: u16) -> Result<(), ConnectorError> {
     match status {
         200..=299 => Ok(()),
-        // The request reached the wallet and may have been processed.
-        500..=599 => Err(ConnectorError::OutcomeUnknown(format!(
+        // The request reached the wallet and may have been processed; a proxy's timeout or
+        // throttling says nothing about the wallet either.
+        500..=599 | 408 | 429 => Err(ConnectorError::OutcomeUnknown(format!(
             "{context}: HTTP {status}"
         ))),
         400..=499 => Err(ConnectorError::Rejected {

@@ -465,18 +465,32 @@ async fn a_repeated_order_id_charges_once(db: TestDb) {
     let r = w.pay("DUP1", "2000", &other, "WECHATPAY").await;
     assert_eq!(r.rsp_code, "ORDER_USED", "{r:?}");
     assert_eq!(w.balance(&customer).await, 100_000 - 5720);
-    // Without an order_id, one is generated and returned.
-    let r = w
-        .pos
-        .call(
-            "PASSIVEPAY",
-            json!({"amount": "100", "auth_code": other, "biz_type": "WECHATPAY"}),
-        )
-        .await;
+    // Without an order_id, one is generated and returned; the same request again (its answer
+    // was lost, or the envelope is replayed) finds that order instead of charging again.
+    let request = json!({"amount": "100", "auth_code": other, "biz_type": "WECHATPAY"});
+    let r = w.pos.call("PASSIVEPAY", request.clone()).await;
     assert_eq!(r.rsp_code, "SUCCESS");
     let generated = data(&r)["order_id"].as_str().unwrap().to_owned();
     assert!(generated.len() >= 20, "{generated}");
     assert_eq!(data(&w.status(&generated).await)["order_status"], "success");
+    let replay = w.pos.call("PASSIVEPAY", request).await;
+    assert_eq!(replay.rsp_code, "SUCCESS", "{replay:?}");
+    assert_eq!(data(&replay)["order_id"], generated.as_str());
+    // The same code for another sale is refused: by the gateway when the request is the same
+    // in all but its order_id (naming the order the code paid), by the wallet otherwise.
+    let same =
+        json!({"order_id": "DUP2", "amount": "100", "auth_code": other, "biz_type": "WECHATPAY"});
+    let r = w.pos.call("PASSIVEPAY", same).await;
+    assert_eq!(r.rsp_code, "FAIL");
+    assert!(r.rsp_msg.contains(&generated), "{}", r.rsp_msg);
+    let r = w.pay("DUP3", "100", &other, "WECHATPAY").await;
+    assert_eq!(r.rsp_code, "FAIL");
+    assert!(r.rsp_msg.contains("already used"), "{}", r.rsp_msg);
+    assert_eq!(
+        w.balance(&customer).await,
+        100_000 - 5720 - 520,
+        "each sale charged once"
+    );
 }
 
 async fn bad_requests_are_refused_before_anything_happens(db: TestDb) {

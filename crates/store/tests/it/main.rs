@@ -272,7 +272,7 @@ fn order(merchant: &MerchantId, n: usize, due: chrono::DateTime<Utc>) -> qrgate_
         paid_at: None,
         wallet_created_at: now(),
         next_check_at: Some(due),
-        request_digest: "d".into(),
+        request_digest: format!("d{n}"),
         created_at: now(),
         updated_at: now(),
     }
@@ -337,14 +337,26 @@ async fn due_orders_are_claimed_by_one_worker_at_a_time(db: TestDb) {
     let mut first = again[0].clone();
     first.status = qrgate_domain::OrderStatus::Reversed;
     first.next_check_at = None;
+    use qrgate_domain::OrderStatus::Unknown;
+    // Only the claim's holder, within its lease, may write.
+    assert!(!db
+        .store
+        .update_order(&first, Unknown, Some("w1"), later)
+        .await
+        .unwrap());
+    assert!(!db
+        .store
+        .update_order(&first, Unknown, None, later)
+        .await
+        .unwrap());
     assert!(db
         .store
-        .update_order(&first, qrgate_domain::OrderStatus::Unknown)
+        .update_order(&first, Unknown, Some("w9"), later)
         .await
         .unwrap());
     assert!(
         !db.store
-            .update_order(&first, qrgate_domain::OrderStatus::Unknown)
+            .update_order(&first, Unknown, None, later)
             .await
             .unwrap(),
         "a stale update is refused"
@@ -364,6 +376,20 @@ async fn a_second_order_with_the_same_merchant_order_id_is_a_conflict(db: TestDb
         db.store.insert_order(&twin).await,
         Err(StoreError::Conflict { what: "order" })
     ));
+    // The same request content under another order_id: a conflict too, found by its digest.
+    let mut same_content = order(&m.id, 3, now());
+    same_content.request_digest = "d1".into();
+    assert!(matches!(
+        db.store.insert_order(&same_content).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let by_digest = db
+        .store
+        .order_by_request_digest(&m.id, "d1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_digest.order_id.as_str(), "O1");
     let back = db
         .store
         .order_by_merchant_order_id(&m.id, &twin.order_id)
