@@ -38,6 +38,10 @@ struct World {
 
 impl World {
     async fn start(db: TestDb) -> World {
+        World::start_with_budget(db, std::time::Duration::from_secs(12)).await
+    }
+
+    async fn start_with_budget(db: TestDb, budget: std::time::Duration) -> World {
         let sandbox = Sandbox::new(
             SandboxConfig {
                 seed: 5,
@@ -84,6 +88,7 @@ impl World {
             reverse_retry: Duration::seconds(1),
         };
         let mut wallets = Wallets::new(settings.build().unwrap());
+        wallets.pay_budget = budget;
         for w in Wallet::ALL {
             wallets = wallets.with_policy(w, policy);
         }
@@ -383,6 +388,36 @@ async fn a_system_error_that_was_paid_is_found_and_a_timeout_is_resolved(db: Tes
     assert_eq!(w.balance(&customer).await, 100_000 - charged);
 }
 
+async fn a_wallet_that_hangs_gets_processing_within_the_budget(db: TestDb) {
+    // The budget (0.5 s) runs out before the wallet client's own timeout (1.5 s).
+    let w = World::start_with_budget(db, std::time::Duration::from_millis(500)).await;
+    let customer = w.customer(100_000).await;
+    for (i, (wallet, biz)) in WALLETS.into_iter().enumerate() {
+        let code = w.code(&customer, wallet, json!({"kind": "instant"})).await;
+        w.http
+            .put(format!("{}/control/faults/{wallet}", w.running.url()))
+            .json(&json!({"drop_next": 1}))
+            .send()
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let r = w.pay(&format!("HANG{i}"), "1000", &code, biz).await;
+        assert_eq!(r.rsp_code, "PROCESSING", "{wallet}: {r:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(1400),
+            "answered within the budget"
+        );
+        // The wallet did take the money; the closing loop finds it.
+        w.advance(16).await;
+        assert_eq!(
+            data(&w.status(&format!("HANG{i}")).await)["order_status"],
+            "success",
+            "{wallet}"
+        );
+    }
+    assert_eq!(w.balance(&customer).await, 100_000 - 3 * 5720);
+}
+
 async fn declines_get_clear_failure_messages(db: TestDb) {
     let w = World::start(db).await;
     let customer = w.customer(100_000).await;
@@ -538,6 +573,7 @@ backend_tests!(
     a_never_confirmed_payment_is_reversed_and_costs_nothing,
     a_system_error_that_was_paid_is_found_and_a_timeout_is_resolved,
     declines_get_clear_failure_messages,
+    a_wallet_that_hangs_gets_processing_within_the_budget,
     a_code_sent_with_another_wallets_biz_type_never_reaches_a_wallet,
     a_repeated_order_id_charges_once,
     bad_requests_are_refused_before_anything_happens,
