@@ -11,7 +11,8 @@ use qrgate_connectors::WalletSettings;
 use serde::{Deserialize, Serialize};
 
 /// Keys that may be set; each is also read from `QRGATE_<KEY>` (upper case).
-pub const KEYS: [&str; 9] = [
+pub const KEYS: [&str; 10] = [
+    "public_url",
     "listen",
     "data_dir",
     "database_url",
@@ -38,6 +39,9 @@ pub enum LogFormat {
 pub struct Config {
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
+    /// The URL wallets reach this gateway at, for their notifications
+    /// (`<public_url>/notify/<wallet>`); defaults to `http://<listen>`.
+    pub public_url: Option<String>,
     /// Holds the SQLite database and, unless given otherwise, the master key.
     pub data_dir: PathBuf,
     /// `postgres://…` to use PostgreSQL; when absent, SQLite in `data_dir`.
@@ -112,6 +116,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
             data_dir: PathBuf::from("qrgate-data"),
             database_url: None,
             database_max_connections: 10,

@@ -170,6 +170,14 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
         .build()
         .context("invalid wallet settings ([wallets])")?;
     let mut wallets = Wallets::new(connectors);
+    wallets.notify_base_url = config.public_url.clone().unwrap_or_else(|| {
+        let host = if local.ip().is_unspecified() {
+            SocketAddr::new([127, 0, 0, 1].into(), local.port())
+        } else {
+            local
+        };
+        format!("http://{host}")
+    });
     for wallet in qrgate_domain::Wallet::ALL {
         wallets = wallets.with_policy(wallet, config.closing.policy(wallet));
     }

@@ -184,6 +184,11 @@ pub struct Order {
     pub next_check_at: Option<DateTime<Utc>>,
     /// A digest of the request, to tell a resent request from a different one.
     pub request_digest: String,
+    /// Active mode: the QR content the POS shows, when it stops being payable, and the
+    /// merchant's notification URL.
+    pub code_url: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub call_back_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

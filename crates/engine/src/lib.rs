@@ -13,6 +13,7 @@ mod fx;
 mod keys;
 mod merchants;
 mod payments;
+mod qr_orders;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use demo::DemoMerchant;
@@ -21,6 +22,7 @@ pub use fx::FxError;
 pub use keys::{MasterKey, MasterKeyError, SignKeyPlain};
 pub use merchants::{CreatedMerchant, MerchantRequest, PosAuthError, PosCredentials, RotatedKey};
 pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
+pub use qr_orders::{NotificationError, QrPayment};
 
 use std::sync::Arc;
 

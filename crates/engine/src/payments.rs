@@ -63,6 +63,11 @@ pub struct Wallets {
     policies: HashMap<Wallet, ClosingPolicy>,
     /// How long a PASSIVEPAY waits for the wallet before answering "processing".
     pub pay_budget: StdDuration,
+    /// How long a QR stays payable.
+    pub qr_ttl: Duration,
+    /// The gateway's public base URL, where wallets post their notifications
+    /// (`<base>/notify/<wallet>`).
+    pub notify_base_url: String,
 }
 
 impl std::fmt::Debug for Wallets {
@@ -92,6 +97,8 @@ impl Wallets {
             connectors,
             policies,
             pay_budget: StdDuration::from_secs(12),
+            qr_ttl: Duration::minutes(15),
+            notify_base_url: "http://127.0.0.1:8080".into(),
         }
     }
 
@@ -106,11 +113,20 @@ impl Wallets {
         w
     }
 
-    fn connector(&self, wallet: Wallet) -> Option<&Arc<dyn Connector>> {
+    pub(crate) fn connector(&self, wallet: Wallet) -> Option<&Arc<dyn Connector>> {
         self.connectors.get(&wallet)
     }
 
-    fn policy(&self, wallet: Wallet) -> ClosingPolicy {
+    /// Where `wallet` posts its notifications for our orders.
+    pub fn notify_url(&self, wallet: Wallet) -> String {
+        format!(
+            "{}/notify/{}",
+            self.notify_base_url.trim_end_matches('/'),
+            wallet.as_str()
+        )
+    }
+
+    pub(crate) fn policy(&self, wallet: Wallet) -> ClosingPolicy {
         self.policies
             .get(&wallet)
             .copied()
@@ -179,12 +195,12 @@ impl From<StoreError> for PaymentError {
 /// reversal, each bounded by [`CALL_TIMEOUT`]).
 const CLAIM_LEASE: Duration = Duration::seconds(90);
 /// The longest the closing loop waits for one wallet call.
-const CALL_TIMEOUT: StdDuration = StdDuration::from_secs(20);
+pub(crate) const CALL_TIMEOUT: StdDuration = StdDuration::from_secs(20);
 
 /// The largest amount accepted, in minor units (1,000,000.00): a fat-finger guard.
-const MAX_AMOUNT_MINOR: i64 = 100_000_000;
+pub(crate) const MAX_AMOUNT_MINOR: i64 = 100_000_000;
 
-fn new_key(now: DateTime<Utc>) -> String {
+pub(crate) fn new_key(now: DateTime<Utc>) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::thread_rng();
     let tail: String = (0..12)
@@ -197,35 +213,43 @@ fn new_key(now: DateTime<Utc>) -> String {
 /// stored beside the order and the payment code is in it: an unkeyed hash of a code with a
 /// few billion possible values could be reversed.
 fn digest(key: &[u8; 32], req: &CodePayment, wallet: Wallet) -> String {
+    keyed_digest(
+        key,
+        &[
+            "passive",
+            &req.amount.minor().to_string(),
+            &req.tip.minor().to_string(),
+            req.amount.currency().code(),
+            req.auth_code.trim(),
+            wallet.as_str(),
+            req.operator_id.as_deref().unwrap_or(""),
+            req.terminal_no.as_deref().unwrap_or(""),
+            req.sale_num.as_deref().unwrap_or(""),
+        ],
+    )
+}
+
+/// HMAC-SHA256 over the parts, each followed by a zero byte, as lower-case hex.
+pub(crate) fn keyed_digest(key: &[u8; 32], parts: &[&str]) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
         Ok(mac) => mac,
         // HMAC takes keys of any length; a 32-byte key cannot be refused.
         Err(_) => return String::new(),
     };
-    for part in [
-        "passive",
-        &req.amount.minor().to_string(),
-        &req.tip.minor().to_string(),
-        req.amount.currency().code(),
-        req.auth_code.trim(),
-        wallet.as_str(),
-        req.operator_id.as_deref().unwrap_or(""),
-        req.terminal_no.as_deref().unwrap_or(""),
-        req.sale_num.as_deref().unwrap_or(""),
-    ] {
+    for part in parts {
         mac.update(part.as_bytes());
         mac.update(&[0u8]);
     }
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn ms(d: StdDuration) -> i64 {
+pub(crate) fn ms(d: StdDuration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// What one wallet call said, for the timeline: a short outcome name and the wallet's code.
-fn describe<T>(
+pub(crate) fn describe<T>(
     result: &Result<T, ConnectorError>,
     status: impl Fn(&T) -> (&'static str, Option<String>),
 ) -> (String, Option<String>) {
@@ -244,7 +268,7 @@ fn describe<T>(
     }
 }
 
-fn channel_status_name(o: &ChannelOrder) -> (&'static str, Option<String>) {
+pub(crate) fn channel_status_name(o: &ChannelOrder) -> (&'static str, Option<String>) {
     let s = match o.status {
         ChannelStatus::PendingUser => "pending_user",
         ChannelStatus::Unknown => "unknown",
@@ -270,7 +294,7 @@ fn unknown_to_the_wallet(w: &ChannelOrder) -> bool {
 }
 
 /// Copies what the wallet said about a paid order onto ours.
-fn record_paid(order: &mut Order, w: &ChannelOrder, now: DateTime<Utc>) {
+pub(crate) fn record_paid(order: &mut Order, w: &ChannelOrder, now: DateTime<Utc>) {
     order.status = OrderStatus::Paid;
     order.channel_ref = w.channel_ref.clone().or(order.channel_ref.take());
     order.buyer = w.buyer.clone().or(order.buyer.take());
@@ -355,6 +379,9 @@ impl Engine {
             // the call's budget has surely passed.
             next_check_at: Some(now + Duration::milliseconds(ms(budget)) + Duration::seconds(3)),
             request_digest,
+            code_url: None,
+            expires_at: None,
+            call_back_url: None,
             created_at: now,
             updated_at: now,
         };
@@ -480,7 +507,7 @@ impl Engine {
 
     /// Writes `next` over `current` if nobody moved the order meanwhile (and, for the closing
     /// loop, only while `holder`'s claim runs); otherwise returns the order as it now stands.
-    async fn save(
+    pub(crate) async fn save(
         &self,
         current: &Order,
         next: Order,
@@ -503,7 +530,7 @@ impl Engine {
         Ok(self.store.order(&current.key).await?.unwrap_or(next))
     }
 
-    async fn event(
+    pub(crate) async fn event(
         &self,
         key: &str,
         operation: &str,
@@ -564,7 +591,7 @@ impl Engine {
     }
 
     /// Asks the wallet what the order is, on the timeline.
-    async fn query_logged(
+    pub(crate) async fn query_logged(
         &self,
         order: &Order,
         connector: &dyn Connector,
@@ -599,6 +626,11 @@ impl Engine {
             created_at: order.wallet_created_at,
             channel_ref: order.channel_ref.clone(),
         };
+        if order.mode == PaymentMode::Active {
+            return self
+                .settle_qr_step(order, worker, connector.as_ref(), policy, &reference)
+                .await;
+        }
         let window_over = self.now() >= order.wallet_created_at + policy.confirm_window;
         if order.status == OrderStatus::Reversing {
             return self

@@ -6,6 +6,7 @@
 //! `x-request-id` header, generated when absent, echoed in the response).
 
 mod metrics;
+mod notify;
 mod ottpay;
 mod payments;
 
@@ -71,6 +72,7 @@ pub fn app(state: AppState) -> Router {
         .route("/processV2", post(ottpay::handle))
         .route("/process", post(ottpay::handle))
         .route("/processV3", post(ottpay::handle))
+        .route("/notify/{wallet}", post(notify::handle))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .with_state(state)

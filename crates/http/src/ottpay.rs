@@ -221,7 +221,8 @@ async fn answer(
         Action::ExRateQuery => exchange_rate(state, &request).await,
         Action::PassivePay => crate::payments::passive_pay(state, &request, client_ip).await,
         Action::StatusQuery => crate::payments::status_query(state, &request).await,
-        Action::ActivePay | Action::Refund | Action::RefundQuery => Answer::Refused(Refusal::new(
+        Action::ActivePay => crate::payments::active_pay(state, &request, client_ip).await,
+        Action::Refund | Action::RefundQuery => Answer::Refused(Refusal::new(
             RspCode::Fail,
             format!("{} is not supported by this gateway yet", action.as_str()),
             &request.key,

@@ -1,10 +1,10 @@
 //! PASSIVEPAY and STATUS_QUERY (`ottpay.md` §5.2, §5.3, §7) over the engine's payments.
 
 use qrgate_domain::{Currency, MerchantOrderId, Money, Order, OrderStatus, Wallet};
-use qrgate_engine::{CodePayment, EngineError, PaymentError};
+use qrgate_engine::{CodePayment, EngineError, PaymentError, QrPayment};
 use qrgate_ottpay::{
-    BizType, Cents, OrderStatus as WireStatus, PassivePayRequest, PassivePayResponse, RspCode,
-    StatusQueryRequest, StatusQueryResponse,
+    ActivePayRequest, ActivePayResponse, BizType, Cents, OrderStatus as WireStatus,
+    PassivePayRequest, PassivePayResponse, RspCode, StatusQueryRequest, StatusQueryResponse,
 };
 
 use crate::ottpay::{Answer, Authenticated, Refusal};
@@ -261,5 +261,101 @@ pub(crate) async fn status_query(state: &AppState, request: &Authenticated) -> A
     Answer::Success {
         data: response.to_data(),
         key: request.key.clone(),
+    }
+}
+
+/// ACTIVEPAY (§5.1): a QR for the customer to scan.
+pub(crate) async fn active_pay(
+    state: &AppState,
+    request: &Authenticated,
+    client_ip: String,
+) -> Answer {
+    let refuse = |code, msg: String| Answer::Refused(Refusal::new(code, msg, &request.key));
+    let req = match ActivePayRequest::from_data(&request.data) {
+        Ok(r) => r,
+        Err(e) => return refuse(RspCode::ParamInvalid, e.to_string()),
+    };
+    let order_id = match req
+        .order_id
+        .as_deref()
+        .map(MerchantOrderId::parse)
+        .transpose()
+    {
+        Ok(id) => id,
+        Err(e) => return refuse(RspCode::ParamInvalid, e.to_string()),
+    };
+    let call_back_url = Some(req.call_back_url.trim().to_owned()).filter(|u| !u.is_empty());
+    if let Some(url) = &call_back_url {
+        let ok = url::Url::parse(url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !ok || url.len() > 512 {
+            return refuse(
+                RspCode::ParamInvalid,
+                "invalid call_back_url: expected an http(s) URL".into(),
+            );
+        }
+    }
+    let currency = request.merchant.currency;
+    let payment = QrPayment {
+        merchant: request.merchant.clone(),
+        order_id,
+        amount: Money::new(i64::try_from(req.amount.0).unwrap_or(i64::MAX), currency),
+        tip: Money::new(
+            req.tip
+                .map_or(0, |t| i64::try_from(t.0).unwrap_or(i64::MAX)),
+            currency,
+        ),
+        wallet: wallet_of(req.biz_type),
+        operator_id: req
+            .operator_id
+            .clone()
+            .or_else(|| request.envelope.operator_id.clone()),
+        terminal_no: request.envelope.terminal_no.clone(),
+        call_back_url,
+        client_ip,
+    };
+    let order = match state.engine.create_qr_order(payment).await {
+        Ok(o) => o,
+        Err(PaymentError::WalletNotEnabled(w)) => {
+            return refuse(
+                RspCode::Fail,
+                format!("{} is not enabled on this gateway", biz_name(w)),
+            )
+        }
+        Err(PaymentError::OrderUsed) => {
+            return refuse(
+                RspCode::OrderUsed,
+                "order_id is already used by a different order".into(),
+            )
+        }
+        Err(PaymentError::Invalid(msg)) => return refuse(RspCode::ParamInvalid, msg),
+        Err(PaymentError::Engine(e)) => return engine_failure(request, &e),
+        Err(e) => return refuse(RspCode::ParamInvalid, e.to_string()),
+    };
+    match (&order.code_url, order.status) {
+        (
+            Some(code_url),
+            OrderStatus::Pending | OrderStatus::Paid | OrderStatus::Paying | OrderStatus::Unknown,
+        ) => {
+            let response = ActivePayResponse {
+                code_url: code_url.clone(),
+                order_id: order.order_id.as_str().to_owned(),
+                bizpay_order_id: order.channel_ref.clone(),
+            };
+            Answer::Success {
+                data: response.to_data(),
+                key: request.key.clone(),
+            }
+        }
+        _ => refuse(
+            RspCode::Fail,
+            format!(
+                "the wallet could not create the QR order; nothing can be paid on it ({})",
+                order.wallet_code.as_deref().unwrap_or("no answer")
+            )
+            .chars()
+            .filter(|c| c.is_ascii() && !matches!(c, '+' | '%'))
+            .collect(),
+        ),
     }
 }

@@ -11,7 +11,7 @@ use crate::{Backend, Store, StoreError};
 const ORDER_COLUMNS: &str = "key, merchant_id, order_id, mode, wallet, currency, amount, tip, \
     cny_amount, rate_e8, operator_id, terminal_no, sale_num, status, wallet_code, wallet_message, \
     channel_ref, buyer, paid_at, wallet_created_at, next_check_at, request_digest, created_at, \
-    updated_at";
+    updated_at, code_url, expires_at, call_back_url";
 
 /// One wallet call on an order's timeline. Never holds a payment code or a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +63,9 @@ fn order_from_row(row: &AnyRow) -> Result<Order, StoreError> {
         wallet_created_at: from_millis(int("wallet_created_at")?)?,
         next_check_at: opt_ms(row, "next_check_at")?,
         request_digest: text("request_digest")?,
+        code_url: opt_text("code_url")?,
+        expires_at: opt_ms(row, "expires_at")?,
+        call_back_url: opt_text("call_back_url")?,
         created_at: from_millis(int("created_at")?)?,
         updated_at: from_millis(int("updated_at")?)?,
         key,
@@ -75,7 +78,7 @@ impl Store {
     pub async fn insert_order(&self, o: &Order) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
         ))
         .bind(&o.key)
         .bind(o.merchant_id.as_str())
@@ -101,6 +104,9 @@ impl Store {
         .bind(&o.request_digest)
         .bind(to_millis(o.created_at))
         .bind(to_millis(o.updated_at))
+        .bind(o.code_url.as_deref())
+        .bind(o.expires_at.map(to_millis))
+        .bind(o.call_back_url.as_deref())
         .execute(&self.pool)
         .await
         .map(|_| ())
@@ -171,7 +177,7 @@ impl Store {
         let done = sqlx::query(&format!(
             "UPDATE orders SET status = $1, wallet_code = $2, wallet_message = $3, channel_ref = $4, \
              buyer = $5, paid_at = $6, cny_amount = $7, rate_e8 = $8, next_check_at = $9, \
-             claimed_by = NULL, claimed_until = NULL, updated_at = $10 \
+             claimed_by = NULL, claimed_until = NULL, updated_at = $10, code_url = $15 \
              WHERE key = $11 AND status = $12 AND {claim}"
         ))
         .bind(o.status.as_str())
@@ -188,6 +194,7 @@ impl Store {
         .bind(from.as_str())
         .bind(holder.unwrap_or("-"))
         .bind(to_millis(now))
+        .bind(o.code_url.as_deref())
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "order"))?;

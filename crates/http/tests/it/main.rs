@@ -318,7 +318,7 @@ async fn every_broken_request_gets_its_documented_code_and_writes_nothing(db: Te
 async fn actions_not_built_yet_say_so_and_never_fake_success(db: TestDb) {
     let gw = Gateway::start(db).await;
     let before = gw.rows().await;
-    for action in ["ACTIVEPAY", "REFUND", "REFUND_QUERY"] {
+    for action in ["REFUND", "REFUND_QUERY"] {
         let r = gw
             .pos()
             .call(action, json!({"order_id": "A1", "amount": "100"}))

@@ -92,6 +92,9 @@ impl World {
         for w in Wallet::ALL {
             wallets = wallets.with_policy(w, policy);
         }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        wallets.notify_base_url = format!("http://{addr}");
         let clock = Arc::new(FixedClock::new(Utc::now()));
         let engine = Engine::new(db.store.clone(), MasterKey::generate(), clock.clone())
             .await
@@ -106,8 +109,6 @@ impl World {
             })
             .await
             .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         tokio::spawn(qrgate_http::serve(
             listener,
             AppState::new(engine.clone(), HttpConfig::default()),
@@ -418,6 +419,143 @@ async fn a_wallet_that_hangs_gets_processing_within_the_budget(db: TestDb) {
     assert_eq!(w.balance(&customer).await, 100_000 - 3 * 5720);
 }
 
+async fn a_qr_order_paid_by_the_customer_is_notified_and_settled(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    for (i, (wallet, biz)) in WALLETS.into_iter().enumerate() {
+        let order_id = format!("QR{i}");
+        let request = json!({"order_id": order_id, "amount": "1000", "tip": "100", "biz_type": biz, "call_back_url": "https://merchant.example/notify?code=x"});
+        let r = w.pos.call("ACTIVEPAY", request.clone()).await;
+        assert_eq!(r.rsp_code, "SUCCESS", "{wallet}: {r:?}");
+        let code_url = data(&r)["code_url"].as_str().unwrap().to_owned();
+        assert!(
+            code_url.starts_with(&format!("{}/pay/", w.running.url())),
+            "{code_url}"
+        );
+        assert_eq!(data(&r)["order_id"], order_id.as_str());
+        // The same request again: the same QR.
+        let again = w.pos.call("ACTIVEPAY", request).await;
+        assert_eq!(data(&again)["code_url"], code_url.as_str());
+        assert_eq!(data(&w.status(&order_id).await)["order_status"], "notpay");
+
+        // The customer scans and pays; the wallet's notification settles the order (the
+        // closing loop does not run here).
+        w.control(
+            "/qr/pay",
+            json!({"code_url": code_url, "customer_id": customer}),
+        )
+        .await;
+        w.sandbox.tick().await;
+        let s = data(&w.status(&order_id).await);
+        assert_eq!(s["order_status"], "success", "{wallet}: {s:?}");
+        assert_eq!(s["total_amount"], "1100");
+    }
+    assert_eq!(w.balance(&customer).await, 100_000 - 3 * 5720);
+    let notes: Value = w
+        .http
+        .get(format!("{}/control/notifications", w.running.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        notes
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["delivered"] == true),
+        "every notification acknowledged: {notes}"
+    );
+}
+
+async fn an_unpaid_qr_order_is_closed_at_the_wallet_when_it_expires(db: TestDb) {
+    let w = World::start(db).await;
+    for (i, (wallet, biz)) in WALLETS.into_iter().enumerate() {
+        let order_id = format!("EXPIRE{i}");
+        let r = w.pos.call("ACTIVEPAY", json!({"order_id": order_id, "amount": "500", "biz_type": biz, "call_back_url": "https://merchant.example/n"})).await;
+        assert_eq!(r.rsp_code, "SUCCESS", "{wallet}: {r:?}");
+        w.advance(60).await;
+        assert_eq!(
+            data(&w.status(&order_id).await)["order_status"],
+            "notpay",
+            "{wallet}"
+        );
+    }
+    // Past the 15-minute expiry (and WeChat's 5-minute minimum age): closed at the wallet.
+    w.advance(15 * 60).await;
+    w.advance(40).await;
+    for (i, (wallet, _)) in WALLETS.into_iter().enumerate() {
+        let s = data(&w.status(&format!("EXPIRE{i}")).await);
+        assert_eq!(s["order_status"], "orderclosed", "{wallet}: {s:?}");
+        let timeline = w
+            .engine
+            .order_timeline(&w.order(&format!("EXPIRE{i}")).await.key)
+            .await
+            .unwrap();
+        // Closed by our close call, or already closed by the wallet at the QR's expiry (which
+        // the last query reports); either way it was asked.
+        assert!(
+            timeline
+                .iter()
+                .any(|e| e.operation == "close" || e.outcome == "closed"),
+            "{wallet}: {timeline:?}"
+        );
+    }
+    let trades: Value = w
+        .http
+        .get(format!("{}/control/trades", w.running.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        trades
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "closed"),
+        "{trades}"
+    );
+}
+
+async fn forged_wallet_notifications_change_nothing(db: TestDb) {
+    let w = World::start(db).await;
+    let r = w.pos.call("ACTIVEPAY", json!({"order_id": "FORGE", "amount": "500", "biz_type": "ALIPAY", "call_back_url": "https://merchant.example/n"})).await;
+    assert_eq!(r.rsp_code, "SUCCESS");
+    let key = w.order("FORGE").await.key;
+    let gateway = w.pos.endpoint.trim_end_matches("/processV2").to_owned();
+    let forged = format!(
+        "out_trade_no={key}&trade_status=TRADE_SUCCESS&total_amount=5.00&sign_type=RSA2&sign=AAAA"
+    );
+    for wallet in ["alipay", "wechatpay", "unionpay"] {
+        let r = w
+            .http
+            .post(format!("{gateway}/notify/{wallet}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(forged.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{wallet}");
+    }
+    assert_eq!(
+        w.http
+            .post(format!("{gateway}/notify/paypal"))
+            .body("x")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    assert_eq!(data(&w.status("FORGE").await)["order_status"], "notpay");
+}
+
 async fn declines_get_clear_failure_messages(db: TestDb) {
     let w = World::start(db).await;
     let customer = w.customer(100_000).await;
@@ -573,6 +711,9 @@ backend_tests!(
     a_never_confirmed_payment_is_reversed_and_costs_nothing,
     a_system_error_that_was_paid_is_found_and_a_timeout_is_resolved,
     declines_get_clear_failure_messages,
+    a_qr_order_paid_by_the_customer_is_notified_and_settled,
+    an_unpaid_qr_order_is_closed_at_the_wallet_when_it_expires,
+    forged_wallet_notifications_change_nothing,
     a_wallet_that_hangs_gets_processing_within_the_budget,
     a_code_sent_with_another_wallets_biz_type_never_reaches_a_wallet,
     a_repeated_order_id_charges_once,

@@ -273,6 +273,9 @@ fn order(merchant: &MerchantId, n: usize, due: chrono::DateTime<Utc>) -> qrgate_
         wallet_created_at: now(),
         next_check_at: Some(due),
         request_digest: format!("d{n}"),
+        code_url: None,
+        expires_at: None,
+        call_back_url: None,
         created_at: now(),
         updated_at: now(),
     }

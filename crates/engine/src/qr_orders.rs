@@ -1,0 +1,346 @@
+//! Active-mode payments: the customer scans the merchant's QR (ACTIVEPAY). The order is
+//! stored, the wallet's QR order created, and then the wallet's notification or the closing
+//! loop's queries settle it; at its expiry it is closed at the wallet, respecting each
+//! wallet's rules (WeChat refuses to close an order younger than 5 minutes; an Alipay trade
+//! does not exist until scanned, so closing it then is a no-op the wallet accepts).
+
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use qrgate_connector_api::{ChannelStatus, Connector, ConnectorError, OrderRef, QrOrderRequest};
+use qrgate_domain::{
+    Currency, Merchant, MerchantOrderId, Money, Order, OrderStatus, PaymentMode, Wallet,
+};
+use qrgate_store::StoreError;
+
+use crate::payments::{describe, keyed_digest, new_key, record_paid, ClosingPolicy, CALL_TIMEOUT};
+use crate::{Engine, EngineError, PaymentError};
+
+/// WeChat Pay refuses to close an order younger than this (`wallets.md` §1.6).
+const WECHAT_MIN_AGE_BEFORE_CLOSE: Duration = Duration::seconds(5 * 60 + 10);
+
+/// A QR order as the POS asks for it.
+#[derive(Debug, Clone)]
+pub struct QrPayment {
+    pub merchant: Merchant,
+    pub order_id: Option<MerchantOrderId>,
+    pub amount: Money,
+    pub tip: Money,
+    pub wallet: Wallet,
+    pub operator_id: Option<String>,
+    pub terminal_no: Option<String>,
+    /// Where the merchant wants to hear that the order was paid.
+    pub call_back_url: Option<String>,
+    pub client_ip: String,
+}
+
+/// Why a wallet notification was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum NotificationError {
+    #[error("{0} is not enabled on this gateway")]
+    WalletNotEnabled(Wallet),
+    #[error("the notification does not verify: {0}")]
+    Unverified(String),
+    #[error("the notification names no order of ours")]
+    UnknownOrder,
+    #[error("the notification's amount or wallet does not match the order")]
+    Mismatch,
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<StoreError> for NotificationError {
+    fn from(e: StoreError) -> Self {
+        NotificationError::Engine(EngineError::from(e))
+    }
+}
+
+/// When an order whose QR expired may be closed at its wallet.
+fn close_due(order: &Order) -> DateTime<Utc> {
+    let expiry = order.expires_at.unwrap_or(order.created_at);
+    match order.wallet {
+        Wallet::WechatPay => expiry.max(order.wallet_created_at + WECHAT_MIN_AGE_BEFORE_CLOSE),
+        Wallet::Alipay | Wallet::UnionPay => expiry,
+    }
+}
+
+impl Engine {
+    /// Creates a QR order: stored first, then created at the wallet. The order comes back
+    /// `Pending` with its `code_url`, or `Failed` (the wallet refused; nothing to pay), or
+    /// `Unknown` (the wallet's answer was lost: no QR to show; the closing loop closes it).
+    /// A resent identical request gets the same order and QR.
+    pub async fn create_qr_order(&self, req: QrPayment) -> Result<Order, PaymentError> {
+        if req.amount.minor() <= 0 || req.amount.minor() > crate::payments::MAX_AMOUNT_MINOR {
+            return Err(PaymentError::Invalid(
+                "invalid amount: must be between 1 cent and 1,000,000.00".into(),
+            ));
+        }
+        if req.tip.minor() < 0 || req.tip.minor() > crate::payments::MAX_AMOUNT_MINOR {
+            return Err(PaymentError::Invalid("invalid tip".into()));
+        }
+        let connector = self
+            .wallets
+            .connector(req.wallet)
+            .cloned()
+            .ok_or(PaymentError::WalletNotEnabled(req.wallet))?;
+        let now = self.now();
+        let key = new_key(now);
+        let order_id = match &req.order_id {
+            Some(id) => id.clone(),
+            None => {
+                MerchantOrderId::parse(&key).map_err(|e| PaymentError::Invalid(e.to_string()))?
+            }
+        };
+        let amount = req.amount.minor().to_string();
+        let tip = req.tip.minor().to_string();
+        let digest = keyed_digest(
+            &self.master.digest_key(),
+            &[
+                "active",
+                &amount,
+                &tip,
+                req.amount.currency().code(),
+                req.wallet.as_str(),
+                req.operator_id.as_deref().unwrap_or(""),
+                req.terminal_no.as_deref().unwrap_or(""),
+                req.call_back_url.as_deref().unwrap_or(""),
+                req.order_id.as_ref().map_or("", MerchantOrderId::as_str),
+            ],
+        );
+        let budget = self.wallets.pay_budget;
+        let order = Order {
+            key,
+            merchant_id: req.merchant.id.clone(),
+            order_id,
+            mode: PaymentMode::Active,
+            wallet: req.wallet,
+            amount: req.amount,
+            tip: req.tip,
+            cny_amount: (req.amount.currency() == Currency::Cny).then_some(Money::new(
+                req.amount.minor() + req.tip.minor(),
+                Currency::Cny,
+            )),
+            rate: None,
+            operator_id: req.operator_id.clone(),
+            terminal_no: req.terminal_no.clone(),
+            sale_num: None,
+            status: OrderStatus::Paying,
+            wallet_code: None,
+            wallet_message: None,
+            channel_ref: None,
+            buyer: None,
+            paid_at: None,
+            wallet_created_at: now,
+            next_check_at: Some(
+                now + Duration::milliseconds(crate::payments::ms(budget)) + Duration::seconds(3),
+            ),
+            request_digest: digest,
+            code_url: None,
+            expires_at: Some(now + self.wallets.qr_ttl),
+            call_back_url: req.call_back_url.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        match self.store.insert_order(&order).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict { .. }) => {
+                let existing = self
+                    .store
+                    .order_by_merchant_order_id(&order.merchant_id, &order.order_id)
+                    .await?;
+                return match existing {
+                    Some(o) if o.request_digest == order.request_digest => Ok(o),
+                    Some(_) => Err(PaymentError::OrderUsed),
+                    None => match self
+                        .store
+                        .order_by_request_digest(&order.merchant_id, &order.request_digest)
+                        .await?
+                    {
+                        Some(o) => Ok(o),
+                        None => Err(PaymentError::OrderUsed),
+                    },
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let wallet_req = QrOrderRequest {
+            out_trade_no: order.key.clone(),
+            amount: order.total(),
+            subject: req.merchant.name.clone(),
+            notify_url: self.wallets.notify_url(req.wallet),
+            expires_at: order.expires_at.unwrap_or(now),
+            terminal_id: req.terminal_no.clone(),
+            client_ip: req.client_ip.clone(),
+            created_at: order.wallet_created_at,
+        };
+        let started = Instant::now();
+        let result =
+            match tokio::time::timeout(budget, connector.create_qr_order(&wallet_req)).await {
+                Ok(r) => r,
+                Err(_) => Err(ConnectorError::OutcomeUnknown(format!(
+                    "no answer within {budget:?}"
+                ))),
+            };
+        let (outcome, code) = describe(&result, |q: &qrgate_connector_api::QrOrder| {
+            let _ = q;
+            ("qr_created", None)
+        });
+        self.event(&order.key, "create_qr", outcome, code, started.elapsed())
+            .await;
+        let now = self.now();
+        let policy = self.wallets.policy(req.wallet);
+        let mut next = order.clone();
+        next.updated_at = now;
+        match result {
+            Ok(qr) => {
+                next.status = OrderStatus::Pending;
+                next.code_url = Some(qr.code_url);
+                next.next_check_at = Some(now + policy.first_check);
+            }
+            Err(ConnectorError::OutcomeUnknown(_)) | Err(ConnectorError::BadResponse(_)) => {
+                // The wallet may hold an order nobody can pay (no QR was shown): close it.
+                next.status = OrderStatus::Unknown;
+                next.next_check_at = Some(now + policy.first_check);
+            }
+            Err(e) => {
+                next.status = OrderStatus::Failed;
+                next.wallet_code = Some(match &e {
+                    ConnectorError::Declined { code, .. }
+                    | ConnectorError::Rejected { code, .. } => code.clone(),
+                    ConnectorError::Unavailable(_) => "UNAVAILABLE".into(),
+                    _ => "ERROR".into(),
+                });
+                next.wallet_message = Some(e.to_string());
+                next.next_check_at = None;
+            }
+        }
+        for attempt in 0..3u64 {
+            match self.save(&order, next.clone(), None).await {
+                Ok(saved) => return Ok(saved),
+                Err(e) => {
+                    tracing::error!(order.key = %order.key, attempt, error = %e, "cannot record the QR order; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * (attempt + 1))).await;
+                }
+            }
+        }
+        Ok(order)
+    }
+
+    /// One closing-loop step for a QR order: query; once it is due, close it at the wallet.
+    pub(crate) async fn settle_qr_step(
+        &self,
+        order: Order,
+        worker: &str,
+        connector: &dyn Connector,
+        policy: ClosingPolicy,
+        reference: &OrderRef,
+    ) -> Result<(), PaymentError> {
+        let result = self.query_logged(&order, connector, reference).await;
+        let now = self.now();
+        let mut next = order.clone();
+        next.updated_at = now;
+        let due = close_due(&order);
+        next.next_check_at = Some(
+            (now + policy.interval)
+                .min(due)
+                .max(now + Duration::seconds(1)),
+        );
+        match result {
+            Ok(w) if w.status == ChannelStatus::Paid => record_paid(&mut next, &w, now),
+            Ok(w) if matches!(w.status, ChannelStatus::Closed | ChannelStatus::Reversed) => {
+                next.status = OrderStatus::Closed;
+                next.next_check_at = None;
+            }
+            _ if now >= due => return self.close_qr(order, worker, connector, reference).await,
+            Ok(_) => next.status = OrderStatus::Pending,
+            Err(_) => {}
+        }
+        self.save(&order, next, Some(worker)).await?;
+        Ok(())
+    }
+
+    async fn close_qr(
+        &self,
+        order: Order,
+        worker: &str,
+        connector: &dyn Connector,
+        reference: &OrderRef,
+    ) -> Result<(), PaymentError> {
+        let started = Instant::now();
+        let result =
+            match tokio::time::timeout(CALL_TIMEOUT, connector.close_order(reference)).await {
+                Ok(r) => r,
+                Err(_) => Err(ConnectorError::OutcomeUnknown(
+                    "no answer to the close".into(),
+                )),
+            };
+        let (outcome, code) = describe(&result, |_: &()| ("closed", None));
+        self.event(&order.key, "close", outcome, code, started.elapsed())
+            .await;
+        let now = self.now();
+        let mut next = order.clone();
+        next.updated_at = now;
+        match result {
+            Ok(()) => {
+                // Paid at the last moment? A last query decides.
+                match self.query_logged(&order, connector, reference).await {
+                    Ok(w) if w.status == ChannelStatus::Paid => record_paid(&mut next, &w, now),
+                    _ => {
+                        next.status = OrderStatus::Closed;
+                        next.next_check_at = None;
+                    }
+                }
+            }
+            Err(ConnectorError::Declined { code, .. }) if code.contains("PAID") => {
+                match self.query_logged(&order, connector, reference).await {
+                    Ok(w) if w.status == ChannelStatus::Paid => record_paid(&mut next, &w, now),
+                    _ => next.next_check_at = Some(now + Duration::seconds(30)),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(order.key = %order.key, error = %e, "closing the QR order failed; retrying");
+                next.next_check_at = Some(now + Duration::seconds(30));
+            }
+        }
+        self.save(&order, next, Some(worker)).await?;
+        Ok(())
+    }
+
+    /// A wallet's asynchronous notification (its "callback"): verified by the wallet's
+    /// connector, matched to our order, and recorded. Returns the exact answer the wallet
+    /// expects, so it stops retrying. Idempotent: a repeated or late notification changes
+    /// nothing once the order is final.
+    pub async fn handle_wallet_notification(
+        &self,
+        wallet: Wallet,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<(String, &'static str), NotificationError> {
+        let connector = self
+            .wallets
+            .connector(wallet)
+            .cloned()
+            .ok_or(NotificationError::WalletNotEnabled(wallet))?;
+        let event = connector
+            .verify_callback(content_type, body)
+            .map_err(|e| NotificationError::Unverified(e.to_string()))?;
+        let ack = (event.ack_body.clone(), event.ack_content_type);
+        let Some(order) = self.store.order(&event.order.out_trade_no).await? else {
+            return Err(NotificationError::UnknownOrder);
+        };
+        if order.wallet != wallet || event.order.amount.is_some_and(|a| a != order.total()) {
+            tracing::error!(order.key = %order.key, "a verified notification does not match its order");
+            return Err(NotificationError::Mismatch);
+        }
+        if event.order.status == ChannelStatus::Paid && !order.status.is_final() {
+            let mut next = order.clone();
+            record_paid(&mut next, &event.order, self.now());
+            next.updated_at = self.now();
+            // If the closing loop holds the order right now, it will find it paid itself.
+            let _ = self.save(&order, next, None).await;
+        } else if event.order.status == ChannelStatus::Paid && order.status != OrderStatus::Paid {
+            tracing::error!(order.key = %order.key, order.status = %order.status, "the wallet reports a payment for an order already {}: needs attention", order.status);
+        }
+        Ok(ack)
+    }
+}
