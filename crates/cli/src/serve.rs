@@ -305,6 +305,11 @@ fn print_demo(demo: &DemoMerchant, local: SocketAddr, sandbox: &DemoSandbox) {
          \n     QRGATE_POS_SIGN_KEY={sign_key} cargo run --release -- pos scan \\\
          \n         --endpoint {endpoint} --merchant {id} --operator {operator}\
          \n  3. the customer's balance and ledger: curl -s {sandbox_url}/control/customers/{customer}\n\
+         \nShow a QR for the customer to scan (ACTIVEPAY):\n\
+         \n  QRGATE_POS_SIGN_KEY={sign_key} cargo run --release -- pos call ACTIVEPAY \\\
+         \n      '{{\"amount\":\"1250\",\"biz_type\":\"ALIPAY\",\"call_back_url\":\"https://merchant.example/notify\"}}' --endpoint {endpoint} --merchant {id}\
+         \n  then open the answer's code_url in a browser (that is the customer scanning it) and pay;\
+         \n  STATUS_QUERY (pos call STATUS_QUERY '{{\"order_id\":\"…\"}}') then says success.\n\
          \nAsk for the CAD exchange rate as a POS would (the answer is decrypted and verified):\n\
          \n  QRGATE_POS_SIGN_KEY={sign_key} cargo run --release -- pos call EX_RATE_QUERY \\\
          \n      '{{\"fee_type\":\"CAD\"}}' --endpoint {endpoint} --merchant {id}\n\
