@@ -410,8 +410,16 @@ impl Engine {
             ))),
         };
         let (outcome, wallet_code) = describe(&result, channel_status_name);
-        self.event(&order.key, "pay", outcome, wallet_code, started.elapsed())
-            .await;
+        let sent = format!("{} with a {} payment code", order.total(), code_wallet);
+        self.event_with(
+            &order.key,
+            "pay",
+            outcome,
+            wallet_code,
+            Some(sent),
+            started.elapsed(),
+        )
+        .await;
 
         let now = self.now();
         let policy = self.wallets.policy(code_wallet);
@@ -538,11 +546,26 @@ impl Engine {
         wallet_code: Option<String>,
         latency: StdDuration,
     ) {
+        self.event_with(key, operation, outcome, wallet_code, None, latency)
+            .await;
+    }
+
+    /// Records a wallet call with what was sent (`detail`: amounts, never a code or a key).
+    pub(crate) async fn event_with(
+        &self,
+        key: &str,
+        operation: &str,
+        outcome: String,
+        wallet_code: Option<String>,
+        detail: Option<String>,
+        latency: StdDuration,
+    ) {
         let event = OrderEvent {
             at: self.now(),
             operation: operation.to_owned(),
             outcome,
             wallet_code,
+            detail,
             latency_ms: ms(latency),
         };
         if let Err(e) = self.store.add_order_event(key, &event).await {

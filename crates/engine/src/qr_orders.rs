@@ -185,8 +185,20 @@ impl Engine {
             let _ = q;
             ("qr_created", None)
         });
-        self.event(&order.key, "create_qr", outcome, code, started.elapsed())
-            .await;
+        let sent = format!(
+            "{} for a QR payable until {}",
+            order.total(),
+            wallet_req.expires_at.to_rfc3339()
+        );
+        self.event_with(
+            &order.key,
+            "create_qr",
+            outcome,
+            code,
+            Some(sent),
+            started.elapsed(),
+        )
+        .await;
         let now = self.now();
         let policy = self.wallets.policy(req.wallet);
         let mut next = order.clone();

@@ -22,6 +22,8 @@ pub struct OrderEvent {
     /// The normalised outcome (`paid`, `pending_user`, `declined`, `outcome_unknown`, …).
     pub outcome: String,
     pub wallet_code: Option<String>,
+    /// What was sent, in words (amounts, never a payment code or a key).
+    pub detail: Option<String>,
     pub latency_ms: i64,
 }
 
@@ -244,7 +246,7 @@ impl Store {
     pub async fn add_order_event(&self, key: &str, event: &OrderEvent) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO order_events (order_key, operation, outcome, wallet_code, latency_ms, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+             created_at, updated_at, detail) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
         )
         .bind(key)
         .bind(&event.operation)
@@ -252,6 +254,7 @@ impl Store {
         .bind(event.wallet_code.as_deref())
         .bind(event.latency_ms)
         .bind(to_millis(event.at))
+        .bind(event.detail.as_deref())
         .execute(&self.pool)
         .await
         .map(|_| ())
@@ -261,7 +264,7 @@ impl Store {
     /// An order's timeline, oldest first.
     pub async fn order_events(&self, key: &str) -> Result<Vec<OrderEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT operation, outcome, wallet_code, latency_ms, created_at FROM order_events \
+            "SELECT operation, outcome, wallet_code, latency_ms, created_at, detail FROM order_events \
              WHERE order_key = $1 ORDER BY id",
         )
         .bind(key)
@@ -275,6 +278,7 @@ impl Store {
                     operation: row.try_get("operation").map_err(StoreError::corrupt)?,
                     outcome: row.try_get("outcome").map_err(StoreError::corrupt)?,
                     wallet_code: row.try_get("wallet_code").map_err(StoreError::corrupt)?,
+                    detail: row.try_get("detail").map_err(StoreError::corrupt)?,
                     latency_ms: row.try_get("latency_ms").map_err(StoreError::corrupt)?,
                 })
             })

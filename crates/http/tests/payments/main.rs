@@ -322,6 +322,14 @@ async fn a_never_confirmed_payment_is_reversed_and_costs_nothing(db: TestDb) {
             .await
             .unwrap();
         let ops: Vec<&str> = timeline.iter().map(|e| e.operation.as_str()).collect();
+        let sent = timeline[0].detail.clone().unwrap_or_default();
+        assert!(sent.starts_with("9.00 CAD with a"), "{wallet}: {sent}");
+        assert!(
+            timeline
+                .iter()
+                .all(|e| !e.detail.as_deref().unwrap_or("").contains(&code)),
+            "never the code"
+        );
         assert_eq!(ops.first(), Some(&"pay"));
         assert!(
             ops.contains(&"query") && ops.contains(&"reverse"),
