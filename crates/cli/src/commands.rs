@@ -170,6 +170,29 @@ pub enum TerminalCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum CallbacksCommand {
+    /// List notifications to merchants (newest first) with their delivery state and attempts.
+    List {
+        /// Only this merchant's, e.g. ON00000001.
+        #[arg(long = "merchant", value_parser = parse_merchant_id)]
+        merchant_id: Option<MerchantId>,
+        /// How many, at most.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send an order's notification again from now (after it was given up, or to repeat it).
+    Retry {
+        #[command(flatten)]
+        merchant: MerchantArg,
+        /// The merchant's order id.
+        order_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum FxCommand {
     /// Set the rate to CNY of a currency, e.g. `qrgate fx set CAD 5.1234` (1 CAD = 5.1234 CNY).
     Set {
@@ -545,6 +568,60 @@ pub async fn terminal(config: &Config, cmd: TerminalCommand) -> anyhow::Result<E
                     t.name
                 )
             });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn callbacks(config: &Config, cmd: CallbacksCommand) -> anyhow::Result<ExitCode> {
+    let (engine, _) = open_engine(config).await?;
+    match cmd {
+        CallbacksCommand::List {
+            merchant_id,
+            limit,
+            json,
+        } => {
+            let list = engine
+                .callbacks(merchant_id.as_ref(), limit.clamp(1, 1000))
+                .await?;
+            let mut rows = Vec::new();
+            for cb in &list {
+                let attempts = engine.callback_attempts(&cb.order_key).await?;
+                let last = attempts.last();
+                rows.push(json!({
+                    "order_key": cb.order_key,
+                    "merchant_id": cb.merchant_id.as_str(),
+                    "url": cb.url,
+                    "status": cb.status.as_str(),
+                    "attempts": cb.attempts,
+                    "next_attempt_at": cb.next_attempt_at.map(|t| t.to_rfc3339()),
+                    "last_http_status": last.and_then(|a| a.http_status),
+                    "last_answer": last.map(|a| a.excerpt.clone()),
+                }));
+            }
+            if json {
+                return print_json(&serde_json::Value::Array(rows));
+            }
+            if rows.is_empty() {
+                println!("no notifications");
+            }
+            for r in rows {
+                println!(
+                    "{}  {:<9}  attempts {:<3}  last {}  {}",
+                    r["order_key"].as_str().unwrap_or(""),
+                    r["status"].as_str().unwrap_or(""),
+                    r["attempts"],
+                    r["last_http_status"],
+                    r["url"].as_str().unwrap_or(""),
+                );
+            }
+        }
+        CallbacksCommand::Retry { merchant, order_id } => {
+            let m = engine.merchant(&merchant.merchant_id).await?;
+            let order_id = qrgate_domain::MerchantOrderId::parse(&order_id)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            engine.retry_callback(&m, &order_id).await?;
+            println!("the notification of order {order_id} will be sent again now (by a running gateway)");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -11,7 +11,8 @@ use qrgate_connectors::WalletSettings;
 use serde::{Deserialize, Serialize};
 
 /// Keys that may be set; each is also read from `QRGATE_<KEY>` (upper case).
-pub const KEYS: [&str; 10] = [
+pub const KEYS: [&str; 11] = [
+    "allow_private_callbacks",
     "public_url",
     "listen",
     "data_dir",
@@ -39,6 +40,9 @@ pub enum LogFormat {
 pub struct Config {
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
+    /// Deliver merchant notifications to loopback and private addresses too (off by default,
+    /// so a `call_back_url` cannot reach the gateway's own network; the demo turns it on).
+    pub allow_private_callbacks: bool,
     /// The URL wallets reach this gateway at, for their notifications
     /// (`<public_url>/notify/<wallet>`); defaults to `http://<listen>`.
     pub public_url: Option<String>,
@@ -117,6 +121,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
+            allow_private_callbacks: false,
             data_dir: PathBuf::from("qrgate-data"),
             database_url: None,
             database_max_connections: 10,

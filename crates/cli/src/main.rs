@@ -73,6 +73,10 @@ enum Command {
     /// Manage a merchant's POS terminals (the envelope's terminal_no).
     #[command(subcommand)]
     Terminal(commands::TerminalCommand),
+    /// Notifications to merchants' call_back_url: list them with their attempts, or send one
+    /// again.
+    #[command(subcommand)]
+    Callbacks(commands::CallbacksCommand),
     /// Manage the exchange rates to CNY that the gateway answers with.
     #[command(subcommand)]
     Fx(commands::FxCommand),
@@ -149,6 +153,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shop(cmd) => commands::shop(&config, cmd).await,
         Command::Terminal(cmd) => commands::terminal(&config, cmd).await,
         Command::Fx(cmd) => commands::fx(&config, cmd).await,
+        Command::Callbacks(cmd) => commands::callbacks(&config, cmd).await,
         Command::Pos(_) | Command::Sandbox(_) => Ok(ExitCode::SUCCESS),
     }
 }

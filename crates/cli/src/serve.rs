@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use qrgate_connectors::WalletSettings;
-use qrgate_engine::{DemoMerchant, Engine, Wallets};
+use qrgate_engine::{CallbackSettings, DemoMerchant, Engine, Wallets};
 use qrgate_http::{AppState, HttpConfig};
 use qrgate_ottpay::{Action, Data, RequestEnvelope, SignKey};
 use qrgate_sandbox::wechat::SecapiServer;
@@ -136,6 +136,37 @@ async fn closing_loop(engine: Engine, mut stop: tokio::sync::watch::Receiver<boo
     }
 }
 
+/// Delivers merchant notifications until shutdown: at most 8 at a time, each bounded by its
+/// timeout; idle rounds sleep.
+async fn notification_loop(engine: Engine, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let worker = format!(
+        "{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "qrgate".into()),
+        std::process::id()
+    );
+    loop {
+        let sent = match engine.deliver_due_callbacks(&worker, 8).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "notification round failed; retrying");
+                0
+            }
+        };
+        let pause = if sent == 0 {
+            Duration::from_millis(500)
+        } else {
+            Duration::ZERO
+        };
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
 pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let (engine, key_source) = open_engine(config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -181,7 +212,13 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
     for wallet in qrgate_domain::Wallet::ALL {
         wallets = wallets.with_policy(wallet, config.closing.policy(wallet));
     }
-    let engine = engine.with_wallets(wallets);
+    let engine = engine
+        .with_wallets(wallets)
+        .with_callback_settings(CallbackSettings {
+            allow_private: config.allow_private_callbacks || args.demo,
+            timeout: Duration::from_secs(10),
+            format: Some(std::sync::Arc::new(qrgate_http::OttpayNotificationFormat)),
+        });
     let wallets: Vec<&str> = engine
         .wallets()
         .enabled()
@@ -205,7 +242,8 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
     }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let closer = tokio::spawn(closing_loop(engine.clone(), stop_rx));
+    let closer = tokio::spawn(closing_loop(engine.clone(), stop_rx.clone()));
+    let notifier = tokio::spawn(notification_loop(engine.clone(), stop_rx));
     let state = AppState::new(
         engine.clone(),
         HttpConfig {
@@ -236,6 +274,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
     // The closing loop finishes its current step; open orders are picked up at next start.
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, closer).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, notifier).await;
     if let Some(sandbox) = demo_sandbox {
         sandbox.running.stop().await;
     }

@@ -6,6 +6,7 @@
 //! `qrgate-http`. It never logs secrets: sign keys leave it only as [`SignKeyPlain`], whose
 //! `Debug` is redacted.
 
+mod callbacks;
 mod clock;
 mod demo;
 mod error;
@@ -15,6 +16,7 @@ mod merchants;
 mod payments;
 mod qr_orders;
 
+pub use callbacks::{check_callback_url, is_private, CallbackSettings, NotificationFormat};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use demo::DemoMerchant;
 pub use error::EngineError;
@@ -36,6 +38,8 @@ pub struct Engine {
     master: Arc<MasterKey>,
     clock: Arc<dyn Clock>,
     wallets: Arc<Wallets>,
+    callback_settings: Arc<CallbackSettings>,
+    http: reqwest::Client,
 }
 
 impl std::fmt::Debug for Engine {
@@ -67,6 +71,8 @@ impl Engine {
             master: Arc::new(master),
             clock,
             wallets: Arc::new(Wallets::default()),
+            callback_settings: Arc::new(CallbackSettings::default()),
+            http: reqwest::Client::new(),
         })
     }
 
@@ -84,6 +90,16 @@ impl Engine {
     pub fn with_wallets(mut self, wallets: Wallets) -> Engine {
         self.wallets = Arc::new(wallets);
         self
+    }
+
+    /// The same engine sending merchant notifications with `settings`.
+    pub fn with_callback_settings(mut self, settings: CallbackSettings) -> Engine {
+        self.callback_settings = Arc::new(settings);
+        self
+    }
+
+    pub fn callback_settings(&self) -> &CallbackSettings {
+        &self.callback_settings
     }
 
     pub fn wallets(&self) -> &Wallets {

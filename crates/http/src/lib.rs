@@ -24,6 +24,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use metrics::Metrics;
+pub use payments::OttpayNotificationFormat;
 
 /// The default largest request body accepted: OTTPAY requests are a few hundred bytes.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 64 * 1024;

@@ -286,13 +286,9 @@ pub(crate) async fn active_pay(
     };
     let call_back_url = Some(req.call_back_url.trim().to_owned()).filter(|u| !u.is_empty());
     if let Some(url) = &call_back_url {
-        let ok = url::Url::parse(url)
-            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-        if !ok || url.len() > 512 {
-            return refuse(
-                RspCode::ParamInvalid,
-                "invalid call_back_url: expected an http(s) URL".into(),
-            );
+        let allow_private = state.engine.callback_settings().allow_private;
+        if let Err(msg) = qrgate_engine::check_callback_url(url, allow_private) {
+            return refuse(RspCode::ParamInvalid, msg);
         }
     }
     let currency = request.merchant.currency;
@@ -357,5 +353,33 @@ pub(crate) async fn active_pay(
             .filter(|c| c.is_ascii() && !matches!(c, '+' | '%'))
             .collect(),
         ),
+    }
+}
+
+/// Merchant notifications as OTTPAY sends them (§3.3, §6, §13.3): the envelope with
+/// `rsp_code` SUCCESS, sealed with the merchant's sign key.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OttpayNotificationFormat;
+
+impl qrgate_engine::NotificationFormat for OttpayNotificationFormat {
+    fn body(&self, order: &Order, merchant: &qrgate_domain::Merchant, sign_key: &str) -> String {
+        let data = qrgate_ottpay::CallbackData {
+            finish_time: order
+                .paid_at
+                .map(|t| merchant.time_zone.wire_time(t))
+                .unwrap_or_default(),
+            order_id: order.order_id.as_str().to_owned(),
+            amount: cents(order.amount),
+            tip: Some(cents(order.tip)),
+            bizpay_order_id: order.channel_ref.clone().unwrap_or_default(),
+            merchant_id: order.merchant_id.as_str().to_owned(),
+            order_status: WireStatus::Success,
+        };
+        qrgate_ottpay::CallbackEnvelope::success(
+            order.merchant_id.as_str(),
+            &data.to_data(),
+            &qrgate_ottpay::SignKey::new(sign_key),
+        )
+        .to_json()
     }
 }

@@ -71,6 +71,8 @@ impl Store {
             "fx_rates",
             "orders",
             "order_events",
+            "callbacks",
+            "callback_attempts",
         ] {
             let row = sqlx::query(&format!(
                 "SELECT COUNT(*) AS n, COALESCE(MAX(updated_at), 0) AS stamp FROM {table}"

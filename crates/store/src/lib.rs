@@ -10,6 +10,7 @@
 //! `CHECK` listing the enum's values, timestamps as UTC milliseconds since the epoch, and
 //! `created_at` / `updated_at` on every table.
 
+mod callbacks;
 mod error;
 mod fx;
 mod merchants;
@@ -18,6 +19,7 @@ mod orders;
 mod pool;
 mod time;
 
+pub use callbacks::{Callback, CallbackAttempt, CallbackStatus};
 pub use error::StoreError;
 pub use merchants::{MerchantKeys, NewMerchant, NewMerchantCreated, ALLOCATION_ATTEMPTS};
 pub use orders::OrderEvent;

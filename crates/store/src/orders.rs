@@ -176,6 +176,11 @@ impl Store {
             // `$13` is always bound, so both forms have the same parameters.
             None => "(claimed_until IS NULL OR claimed_until < $14) AND $13 = '-'",
         };
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "order"))?;
         let done = sqlx::query(&format!(
             "UPDATE orders SET status = $1, wallet_code = $2, wallet_message = $3, channel_ref = $4, \
              buyer = $5, paid_at = $6, cny_amount = $7, rate_e8 = $8, next_check_at = $9, \
@@ -197,10 +202,34 @@ impl Store {
         .bind(holder.unwrap_or("-"))
         .bind(to_millis(now))
         .bind(o.code_url.as_deref())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::from_sqlx(e, "order"))?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        // The outbox: an order that becomes paid owes its merchant a notification, queued in
+        // the same transaction, so it can be neither lost nor sent for a state never stored.
+        if let (OrderStatus::Paid, Some(url)) = (o.status, o.call_back_url.as_deref()) {
+            if from != OrderStatus::Paid {
+                sqlx::query(
+                    "INSERT INTO callbacks (order_key, merchant_id, url, status, attempts, \
+                     next_attempt_at, created_at, updated_at) \
+                     VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4) ON CONFLICT (order_key) DO NOTHING",
+                )
+                .bind(&o.key)
+                .bind(o.merchant_id.as_str())
+                .bind(url)
+                .bind(to_millis(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, "callback"))?;
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "order"))?;
+        Ok(true)
     }
 
     /// Claims up to `limit` orders due for a check at `now` for `worker` until `lease_until`,

@@ -27,6 +27,8 @@ fn every_command_has_clear_help() {
         &["fx", "list"],
         &["pos", "call"],
         &["pos", "scan"],
+        &["callbacks", "list"],
+        &["callbacks", "retry"],
         &["sandbox"],
     ];
     for args in commands {

@@ -99,7 +99,12 @@ impl World {
         let engine = Engine::new(db.store.clone(), MasterKey::generate(), clock.clone())
             .await
             .unwrap()
-            .with_wallets(wallets);
+            .with_wallets(wallets)
+            .with_callback_settings(qrgate_engine::CallbackSettings {
+                allow_private: true,
+                timeout: std::time::Duration::from_secs(2),
+                format: Some(Arc::new(qrgate_http::OttpayNotificationFormat)),
+            });
         let merchant = engine
             .create_merchant(&MerchantRequest {
                 name: "Maple Tea".into(),
@@ -530,6 +535,138 @@ async fn an_unpaid_qr_order_is_closed_at_the_wallet_when_it_expires(db: TestDb) 
     );
 }
 
+/// A merchant's notification endpoint: records what it gets, answers what it is told to.
+#[derive(Clone, Default)]
+struct Merchant {
+    got: Arc<std::sync::Mutex<Vec<(String, String, Value)>>>,
+    answer: Arc<std::sync::Mutex<(u16, String)>>,
+}
+
+impl Merchant {
+    async fn start() -> (Merchant, String) {
+        let m = Merchant::default();
+        *m.answer.lock().unwrap() = (200, "OK".into());
+        let state = m.clone();
+        let app = axum::Router::new()
+            .route(
+                "/notify",
+                axum::routing::post(
+                    |axum::extract::State(m): axum::extract::State<Merchant>,
+                     uri: axum::http::Uri,
+                     headers: axum::http::HeaderMap,
+                     body: String| async move {
+                        let ct = headers
+                            .get("content-type")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned();
+                        m.got.lock().unwrap().push((
+                            uri.query().unwrap_or("").to_owned(),
+                            ct,
+                            serde_json::from_str(&body).unwrap_or(Value::Null),
+                        ));
+                        let (status, text) = m.answer.lock().unwrap().clone();
+                        (axum::http::StatusCode::from_u16(status).unwrap(), text)
+                    },
+                ),
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (m, format!("http://{addr}/notify?code=wechatpay"))
+    }
+
+    fn answer(&self, status: u16, body: &str) {
+        *self.answer.lock().unwrap() = (status, body.to_owned());
+    }
+
+    fn count(&self) -> usize {
+        self.got.lock().unwrap().len()
+    }
+}
+
+async fn merchants_get_their_notification_even_after_being_down(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    let (merchant, url) = Merchant::start().await;
+    merchant.answer(500, "down for maintenance");
+    // Wallet notifications delivered twice change nothing.
+    w.http
+        .put(format!("{}/control/faults/alipay", w.running.url()))
+        .json(&json!({"duplicate_notifications": true}))
+        .send()
+        .await
+        .unwrap();
+    let r = w.pos.call("ACTIVEPAY", json!({"order_id": "CB1", "amount": "1000", "tip": "100", "biz_type": "ALIPAY", "call_back_url": url})).await;
+    assert_eq!(r.rsp_code, "SUCCESS", "{r:?}");
+    let code_url = data(&r)["code_url"].as_str().unwrap().to_owned();
+    w.control(
+        "/qr/pay",
+        json!({"code_url": code_url, "customer_id": customer}),
+    )
+    .await;
+    w.sandbox.tick().await;
+    assert_eq!(data(&w.status("CB1").await)["order_status"], "success");
+
+    // The merchant is down for an hour: every attempt is recorded and retried.
+    for _ in 0..8 {
+        w.engine.deliver_due_callbacks("t", 8).await.unwrap();
+        w.clock.advance(Duration::minutes(8));
+    }
+    let failed = merchant.count();
+    assert!(failed >= 4, "retried while down: {failed}");
+    merchant.answer(200, "fail");
+    w.engine.deliver_due_callbacks("t", 8).await.unwrap();
+    w.clock.advance(Duration::hours(1));
+    merchant.answer(200, "");
+    for _ in 0..3 {
+        w.engine.deliver_due_callbacks("t", 8).await.unwrap();
+        w.clock.advance(Duration::hours(1));
+    }
+    let callbacks = w
+        .engine
+        .callbacks(Some(&w.merchant.merchant.id), 10)
+        .await
+        .unwrap();
+    assert_eq!(callbacks.len(), 1, "one notification for one paid order");
+    assert_eq!(callbacks[0].status, qrgate_store::CallbackStatus::Delivered);
+    let attempts = w
+        .engine
+        .callback_attempts(&callbacks[0].order_key)
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), merchant.count());
+    assert_eq!(attempts[0].http_status, Some(500));
+    assert!(attempts[0].excerpt.contains("down for maintenance"));
+    let delivered = merchant.count();
+    w.engine.deliver_due_callbacks("t", 8).await.unwrap();
+    assert_eq!(merchant.count(), delivered, "nothing more once delivered");
+
+    // What the merchant got: §6 fields, decryptable and verifiable with its key, as JSON, to
+    // the URL exactly as given.
+    let (query, content_type, envelope) = merchant.got.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(query, "code=wechatpay");
+    assert_eq!(content_type, "application/json");
+    assert_eq!(envelope["rsp_code"], "SUCCESS");
+    assert_eq!(envelope["merchant_id"], w.merchant.merchant.id.as_str());
+    let opened = qrgate_testkit::pos::open(
+        envelope["data"].as_str().unwrap(),
+        envelope["md5"].as_str().unwrap(),
+        w.merchant.sign_key.expose(),
+    )
+    .unwrap();
+    assert_eq!(opened["order_id"], "CB1");
+    assert_eq!(opened["amount"], "1000");
+    assert_eq!(opened["tip"], "100");
+    assert_eq!(opened["order_status"], "success");
+    assert_eq!(opened["merchant_id"], w.merchant.merchant.id.as_str());
+    assert!(opened["bizpay_order_id"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+    assert_eq!(opened["finish_time"].as_str().map(str::len), Some(14));
+}
+
 async fn forged_wallet_notifications_change_nothing(db: TestDb) {
     let w = World::start(db).await;
     let r = w.pos.call("ACTIVEPAY", json!({"order_id": "FORGE", "amount": "500", "biz_type": "ALIPAY", "call_back_url": "https://merchant.example/n"})).await;
@@ -722,6 +859,7 @@ backend_tests!(
     a_qr_order_paid_by_the_customer_is_notified_and_settled,
     an_unpaid_qr_order_is_closed_at_the_wallet_when_it_expires,
     forged_wallet_notifications_change_nothing,
+    merchants_get_their_notification_even_after_being_down,
     a_wallet_that_hangs_gets_processing_within_the_budget,
     a_code_sent_with_another_wallets_biz_type_never_reaches_a_wallet,
     a_repeated_order_id_charges_once,
