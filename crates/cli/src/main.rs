@@ -4,6 +4,7 @@
 mod commands;
 mod config;
 mod pos;
+mod pos_charge;
 mod sandbox_cmd;
 mod serve;
 mod wiring;

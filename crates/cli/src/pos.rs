@@ -74,12 +74,12 @@ struct Profile {
 
 /// The connection after flags, environment and profile were merged.
 #[derive(Clone, PartialEq, Eq)]
-struct Resolved {
-    endpoint: String,
-    merchant_id: String,
-    sign_key: String,
-    operator_id: Option<String>,
-    terminal_no: Option<String>,
+pub(crate) struct Resolved {
+    pub(crate) endpoint: String,
+    pub(crate) merchant_id: String,
+    pub(crate) sign_key: String,
+    pub(crate) operator_id: Option<String>,
+    pub(crate) terminal_no: Option<String>,
 }
 
 impl std::fmt::Debug for Resolved {
@@ -107,7 +107,7 @@ fn load_profile(path: &Path) -> anyhow::Result<Profile> {
 }
 
 impl Connection {
-    fn resolve(&self) -> anyhow::Result<Resolved> {
+    pub(crate) fn resolve(&self) -> anyhow::Result<Resolved> {
         let profile = match &self.profile {
             Some(path) => load_profile(path)?,
             None => Profile::default(),
@@ -200,6 +200,13 @@ pub enum PosCommand {
     /// charge it, wait for their confirmation, print a receipt.
     #[command(long_about = SCAN_ABOUT, after_help = SCAN_EXIT_STATUS)]
     Scan(ScanArgs),
+    /// Take a payment with a QR code the customer scans: show the order's QR, wait for the
+    /// customer to pay in their wallet app, print a receipt.
+    #[command(
+        long_about = crate::pos_charge::CHARGE_ABOUT,
+        after_help = crate::pos_charge::CHARGE_EXIT_STATUS
+    )]
+    Charge(crate::pos_charge::ChargeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -233,6 +240,7 @@ pub async fn run(cmd: PosCommand) -> anyhow::Result<ExitCode> {
             timeout,
         } => call(&action, &data, &connection, timeout).await,
         PosCommand::Scan(args) => Ok(scan(args).await),
+        PosCommand::Charge(args) => Ok(crate::pos_charge::run(args).await),
     }
 }
 

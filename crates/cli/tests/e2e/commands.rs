@@ -27,6 +27,7 @@ fn every_command_has_clear_help() {
         &["fx", "list"],
         &["pos", "call"],
         &["pos", "scan"],
+        &["pos", "charge"],
         &["callbacks", "list"],
         &["callbacks", "retry"],
         &["sandbox"],

@@ -4,6 +4,7 @@
 
 mod commands;
 mod crash;
+mod pos_charge;
 mod pos_scan;
 mod serve;
 
