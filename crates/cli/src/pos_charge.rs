@@ -27,8 +27,7 @@ Take a payment with a QR code the customer scans (ACTIVEPAY).
 The command creates the order at the gateway for AMOUNT (plus --tip) in the chosen --wallet, and \
 shows the order's QR code on standard error, drawn with Unicode half blocks (dark on light, with a \
 quiet zone, so that a phone camera can read it from the screen). The QR's content (the answer's \
-code_url) is printed as text too, and written as an SVG image with --svg FILE. PNG output is not \
-available in this build: use --svg.
+code_url) is printed as text too, and written as an image with --svg FILE and/or --png FILE.
 
 The customer opens WeChat Pay, Alipay or UnionPay, scans the QR and pays. Meanwhile the command \
 shows a live countdown (\"waiting for the customer to pay… 4:12 left\") and asks the gateway for \
@@ -126,6 +125,9 @@ pub struct ChargeArgs {
     /// Also write the QR code as an SVG image to FILE.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
+    /// Also write the QR code as a PNG image to FILE.
+    #[arg(long, value_name = "FILE")]
+    png: Option<PathBuf>,
     /// How long one request to the gateway may take, in seconds.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     timeout: u64,
@@ -211,7 +213,7 @@ fn call_back_url(given: Option<&str>) -> Result<String, Usage> {
     }
 }
 
-/// Refuses an --svg path whose directory does not exist, before anything is sent.
+/// Refuses an --svg/--png path whose directory does not exist, before anything is sent.
 fn check_output(path: &Path) -> Result<(), Usage> {
     let dir = path
         .parent()
@@ -221,7 +223,7 @@ fn check_output(path: &Path) -> Result<(), Usage> {
         Ok(())
     } else {
         Err(Usage(format!(
-            "cannot write --svg {}: the directory {} does not exist",
+            "cannot write {}: the directory {} does not exist",
             path.display(),
             dir.display()
         )))
@@ -254,7 +256,7 @@ async fn prepare_and_charge(args: ChargeArgs) -> Result<u8, Usage> {
         }
     }
     let call_back_url = call_back_url(args.call_back_url.as_deref())?;
-    if let Some(path) = &args.svg {
+    for path in [&args.svg, &args.png].into_iter().flatten() {
         check_output(path)?;
     }
     let client = PosClient::new(PosConfig {
@@ -293,7 +295,10 @@ async fn prepare_and_charge(args: ChargeArgs) -> Result<u8, Usage> {
         &request,
         &sale,
         wait,
-        args.svg.as_deref(),
+        Images {
+            svg: args.svg.as_deref(),
+            png: args.png.as_deref(),
+        },
         args.order_id.is_some(),
     )
     .await;
@@ -307,7 +312,7 @@ async fn charge(
     request: &ActivePayRequest,
     sale: &Sale,
     wait: Duration,
-    svg: Option<&Path>,
+    images: Images<'_>,
     order_id_given: bool,
 ) -> Outcome {
     let answer = match client.active_pay(request).await {
@@ -327,7 +332,7 @@ async fn charge(
     };
     match (answer.rsp_code.known(), answer.data) {
         (Some(RspCode::Success), Some(data)) => {
-            show_qr(&data.code_url, svg);
+            show_qr(&data.code_url, images);
             wait_for_outcome(client, sale, wait, Waiting::Customer, false).await
         }
         (Some(RspCode::Fail), _) => Outcome::NotPaid(answer.rsp_msg),
@@ -362,9 +367,25 @@ fn svg_qr(code: &QrCode) -> String {
         .build()
 }
 
-/// Shows the QR on standard error (and writes the SVG); a QR that cannot be drawn still
-/// leaves its content printed as text.
-fn show_qr(code_url: &str, svg: Option<&Path>) {
+/// Where to write the QR as image files, if anywhere.
+#[derive(Clone, Copy)]
+struct Images<'a> {
+    svg: Option<&'a Path>,
+    png: Option<&'a Path>,
+}
+
+/// The QR as a PNG: black modules on white, 8 pixels each, with the quiet zone.
+fn png_qr(code: &QrCode, path: &Path) -> Result<(), String> {
+    code.render::<image::Luma<u8>>()
+        .module_dimensions(8, 8)
+        .build()
+        .save(path)
+        .map_err(|e| e.to_string())
+}
+
+/// Shows the QR on standard error (and writes the image files); a QR that cannot be drawn
+/// still leaves its content printed as text.
+fn show_qr(code_url: &str, images: Images<'_>) {
     let mut err = std::io::stderr();
     match QrCode::new(code_url.as_bytes()) {
         Ok(code) => {
@@ -379,7 +400,17 @@ fn show_qr(code_url: &str, svg: Option<&Path>) {
                 };
             }
             let _ = writeln!(err);
-            if let Some(path) = svg {
+            if let Some(path) = images.png {
+                match png_qr(&code, path) {
+                    Ok(()) => {
+                        let _ = writeln!(err, "QR code written to {}", path.display());
+                    }
+                    Err(e) => {
+                        let _ = writeln!(err, "cannot write {}: {e}", path.display());
+                    }
+                }
+            }
+            if let Some(path) = images.svg {
                 match std::fs::write(path, svg_qr(&code)) {
                     Ok(()) => {
                         let _ = writeln!(err, "QR code written to {}", path.display());

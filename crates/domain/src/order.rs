@@ -88,11 +88,13 @@ impl OrderStatus {
     }
 
     /// The one place state changes are checked: a final state never changes (moving to the
-    /// same state is allowed, so repeating an update is harmless); nothing goes back to
-    /// `Paying`; a reversal in progress only ends reversed, paid (the wallet refused to
-    /// reverse a paid order) or failed.
+    /// same state is allowed, so repeating an update is harmless), with one exception: a
+    /// closed QR order the wallet reports paid after all becomes paid, because the record
+    /// must follow the money; nothing goes back to `Paying`; a reversal in progress only ends
+    /// reversed, paid (the wallet refused to reverse a paid order) or failed.
     pub fn transition(self, to: OrderStatus) -> Result<OrderStatus, InvalidTransition> {
         let allowed = self == to
+            || (self == OrderStatus::Closed && to == OrderStatus::Paid)
             || (!self.is_final()
                 && to != OrderStatus::Paying
                 && !(self == OrderStatus::Reversing
@@ -208,10 +210,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn final_states_never_change() {
+    fn final_states_never_change_but_a_late_payment_is_recorded() {
         for from in OrderStatus::ALL.into_iter().filter(|s| s.is_final()) {
             for to in OrderStatus::ALL {
-                assert_eq!(from.transition(to).is_ok(), from == to, "{from} -> {to}");
+                let late_payment = from == OrderStatus::Closed && to == OrderStatus::Paid;
+                assert_eq!(
+                    from.transition(to).is_ok(),
+                    from == to || late_payment,
+                    "{from} -> {to}"
+                );
             }
         }
     }

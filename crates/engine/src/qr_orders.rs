@@ -350,6 +350,19 @@ impl Engine {
             next.updated_at = self.now();
             // If the closing loop holds the order right now, it will find it paid itself.
             let _ = self.save(&order, next, None).await;
+        } else if event.order.status == ChannelStatus::Paid && order.status == OrderStatus::Closed {
+            // The customer paid a QR we had closed (an Alipay QR closed before its scan can
+            // still be paid, `wallets.md` §2.4): the money moved, so the order is paid, flagged,
+            // and the merchant is notified like any payment.
+            tracing::warn!(order.key = %order.key, "payment after the order was closed: recorded as a late payment");
+            let mut next = order.clone();
+            record_paid(&mut next, &event.order, self.now());
+            next.wallet_code = Some("LATE_PAYMENT".into());
+            next.updated_at = self.now();
+            self.save(&order, next, None).await.map_err(|e| match e {
+                PaymentError::Engine(e) => NotificationError::Engine(e),
+                other => NotificationError::Engine(EngineError::Invalid(other.to_string())),
+            })?;
         } else if event.order.status == ChannelStatus::Paid && order.status != OrderStatus::Paid {
             tracing::error!(order.key = %order.key, order.status = %order.status, "the wallet reports a payment for an order already {}: needs attention", order.status);
         }

@@ -186,10 +186,14 @@ async fn a_customer_scans_the_qr_and_pays() {
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("qr.svg");
     let svg_arg = svg.to_str().unwrap();
+    let png = dir.path().join("qr.png");
+    let png_arg = png.to_str().unwrap().to_owned();
     let mut run = Running::start(pos_charge(
         &install,
         &[
-            &["12.34", "--wallet", "alipay", "--svg", svg_arg][..],
+            &[
+                "12.34", "--wallet", "alipay", "--svg", svg_arg, "--png", &png_arg,
+            ][..],
             &connection[..],
         ]
         .concat(),
@@ -225,6 +229,8 @@ async fn a_customer_scans_the_qr_and_pays() {
     );
     let image = std::fs::read_to_string(&svg).unwrap();
     assert!(image.contains("<svg"), "{image}");
+    let png_bytes = std::fs::read(&png).unwrap();
+    assert!(png_bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG file");
 
     // Nobody pays: the wait ends, exit 3, check the order later.
     let mut run = Running::start(pos_charge(

@@ -667,6 +667,113 @@ async fn merchants_get_their_notification_even_after_being_down(db: TestDb) {
     assert_eq!(opened["finish_time"].as_str().map(str::len), Some(14));
 }
 
+async fn a_payment_after_the_qr_was_closed_is_recorded_and_notified(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    let (merchant, url) = Merchant::start().await;
+    let r = w.pos.call("ACTIVEPAY", json!({"order_id": "LATE", "amount": "1000", "biz_type": "ALIPAY", "call_back_url": url})).await;
+    let code_url = data(&r)["code_url"].as_str().unwrap().to_owned();
+    // The gateway's expiry passes and it closes the order; Alipay answers TRADE_NOT_EXIST for a
+    // QR nobody scanned, and the QR itself stays payable (wallets.md §2.4, open point 7).
+    w.clock.advance(Duration::minutes(16));
+    while w.engine.close_due_orders("t", 8).await.unwrap() > 0 {}
+    assert_eq!(data(&w.status("LATE").await)["order_status"], "orderclosed");
+    // The customer pays it anyway: the money moved, so the order is paid, flagged, notified.
+    w.control(
+        "/qr/pay",
+        json!({"code_url": code_url, "customer_id": customer}),
+    )
+    .await;
+    w.sandbox.tick().await;
+    assert_eq!(data(&w.status("LATE").await)["order_status"], "success");
+    assert_eq!(
+        w.order("LATE").await.wallet_code.as_deref(),
+        Some("LATE_PAYMENT")
+    );
+    w.engine.deliver_due_callbacks("t", 8).await.unwrap();
+    assert_eq!(
+        merchant.count(),
+        1,
+        "the merchant hears of the late payment"
+    );
+}
+
+async fn out_of_order_wallet_notifications_change_nothing(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    let (merchant, url) = Merchant::start().await;
+    for wallet in ["wechat", "alipay", "unionpay"] {
+        w.http
+            .put(format!("{}/control/faults/{wallet}", w.running.url()))
+            .json(&json!({"out_of_order_notifications": true, "duplicate_notifications": true}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut urls = Vec::new();
+    for (i, (_, biz)) in WALLETS.into_iter().enumerate() {
+        for j in 0..2 {
+            let r = w.pos.call("ACTIVEPAY", json!({"order_id": format!("OOO{i}{j}"), "amount": "100", "biz_type": biz, "call_back_url": url})).await;
+            urls.push(data(&r)["code_url"].as_str().unwrap().to_owned());
+        }
+    }
+    for code_url in &urls {
+        w.control(
+            "/qr/pay",
+            json!({"code_url": code_url, "customer_id": customer}),
+        )
+        .await;
+    }
+    // All notifications due together, delivered newest first and twice each.
+    w.sandbox.tick().await;
+    for i in 0..3 {
+        for j in 0..2 {
+            assert_eq!(
+                data(&w.status(&format!("OOO{i}{j}")).await)["order_status"],
+                "success"
+            );
+        }
+    }
+    w.engine.deliver_due_callbacks("t", 16).await.unwrap();
+    assert_eq!(
+        merchant.count(),
+        6,
+        "one merchant notification per paid order"
+    );
+    assert_eq!(w.balance(&customer).await, 100_000 - 6 * 520);
+    // Each one carries the §6 fields, opens with the merchant's key and verifies.
+    let mut seen: Vec<String> = merchant
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, content_type, envelope)| {
+            assert_eq!(content_type, "application/json");
+            let data = qrgate_testkit::pos::open(
+                envelope["data"].as_str().unwrap(),
+                envelope["md5"].as_str().unwrap(),
+                w.merchant.sign_key.expose(),
+            )
+            .unwrap();
+            let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+            for field in [
+                "finish_time",
+                "order_id",
+                "amount",
+                "bizpay_order_id",
+                "merchant_id",
+                "order_status",
+            ] {
+                assert!(keys.contains(&field), "{field} in {keys:?}");
+            }
+            assert!(data.values().all(Value::is_string));
+            data["order_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ["OOO00", "OOO01", "OOO10", "OOO11", "OOO20", "OOO21"]);
+}
+
 async fn forged_wallet_notifications_change_nothing(db: TestDb) {
     let w = World::start(db).await;
     let r = w.pos.call("ACTIVEPAY", json!({"order_id": "FORGE", "amount": "500", "biz_type": "ALIPAY", "call_back_url": "https://merchant.example/n"})).await;
@@ -860,6 +967,8 @@ backend_tests!(
     an_unpaid_qr_order_is_closed_at_the_wallet_when_it_expires,
     forged_wallet_notifications_change_nothing,
     merchants_get_their_notification_even_after_being_down,
+    a_payment_after_the_qr_was_closed_is_recorded_and_notified,
+    out_of_order_wallet_notifications_change_nothing,
     a_wallet_that_hangs_gets_processing_within_the_budget,
     a_code_sent_with_another_wallets_biz_type_never_reaches_a_wallet,
     a_repeated_order_id_charges_once,
