@@ -84,6 +84,8 @@ pub struct ClosingConfig {
     pub wechatpay_window_secs: u32,
     pub alipay_window_secs: u32,
     pub unionpay_window_secs: u32,
+    /// How long an ACTIVEPAY QR stays payable before it is closed at the wallet.
+    pub qr_expiry_secs: u32,
 }
 
 impl Default for ClosingConfig {
@@ -94,6 +96,7 @@ impl Default for ClosingConfig {
             wechatpay_window_secs: 40,
             alipay_window_secs: 60,
             unionpay_window_secs: 60,
+            qr_expiry_secs: 900,
         }
     }
 }
@@ -207,6 +210,9 @@ impl Config {
         {
             bail!("invalid configuration: each closing window must be between {MIN_WINDOW_SECS} and 86400 seconds");
         }
+        if !(60..=7_200).contains(&c.qr_expiry_secs) {
+            bail!("invalid configuration: closing.qr_expiry_secs must be between 60 and 7200 (the wallets' QR validity)");
+        }
         if self.master_key.is_some() && self.master_key_file.is_some() {
             bail!("invalid configuration: set master_key or master_key_file, not both");
         }
@@ -283,6 +289,25 @@ pub fn redact_url(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn closing_settings_are_bounded() {
+        let mut config = Config::default();
+        assert!(config.validate().is_ok());
+        config.closing.qr_expiry_secs = 30;
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("qr_expiry_secs"));
+        config.closing.qr_expiry_secs = 900;
+        config.closing.wechatpay_window_secs = 10;
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("closing window"));
+    }
 
     #[test]
     fn passwords_are_hidden() {

@@ -201,6 +201,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
         .build()
         .context("invalid wallet settings ([wallets])")?;
     let mut wallets = Wallets::new(connectors);
+    wallets.qr_ttl = chrono::Duration::seconds(i64::from(config.closing.qr_expiry_secs));
     wallets.notify_base_url = config.public_url.clone().unwrap_or_else(|| {
         let host = if local.ip().is_unspecified() {
             SocketAddr::new([127, 0, 0, 1].into(), local.port())
