@@ -331,3 +331,138 @@ async fn a_gateway_killed_mid_payment_settles_every_order_after_restart_on_postg
         killed_mid_payment_then_restarted(install).await;
     }
 }
+
+/// Two gateway processes share one PostgreSQL; one is killed with SIGKILL while merchant
+/// notifications are being delivered, then restarted. Every paid order's notification arrives
+/// (at least once; a delivery cut by the kill may be repeated), none is lost.
+async fn notifications_survive_a_kill_with_two_nodes(install: Install) {
+    use std::sync::{Arc, Mutex};
+
+    let sandbox = start_sandbox(&install).await;
+    let config = write_config(&install, &sandbox).await;
+    let mut toml_text = std::fs::read_to_string(&config).unwrap();
+    toml_text = format!("allow_private_callbacks = true\n{toml_text}");
+    std::fs::write(&config, toml_text).unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let created: Value = serde_json::from_str(&install.ok(&[
+        "merchant",
+        "create",
+        "--name",
+        "Two",
+        "--currency",
+        "CAD",
+        "--json",
+        "--config",
+        &config,
+    ]))
+    .unwrap();
+    let (merchant, key) = (
+        created["merchant_id"].as_str().unwrap().to_owned(),
+        created["sign_key"].as_str().unwrap().to_owned(),
+    );
+
+    // The merchant's endpoint: slow (so deliveries are in flight at the kill), records order ids.
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = got.clone();
+    let receiver_key = key.clone();
+    let arrivals = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let app = axum::Router::new().route(
+        "/notify",
+        axum::routing::post(move |body: String| {
+            let seen = seen.clone();
+            let receiver_key = receiver_key.clone();
+            let arrivals = arrivals.clone();
+            async move {
+                // Each request takes longer than the one before, so when the first answer is
+                // out, others are still in flight (and get cut by the kill).
+                let n = arrivals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300 + 400 * n.min(12))).await;
+                let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                if let (Some(d), Some(m)) = (v["data"].as_str(), v["md5"].as_str()) {
+                    if let Ok(data) = pos::open(d, m, &receiver_key) {
+                        seen.lock()
+                            .unwrap()
+                            .push(data["order_id"].as_str().unwrap_or("").to_owned());
+                    }
+                }
+                "OK"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver = format!("http://{}/notify", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let a = install.serve(&["--config", &config]);
+    let b = install.serve(&["--config", &config]);
+    let customer = reqwest::Client::new()
+        .post(format!("{}/control/customers", sandbox.url))
+        .json(&json!({"name": "c", "balance_fen": 1_000_000}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut order_ids = Vec::new();
+    for i in 0..10 {
+        let order_id = format!("TWO{i}");
+        let data = json!({"order_id": order_id, "amount": "100", "biz_type": "ALIPAY", "call_back_url": receiver});
+        let (code, answer) = send(&a.endpoint(), &merchant, &key, "ACTIVEPAY", data)
+            .await
+            .unwrap();
+        assert_eq!(code, "SUCCESS");
+        reqwest::Client::new()
+            .post(format!("{}/control/qr/pay", sandbox.url))
+            .json(&json!({"code_url": answer["code_url"], "customer_id": customer}))
+            .send()
+            .await
+            .unwrap();
+        order_ids.push(order_id);
+    }
+    // Deliveries start (wallet notifications, or the closing loops' queries); kill one node
+    // while some are in flight.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got.lock().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no notification delivered at all"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = a.child.id().to_string();
+    Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    drop(a);
+    let a = install.serve(&["--config", &config]);
+
+    let deadline = Instant::now() + Duration::from_secs(150);
+    loop {
+        let received = got.lock().unwrap().clone();
+        if order_ids.iter().all(|id| received.contains(id)) {
+            // Normally once each; a delivery cut by the kill may come twice, never more than
+            // the few that were in flight.
+            assert!(received.len() <= order_ids.len() + 8, "{received:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "notifications lost: got {received:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let _ = a.terminate();
+    let _ = b.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn notifications_survive_a_kill_with_two_gateways_on_postgres() {
+    if let Some(install) =
+        Install::postgres("e2e::crash::notifications_survive_a_kill_with_two_gateways_on_postgres")
+            .await
+    {
+        notifications_survive_a_kill_with_two_nodes(install).await;
+    }
+}
