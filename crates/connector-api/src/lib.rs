@@ -199,6 +199,23 @@ pub struct ChannelEvent {
     pub ack_content_type: &'static str,
 }
 
+/// A wallet's own exchange rate for one currency, as it quotes it for a given day.
+///
+/// This is what the wallet converts prices at (WeChat refreshes it daily at 10:00 Beijing
+/// time, `wallets.md` §1.9), not the provider's table; the engine decides which one a POS is
+/// told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletRate {
+    /// The currency the rate prices; the one asked for.
+    pub currency: Currency,
+    /// Units of CNY per one unit of `currency`, ×10^8: 5.2 CNY per CAD is `520_000_000`.
+    /// Always positive.
+    pub rate_e8: i64,
+    /// When the rate took effect, verbatim as the wallet states it (its format varies by
+    /// wallet and is not parsed); `None` when the wallet does not say.
+    pub rate_time: Option<String>,
+}
+
 /// What went wrong, classed by what the engine may do next (HOUSE-STYLE §4).
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
@@ -263,4 +280,20 @@ pub trait Connector: Send + Sync {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<ChannelEvent, CallbackError>;
+    /// The wallet's rate for `currency` on `date` (the wallet's calendar day). Read-only: a
+    /// failed call changed nothing and may simply be repeated. A currency the wallet does not
+    /// quote is an error (`Rejected` or `Declined` with the wallet's code), never a made-up
+    /// rate.
+    ///
+    /// The default answers [`ConnectorError::NotSupported`], for connectors without a rate
+    /// query (Alipay and UnionPay here: `wallets.md` documents their rates only on each
+    /// payment); the caller then falls back to another source, such as the provider's table.
+    async fn exchange_rate(
+        &self,
+        currency: Currency,
+        date: chrono::NaiveDate,
+    ) -> Result<WalletRate, ConnectorError> {
+        let _ = (currency, date);
+        Err(ConnectorError::NotSupported("exchange rate query"))
+    }
 }

@@ -1,6 +1,6 @@
 //! WeChat Pay API v2 connector (`wallets.md` §1): payment-code pay (micropay), merchant QR
-//! orders (unifiedorder NATIVE), query, close, reverse, refund and refund query, and payment
-//! notifications.
+//! orders (unifiedorder NATIVE), query, close, reverse, refund and refund query, the wallet's
+//! exchange rate (queryexchagerate, §1.9), and payment notifications.
 //!
 //! This file only sequences the pure pieces around the shared HTTP client: `wire.rs` builds
 //! requests and maps answers, `sign.rs` signs and verifies. `/secapi/` calls (reverse,
@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use qrgate_connector_api::{
     CallbackError, Capabilities, ChannelEvent, ChannelOrder, ChannelRefund, CodePaymentRequest,
     Connector, ConnectorError, HttpClient, HttpClientConfig, OrderRef, QrOrder, QrOrderRequest,
-    RefundRef, RefundRequest, ReverseOutcome, Wallet,
+    RefundRef, RefundRequest, ReverseOutcome, Wallet, WalletRate,
 };
 use qrgate_domain::Currency;
 use rand::distributions::Alphanumeric;
@@ -233,6 +233,18 @@ impl Connector for WechatPayConnector {
         let request = wire::build_refundquery(&self.merchant(), out_refund_no, &new_nonce());
         let reply = self.call(request).await?;
         wire::refundquery_outcome(&reply, out_trade_no, out_refund_no)
+    }
+
+    /// Asks `/pay/queryexchagerate` for `date` as WeChat's (Beijing) calendar day; the answer's
+    /// signature and merchant ids are checked like every other answer's.
+    async fn exchange_rate(
+        &self,
+        currency: Currency,
+        date: chrono::NaiveDate,
+    ) -> Result<WalletRate, ConnectorError> {
+        let request = wire::build_queryexchagerate(&self.merchant(), currency, date, &new_nonce());
+        let reply = self.call(request).await?;
+        wire::exchange_rate_outcome(&reply, currency)
     }
 
     /// Payment notifications become a `Paid` order; refund notifications are authenticated

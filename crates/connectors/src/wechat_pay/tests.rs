@@ -1,14 +1,14 @@
 //! Tests of the WeChat Pay v2 wire format and signatures, without the network: the
 //! `wallets.md` §7 vectors byte for byte, request bodies field by field, fixtures of every
-//! answer shape mapped onto our outcomes, forged and hostile input refused. One loopback test
-//! at the end checks that the async methods send what `wire.rs` builds to the right path.
+//! answer shape mapped onto our outcomes, forged and hostile input refused. Loopback tests at
+//! the end check that the async methods send what `wire.rs` builds to the right path.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{TimeZone, Utc};
+use chrono::{NaiveDate, TimeZone, Utc};
 use qrgate_connector_api::{
     CallbackError, ChannelStatus, CodePaymentRequest, Connector, ConnectorError, HttpClientConfig,
-    HttpResponse, QrOrderRequest, RefundRequest, RefundStatus, ReverseOutcome, Wallet,
+    HttpResponse, QrOrderRequest, RefundRequest, RefundStatus, ReverseOutcome, Wallet, WalletRate,
 };
 use qrgate_domain::{Currency, Money};
 use secrecy::SecretString;
@@ -421,6 +421,51 @@ fn order_number_requests_carry_the_merchant_ids_and_the_order_number_only() {
     }
 }
 
+fn rate_date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2024, 5, 20).unwrap()
+}
+
+#[test]
+fn queryexchagerate_body_has_the_currency_and_the_day_as_yyyymmdd() {
+    let xml = wire::build_queryexchagerate(&md5_merchant(), Currency::Cad, rate_date(), NONCE)
+        .into_signed_xml(&api_key())
+        .unwrap();
+    assert_eq!(
+        field_names(&xml),
+        names(&["appid", "mch_id", "nonce_str", "fee_type", "date", "sign"])
+    );
+    let fields = wire::parse_xml(xml.as_bytes()).unwrap();
+    assert_eq!(wire::field(&fields, "fee_type"), Some("CAD"));
+    assert_eq!(wire::field(&fields, "date"), Some("20240520"));
+    assert!(sign::verify_fields(
+        fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        wire::field(&fields, "sign").unwrap(),
+        &api_key(),
+        WechatPaySignType::Md5
+    ));
+
+    let institution = WechatPayMerchant {
+        sub_mch_id: Some("1900000109"),
+        ..merchant(WechatPaySignType::HmacSha256)
+    };
+    let xml = wire::build_queryexchagerate(&institution, Currency::Usd, rate_date(), NONCE)
+        .into_signed_xml(&api_key())
+        .unwrap();
+    assert_eq!(
+        field_names(&xml),
+        names(&[
+            "appid",
+            "mch_id",
+            "sub_mch_id",
+            "nonce_str",
+            "fee_type",
+            "date",
+            "sign",
+            "sign_type"
+        ])
+    );
+}
+
 #[test]
 fn institution_mode_and_hmac_add_sub_mch_id_and_sign_type() {
     let merchant = WechatPayMerchant {
@@ -595,6 +640,7 @@ fn only_reverse_and_refund_need_the_client_certificate() {
         CloseOrder,
         Refund,
         RefundQuery,
+        ExchangeRate,
     ] {
         assert_eq!(
             operation.needs_client_certificate(),
@@ -605,6 +651,8 @@ fn only_reverse_and_refund_need_the_client_certificate() {
     assert_eq!(Reverse.path(), "/secapi/pay/reverse");
     assert_eq!(Refund.path(), "/secapi/pay/refund");
     assert_eq!(UnifiedOrder.path(), "/pay/unifiedorder");
+    // WeChat's spelling, not ours.
+    assert_eq!(ExchangeRate.path(), "/pay/queryexchagerate");
 }
 
 #[test]
@@ -1194,6 +1242,130 @@ fn refund_statuses_map_onto_ours() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Exchange rates
+
+fn rate_outcome(body: &[u8], currency: Currency) -> Result<WalletRate, ConnectorError> {
+    wire::exchange_rate_outcome(&open(WechatPayOperation::ExchangeRate, body)?, currency)
+}
+
+/// `fields` with the envelope of [`signed_answer`], signed with `key` instead of ours.
+fn answer_signed_with(key: &str, extra: &[(&'static str, &str)]) -> Vec<u8> {
+    let mut fields: BTreeMap<&'static str, String> = [
+        ("return_code", "SUCCESS"),
+        ("appid", APPID),
+        ("mch_id", MCH_ID),
+    ]
+    .into_iter()
+    .chain(extra.iter().copied())
+    .map(|(k, v)| (k, v.to_owned()))
+    .collect();
+    let signature = sign::sign_fields(
+        fields.iter().map(|(k, v)| (*k, v.as_str())),
+        &SecretString::from(key),
+        WechatPaySignType::Md5,
+    )
+    .unwrap();
+    fields.insert("sign", signature);
+    wire::write_xml(&fields).into_bytes()
+}
+
+#[test]
+fn a_rate_answer_as_wechat_documents_it_is_the_wallets_rate() {
+    // No result_code and no nonce_str: the fields WeChat's page lists.
+    let rate = rate_outcome(fixture!("queryexchagerate_usd"), Currency::Usd).unwrap();
+    assert_eq!(
+        rate,
+        WalletRate {
+            currency: Currency::Usd,
+            rate_e8: 711_230_000,
+            rate_time: Some("2024-05-20 10:00:00".into()),
+        }
+    );
+}
+
+#[test]
+fn a_rate_answer_with_result_code_success_is_read_the_same() {
+    let body = signed_answer(
+        &[
+            ("result_code", "SUCCESS"),
+            ("fee_type", "CAD"),
+            ("rate", "520000000"),
+            ("rate_time", "20240520"),
+        ],
+        WechatPaySignType::Md5,
+    );
+    let rate = rate_outcome(&body, Currency::Cad).unwrap();
+    assert_eq!((rate.currency, rate.rate_e8), (Currency::Cad, 520_000_000));
+    assert_eq!(rate.rate_time.as_deref(), Some("20240520"));
+    // rate_time is informative: its absence leaves it empty.
+    let no_time = signed_answer(
+        &[("fee_type", "CAD"), ("rate", "1")],
+        WechatPaySignType::Md5,
+    );
+    assert_eq!(
+        rate_outcome(&no_time, Currency::Cad).unwrap().rate_time,
+        None
+    );
+}
+
+#[test]
+fn a_currency_the_wallet_does_not_quote_is_an_error_never_a_rate() {
+    // How the wallet (and the sandbox) refuses a fee_type it has no rate for.
+    assert_rejected(
+        rate_outcome(&failed_answer("PARAM_ERROR"), Currency::Usd),
+        "PARAM_ERROR",
+    );
+    assert_rejected(rate_outcome(fixture!("return_fail"), Currency::Usd), "FAIL");
+    assert_declined(
+        rate_outcome(&failed_answer("NO_RATE_TODAY"), Currency::Usd),
+        "NO_RATE_TODAY",
+    );
+    let system_error = rate_outcome(&failed_answer("SYSTEMERROR"), Currency::Usd);
+    assert!(
+        matches!(system_error, Err(ConnectorError::OutcomeUnknown(_))),
+        "{system_error:?}"
+    );
+}
+
+#[test]
+fn a_missing_or_unreadable_rate_or_one_for_another_currency_is_a_bad_response() {
+    for extra in [
+        vec![("fee_type", "USD")],
+        vec![("fee_type", "USD"), ("rate", "7.1123")],
+        vec![("fee_type", "USD"), ("rate", "0")],
+        vec![("fee_type", "USD"), ("rate", "-711230000")],
+        vec![("fee_type", "USD"), ("rate", "99999999999999999999")],
+        vec![("fee_type", "CAD"), ("rate", "711230000")],
+        vec![("result_code", "MAYBE"), ("rate", "711230000")],
+    ] {
+        let body = signed_answer(&extra, WechatPaySignType::Md5);
+        assert_bad_response(rate_outcome(&body, Currency::Usd));
+    }
+    // Only the rate query may answer without a result_code.
+    let body = signed_answer(&[("rate", "711230000")], WechatPaySignType::Md5);
+    assert_bad_response(open(WechatPayOperation::OrderQuery, &body));
+}
+
+#[test]
+fn a_rate_answer_signed_with_another_key_tampered_or_unsigned_is_refused() {
+    let fields = [("fee_type", "USD"), ("rate", "711230000")];
+    let other_key = "0123456789abcdef0123456789abcdef";
+    assert_bad_response(rate_outcome(
+        &answer_signed_with(other_key, &fields),
+        Currency::Usd,
+    ));
+    assert!(rate_outcome(&answer_signed_with(API_KEY, &fields), Currency::Usd).is_ok());
+    let tampered = replace_once(
+        fixture!("queryexchagerate_usd"),
+        "<rate>711230000</rate>",
+        "<rate>811230000</rate>",
+    );
+    assert_bad_response(rate_outcome(&tampered, Currency::Usd));
+    let unsigned = b"<xml><return_code>SUCCESS</return_code><fee_type>USD</fee_type><rate>711230000</rate></xml>";
+    assert_bad_response(rate_outcome(unsigned, Currency::Usd));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Notifications
 
 fn test_config(sign_type: WechatPaySignType) -> WechatPayConfig {
@@ -1600,5 +1772,43 @@ fn order_ref() -> qrgate_connector_api::OrderRef {
         out_trade_no: OUT_TRADE_NO.into(),
         created_at: chrono::Utc::now(),
         channel_ref: None,
+    }
+}
+
+#[tokio::test]
+async fn exchange_rate_posts_to_the_misspelled_path_and_trusts_only_signed_answers() {
+    let answers = vec![
+        fixture!("queryexchagerate_usd").to_vec(),
+        answer_signed_with(
+            "0123456789abcdef0123456789abcdef",
+            &[("fee_type", "USD"), ("rate", "711230000")],
+        ),
+    ];
+    let (base_url, server) = serve_answers(answers);
+    let connector = WechatPayConnector::new(WechatPayConfig {
+        base_url,
+        ..test_config(WechatPaySignType::Md5)
+    })
+    .unwrap();
+
+    let rate = connector
+        .exchange_rate(Currency::Usd, rate_date())
+        .await
+        .unwrap();
+    assert_eq!((rate.currency, rate.rate_e8), (Currency::Usd, 711_230_000));
+    assert_bad_response(connector.exchange_rate(Currency::Usd, rate_date()).await);
+
+    let seen = server.join().unwrap();
+    for (request_line, body) in &seen {
+        assert_eq!(request_line, "POST /pay/queryexchagerate HTTP/1.1");
+        let fields = wire::parse_xml(body.as_bytes()).unwrap();
+        assert_eq!(wire::field(&fields, "fee_type"), Some("USD"));
+        assert_eq!(wire::field(&fields, "date"), Some("20240520"));
+        assert!(sign::verify_fields(
+            fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            wire::field(&fields, "sign").unwrap(),
+            &api_key(),
+            WechatPaySignType::Md5
+        ));
     }
 }

@@ -1,6 +1,7 @@
 //! The WeChat Pay API v2 wire format as pure functions: requests built from our normalised
 //! requests, XML written and read, and the wallet's answers mapped onto [`ChannelStatus`],
-//! [`RefundStatus`] and [`ConnectorError`] as `wallets.md` §1.3–§1.8 classify them.
+//! [`RefundStatus`], [`WalletRate`] and [`ConnectorError`] as `wallets.md` §1.3–§1.9 classify
+//! them.
 //!
 //! Nothing here does IO or reads a clock (it only logs warnings); callers pass the nonce in, so
 //! every function can be tested byte for byte. No request or response body, payment code or
@@ -8,10 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Utc};
 use qrgate_connector_api::{
     CallbackError, ChannelOrder, ChannelRefund, ChannelStatus, CodePaymentRequest, ConnectorError,
-    HttpResponse, QrOrder, QrOrderRequest, RefundRequest, RefundStatus, ReverseOutcome,
+    HttpResponse, QrOrder, QrOrderRequest, RefundRequest, RefundStatus, ReverseOutcome, WalletRate,
 };
 use qrgate_domain::{Currency, Money};
 use quick_xml::events::Event;
@@ -35,6 +36,8 @@ const MAX_FIELDS: usize = 4096;
 /// WeChat's times are Beijing time (UTC+8, no daylight saving).
 const BEIJING_OFFSET_SECONDS: i32 = 8 * 3600;
 const WECHAT_PAY_TIME_FORMAT: &str = "%Y%m%d%H%M%S";
+/// The `date` of an exchange-rate query (§1.9).
+const WECHAT_PAY_DATE_FORMAT: &str = "%Y%m%d";
 
 /// Names payment notifications in logs and errors, as [`WechatPayOperation::name`] names calls.
 const NOTIFICATION_CONTEXT: &str = "wechatpay.notification";
@@ -52,6 +55,7 @@ pub(super) enum WechatPayOperation {
     CloseOrder,
     Refund,
     RefundQuery,
+    ExchangeRate,
 }
 
 impl WechatPayOperation {
@@ -64,6 +68,8 @@ impl WechatPayOperation {
             WechatPayOperation::CloseOrder => "/pay/closeorder",
             WechatPayOperation::Refund => "/secapi/pay/refund",
             WechatPayOperation::RefundQuery => "/pay/refundquery",
+            // Sic: the path is spelled so in WeChat's API (§1.9).
+            WechatPayOperation::ExchangeRate => "/pay/queryexchagerate",
         }
     }
 
@@ -77,6 +83,7 @@ impl WechatPayOperation {
             WechatPayOperation::CloseOrder => "wechatpay.closeorder",
             WechatPayOperation::Refund => "wechatpay.refund",
             WechatPayOperation::RefundQuery => "wechatpay.refundquery",
+            WechatPayOperation::ExchangeRate => "wechatpay.queryexchagerate",
         }
     }
 
@@ -291,6 +298,20 @@ pub(super) fn build_refundquery(
 ) -> WechatPayRequest {
     let mut request = WechatPayRequest::new(WechatPayOperation::RefundQuery, merchant, nonce);
     request.set("out_refund_no", out_refund_no);
+    request
+}
+
+/// `POST /pay/queryexchagerate` (§1.9): the wallet's rate for `currency` on `date`, a
+/// Beijing calendar day.
+pub(super) fn build_queryexchagerate(
+    merchant: &WechatPayMerchant<'_>,
+    currency: Currency,
+    date: NaiveDate,
+    nonce: &str,
+) -> WechatPayRequest {
+    let mut request = WechatPayRequest::new(WechatPayOperation::ExchangeRate, merchant, nonce);
+    request.set("fee_type", currency.code());
+    request.set("date", date.format(WECHAT_PAY_DATE_FORMAT).to_string());
     request
 }
 
@@ -609,6 +630,10 @@ pub(super) fn open_response(
                 .unwrap_or_default()
                 .to_owned(),
         },
+        // WeChat's page for the rate query lists no `result_code` in its answer, only the rate
+        // fields after `return_code` (§1.9). A signed answer without one is that answer; the
+        // rate itself is still required by `exchange_rate_outcome`.
+        None if operation == WechatPayOperation::ExchangeRate => WechatPayResult::Success,
         _ => {
             return Err(bad_response(
                 context,
@@ -1403,6 +1428,62 @@ fn unsettled_refund(
         wallet_code: Some(err_code.to_owned()).filter(|c| !c.is_empty()),
         wallet_message: Some(err_code_des.to_owned()).filter(|m| !m.is_empty()),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exchange rates (§1.9)
+
+/// The answer to queryexchagerate (§1.9): `rate` is CNY per unit of `fee_type` as an integer
+/// scaled by 10^8 (the v3 representation; §10 open point 2), `rate_time` is kept verbatim.
+///
+/// A missing, unreadable or non-positive rate, or a rate for another currency than asked, is
+/// a `BadResponse`: a rate is never guessed. Refusals: SYSTEMERROR and the like are
+/// `OutcomeUnknown` (the wallet could not answer; asking again is harmless, the call changes
+/// nothing); request errors, including PARAM_ERROR for a currency the wallet does not quote,
+/// are `Rejected`; any other code is `Declined` verbatim.
+pub(super) fn exchange_rate_outcome(
+    reply: &WechatPayReply,
+    currency: Currency,
+) -> Result<WalletRate, ConnectorError> {
+    let context = WechatPayOperation::ExchangeRate.name();
+    let (err_code, err_code_des) = match &reply.result {
+        WechatPayResult::Success => return quoted_rate(context, &reply.fields, currency),
+        WechatPayResult::Fail {
+            err_code,
+            err_code_des,
+        } => (err_code.as_str(), err_code_des.as_str()),
+    };
+    Err(match classify_err_code(err_code) {
+        WechatPayErrClass::Indeterminate => {
+            ConnectorError::OutcomeUnknown(format!("{context}: {err_code} {err_code_des}"))
+        }
+        WechatPayErrClass::Request => rejected(err_code, err_code_des),
+        WechatPayErrClass::UserPaying
+        | WechatPayErrClass::OrderPaid
+        | WechatPayErrClass::NotFound
+        | WechatPayErrClass::OrderClosed
+        | WechatPayErrClass::Business
+        | WechatPayErrClass::Unrecognised => declined(err_code, err_code_des),
+    })
+}
+
+fn quoted_rate(
+    context: &'static str,
+    fields: &WechatPayFields,
+    currency: Currency,
+) -> Result<WalletRate, ConnectorError> {
+    if field(fields, "fee_type").is_some_and(|echoed| echoed != currency.code()) {
+        return Err(bad_response(context, "fee_type is not the one asked for"));
+    }
+    let raw = field(fields, "rate").ok_or_else(|| bad_response(context, "no rate"))?;
+    let rate_e8 = parse_unsigned(raw)
+        .filter(|rate| *rate > 0)
+        .ok_or_else(|| bad_response(context, "rate is not a positive integer"))?;
+    Ok(WalletRate {
+        currency,
+        rate_e8,
+        rate_time: field(fields, "rate_time").map(str::to_owned),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -512,6 +512,52 @@ async fn wallet_outages_are_classed(kind: Kind) {
     assert_eq!(w.balance(&customer).await, 100_000);
 }
 
+async fn exchange_rates_are_the_wallets_own_or_not_supported(kind: Kind) {
+    let w = World::start(kind).await;
+    let c = w.connector(Duration::from_secs(10));
+    let today = Utc::now().date_naive();
+    if !kind.quotes_exchange_rates() {
+        let r = c.exchange_rate(Currency::Cad, today).await;
+        assert!(
+            matches!(r, Err(ConnectorError::NotSupported(_))),
+            "no rate query in this wallet's protocol: {r:?}"
+        );
+        return;
+    }
+    // The sandbox's default CAD rate is 5.2, and what it publishes is what it quotes.
+    let published = w.rates().await;
+    let cad = c.exchange_rate(Currency::Cad, today).await.unwrap();
+    assert_eq!(cad.currency, Currency::Cad);
+    assert_eq!(cad.rate_e8, 520_000_000, "{cad:?}");
+    assert_eq!(published["CAD"].as_i64(), Some(cad.rate_e8));
+    assert!(cad.rate_time.is_some(), "{cad:?}");
+
+    // A rate changed at the wallet is the one quoted next; the others stay.
+    w.set_rates(json!({"CAD": 515_432_100})).await;
+    let moved = c.exchange_rate(Currency::Cad, today).await.unwrap();
+    assert_eq!(moved.rate_e8, 515_432_100, "{moved:?}");
+    let usd = c.exchange_rate(Currency::Usd, today).await.unwrap();
+    assert_eq!(Some(usd.rate_e8), published["USD"].as_i64(), "{usd:?}");
+
+    // An answer whose signature does not verify is never a rate.
+    w.faults(json!({"bad_signature_next": 1})).await;
+    let forged = c.exchange_rate(Currency::Cad, today).await;
+    assert!(
+        matches!(forged, Err(ConnectorError::BadResponse(_))),
+        "{forged:?}"
+    );
+
+    // A request signed with another key is refused by the wallet.
+    let refused = w
+        .wechat_connector_with_another_key()
+        .exchange_rate(Currency::Cad, today)
+        .await;
+    assert!(
+        matches!(refused, Err(ConnectorError::Rejected { .. })),
+        "{refused:?}"
+    );
+}
+
 macro_rules! battery {
     ($wallet:ident, $kind:expr) => {
         mod $wallet {
@@ -533,6 +579,7 @@ macro_rules! battery {
                 partial_and_full_refunds_with_queries,
                 bad_response_signatures_are_never_trusted,
                 wallet_outages_are_classed,
+                exchange_rates_are_the_wallets_own_or_not_supported,
             );
         }
     };

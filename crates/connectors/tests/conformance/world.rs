@@ -40,6 +40,12 @@ impl Kind {
         }
     }
 
+    /// Whether the wallet has a rate query the connector implements (WeChat's
+    /// `queryexchagerate`); the others answer `NotSupported`.
+    pub fn quotes_exchange_rates(self) -> bool {
+        matches!(self, Kind::Wechat)
+    }
+
     pub fn insufficient_balance_code(self) -> &'static str {
         match self {
             Kind::Wechat => "NOTENOUGH",
@@ -110,26 +116,41 @@ impl World {
     /// The connector, configured exactly as a provider would paste the sandbox's credentials
     /// into `[wallets.<name>]`.
     pub fn connector(&self, request_timeout: Duration) -> Arc<dyn Connector> {
+        self.connector_from(&self.credentials, request_timeout)
+    }
+
+    /// A WeChat connector whose API key is not the merchant's: every request it signs is
+    /// forged as far as the wallet can tell.
+    pub fn wechat_connector_with_another_key(&self) -> Arc<dyn Connector> {
+        assert_eq!(
+            self.kind,
+            Kind::Wechat,
+            "only WeChat signs with a shared key"
+        );
+        let mut credentials = self.credentials.clone();
+        credentials["wechat"]["api_key"] = json!("0123456789abcdef0123456789abcdef");
+        self.connector_from(&credentials, Duration::from_secs(10))
+    }
+
+    fn connector_from(&self, credentials: &Value, request_timeout: Duration) -> Arc<dyn Connector> {
         let timeouts = TimeoutSettings {
             connect_timeout_ms: 2_000,
             request_timeout_ms: u64::try_from(request_timeout.as_millis()).unwrap(),
         };
         let settings = match self.kind {
             Kind::Wechat => WalletSettings {
-                wechatpay: Some(
-                    serde_json::from_value(self.credentials["wechat"].clone()).unwrap(),
-                ),
+                wechatpay: Some(serde_json::from_value(credentials["wechat"].clone()).unwrap()),
                 timeouts,
                 ..Default::default()
             },
             Kind::Alipay => WalletSettings {
-                alipay: Some(serde_json::from_value(self.credentials["alipay"].clone()).unwrap()),
+                alipay: Some(serde_json::from_value(credentials["alipay"].clone()).unwrap()),
                 timeouts,
                 ..Default::default()
             },
             Kind::Unionpay => {
                 // The gateway adds its own notification endpoint to what the sandbox lists.
-                let mut settings = self.credentials["unionpay"].clone();
+                let mut settings = credentials["unionpay"].clone();
                 settings["back_url"] = json!("http://127.0.0.1:9/unionpay-notify");
                 WalletSettings {
                     unionpay: Some(serde_json::from_value(settings).unwrap()),
@@ -233,6 +254,19 @@ impl World {
         )
         .await
         .unwrap();
+    }
+
+    /// The sandbox's rates to CNY ×10^8, by currency code.
+    pub async fn rates(&self) -> Value {
+        self.control(reqwest::Method::GET, "/rates", None)
+            .await
+            .unwrap()
+    }
+
+    pub async fn set_rates(&self, rates: Value) {
+        self.control(reqwest::Method::PUT, "/rates", Some(rates))
+            .await
+            .unwrap();
     }
 
     pub async fn scan_qr(&self, code_url: &str) {
