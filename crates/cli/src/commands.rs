@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use qrgate_domain::{
-    Currency, FxRate, Merchant, MerchantId, MerchantStatus, MerchantTimeZone, ShopId, TerminalNo,
+    Currency, FeeRate, FxRate, Merchant, MerchantId, MerchantStatus, MerchantTimeZone, ShopId,
+    TerminalNo,
 };
 use qrgate_engine::{Engine, MerchantRequest};
 use qrgate_store::Store;
@@ -72,6 +73,16 @@ pub enum MerchantCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Set the provider's fee on the merchant's payments from now on, in basis points
+    /// (60 = 0.6 %). Refunds give back the same share of the fee (docs/LEDGER.md).
+    SetFee {
+        /// The merchant's id, e.g. ON00000001.
+        #[arg(value_parser = parse_merchant_id)]
+        merchant_id: MerchantId,
+        /// 0 to 10000 basis points.
+        #[arg(value_parser = parse_fee)]
+        bps: FeeRate,
     },
     /// Refuse the merchant's POS requests from now on.
     Disable {
@@ -226,6 +237,13 @@ fn parse_merchant_id(s: &str) -> Result<MerchantId, String> {
     MerchantId::parse(s).map_err(|e| e.to_string())
 }
 
+fn parse_fee(s: &str) -> Result<FeeRate, String> {
+    let bps: i64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number of basis points"))?;
+    FeeRate::from_bps(bps).map_err(|e| e.to_string())
+}
+
 fn parse_shop_id(s: &str) -> Result<ShopId, String> {
     ShopId::parse(s).map_err(|e| e.to_string())
 }
@@ -251,6 +269,7 @@ fn merchant_json(m: &Merchant) -> serde_json::Value {
         "currency": m.currency.code(),
         "time_zone": m.time_zone.name(),
         "status": m.status.as_str(),
+        "fee_bps": m.fee_rate.bps(),
         "created_at": m.created_at.to_rfc3339(),
     })
 }
@@ -391,10 +410,11 @@ pub async fn merchant(config: &Config, cmd: MerchantCommand) -> anyhow::Result<E
             }
             println!("{}  {}", m.id, m.name);
             println!(
-                "  status     {}\n  currency   {}\n  time zone  {}\n  created    {}",
+                "  status     {}\n  currency   {}\n  time zone  {}\n  fee        {}\n  created    {}",
                 m.status,
                 m.currency,
                 m.time_zone,
+                m.fee_rate,
                 m.created_at.to_rfc3339()
             );
             println!("shops:");
@@ -445,6 +465,10 @@ pub async fn merchant(config: &Config, cmd: MerchantCommand) -> anyhow::Result<E
                 ),
                 None => println!("the previous key no longer works"),
             }
+        }
+        MerchantCommand::SetFee { merchant_id, bps } => {
+            engine.set_merchant_fee_rate(&merchant_id, bps).await?;
+            println!("merchant {merchant_id}: fee {bps} on payments from now on");
         }
         MerchantCommand::Disable { merchant_id } => {
             engine

@@ -68,6 +68,27 @@ pub struct Config {
     /// How the closing loop settles payments the wallets left open (`[closing]`).
     #[serde(default)]
     pub closing: ClosingConfig,
+    /// Exchange rates from the wallets (`[fx]`).
+    #[serde(default)]
+    pub fx: FxConfig,
+}
+
+/// `[fx]`: how often the wallets' published exchange rates are fetched, and how old one may
+/// be before EX_RATE_QUERY falls back to the provider's rate (`qrgate fx set`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FxConfig {
+    pub refresh_secs: u32,
+    pub max_age_secs: u32,
+}
+
+impl Default for FxConfig {
+    fn default() -> Self {
+        FxConfig {
+            refresh_secs: 3_600,
+            max_age_secs: 26 * 3_600,
+        }
+    }
 }
 
 /// The shortest confirmation window: longer than the request path's 12 s wallet budget plus
@@ -135,6 +156,7 @@ impl Default for Config {
             body_limit_bytes: qrgate_http::DEFAULT_BODY_LIMIT_BYTES,
             wallets: WalletSettings::default(),
             closing: ClosingConfig::default(),
+            fx: FxConfig::default(),
         }
     }
 }
@@ -212,6 +234,12 @@ impl Config {
         }
         if !(60..=7_200).contains(&c.qr_expiry_secs) {
             bail!("invalid configuration: closing.qr_expiry_secs must be between 60 and 7200 (the wallets' QR validity)");
+        }
+        if !(60..=86_400).contains(&self.fx.refresh_secs) {
+            bail!("invalid configuration: fx.refresh_secs must be between 60 and 86400");
+        }
+        if self.fx.max_age_secs < self.fx.refresh_secs {
+            bail!("invalid configuration: fx.max_age_secs must be at least fx.refresh_secs");
         }
         if self.master_key.is_some() && self.master_key_file.is_some() {
             bail!("invalid configuration: set master_key or master_key_file, not both");

@@ -1,6 +1,7 @@
 //! `qrgate`: the one binary. Parses the command line, loads the configuration, wires the
 //! concrete store and engine, and runs a command. No business rules and no SQL live here.
 
+mod books;
 mod commands;
 mod config;
 mod pos;
@@ -78,6 +79,12 @@ enum Command {
     /// again.
     #[command(subcommand)]
     Callbacks(commands::CallbacksCommand),
+    /// The provider's books: account balances and the ledger's invariant checks.
+    #[command(subcommand)]
+    Ledger(books::LedgerCommand),
+    /// Refunds: list them with their state.
+    #[command(subcommand)]
+    Refunds(books::RefundsCommand),
     /// Manage the exchange rates to CNY that the gateway answers with.
     #[command(subcommand)]
     Fx(commands::FxCommand),
@@ -154,6 +161,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shop(cmd) => commands::shop(&config, cmd).await,
         Command::Terminal(cmd) => commands::terminal(&config, cmd).await,
         Command::Fx(cmd) => commands::fx(&config, cmd).await,
+        Command::Ledger(cmd) => books::ledger(&config, cmd).await,
+        Command::Refunds(cmd) => books::refunds(&config, cmd).await,
         Command::Callbacks(cmd) => commands::callbacks(&config, cmd).await,
         Command::Pos(_) | Command::Sandbox(_) => Ok(ExitCode::SUCCESS),
     }

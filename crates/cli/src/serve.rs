@@ -105,7 +105,7 @@ async fn start_demo_sandbox(
     ))
 }
 
-/// The closing loop: settles every order the wallets left open, until shutdown. Bounded work
+/// The closing loop: settles every order and refund the wallets left open, until shutdown. Bounded work
 /// per round; idle rounds sleep.
 async fn closing_loop(engine: Engine, mut stop: tokio::sync::watch::Receiver<bool>) {
     let worker = format!(
@@ -114,13 +114,21 @@ async fn closing_loop(engine: Engine, mut stop: tokio::sync::watch::Receiver<boo
         std::process::id()
     );
     loop {
-        let handled = match engine.close_due_orders(&worker, 16).await {
+        let orders = match engine.close_due_orders(&worker, 16).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "closing loop round failed; retrying");
                 0
             }
         };
+        let refunds = match engine.settle_due_refunds(&worker, 16).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "refund loop round failed; retrying");
+                0
+            }
+        };
+        let handled = orders + refunds;
         let pause = if handled == 0 {
             Duration::from_millis(500)
         } else {
@@ -129,6 +137,22 @@ async fn closing_loop(engine: Engine, mut stop: tokio::sync::watch::Receiver<boo
         tokio::select! {
             _ = stop.changed() => return,
             () = tokio::time::sleep(pause) => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// Fetches the wallets' exchange rates at start and then every `every`, until shutdown.
+async fn fx_loop(engine: Engine, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = engine.refresh_wallet_rates().await {
+            tracing::warn!(error = %e, "exchange rate refresh failed; retrying at the next round");
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(every) => {}
         }
         if *stop.borrow() {
             return;
@@ -202,6 +226,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
         .context("invalid wallet settings ([wallets])")?;
     let mut wallets = Wallets::new(connectors);
     wallets.qr_ttl = chrono::Duration::seconds(i64::from(config.closing.qr_expiry_secs));
+    wallets.fx_max_age = chrono::Duration::seconds(i64::from(config.fx.max_age_secs));
     wallets.notify_base_url = config.public_url.clone().unwrap_or_else(|| {
         let host = if local.ip().is_unspecified() {
             SocketAddr::new([127, 0, 0, 1].into(), local.port())
@@ -244,7 +269,12 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let closer = tokio::spawn(closing_loop(engine.clone(), stop_rx.clone()));
-    let notifier = tokio::spawn(notification_loop(engine.clone(), stop_rx));
+    let notifier = tokio::spawn(notification_loop(engine.clone(), stop_rx.clone()));
+    let fx_refresher = tokio::spawn(fx_loop(
+        engine.clone(),
+        Duration::from_secs(u64::from(config.fx.refresh_secs)),
+        stop_rx,
+    ));
     let state = AppState::new(
         engine.clone(),
         HttpConfig {
@@ -276,6 +306,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, closer).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, notifier).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, fx_refresher).await;
     if let Some(sandbox) = demo_sandbox {
         sandbox.running.stop().await;
     }

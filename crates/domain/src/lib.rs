@@ -6,19 +6,26 @@
 
 mod fx;
 mod ids;
+mod ledger;
 mod merchant;
 mod money;
 mod order;
+mod refund;
 mod wallet;
 
 pub use fx::{FxQuote, FxRate, FxRateParseError, FX_SCALE};
 pub use ids::{IdError, MerchantId, OperatorId, ShopId, TerminalNo};
+pub use ledger::{
+    payment_posting, payment_txn, refund_posting, refund_txn, Account, AccountParseError, Entry,
+    FeeRate, FeeRateError, LedgerError, Posting, PostingKind, RefundBasis,
+};
 pub use merchant::{
     validate_name, Merchant, MerchantStatus, MerchantTimeZone, NameError, Operator, Shop, Terminal,
     TimeZoneParseError,
 };
 pub use money::{Currency, CurrencyParseError, Money};
 pub use order::{
-    InvalidTransition, MerchantOrderId, Order, OrderIdError, OrderStatus, PaymentMode,
+    InvalidTransition, MerchantOrderId, Order, OrderIdError, OrderStatus, PaymentMode, RefundState,
 };
+pub use refund::{Refund, RefundStatus};
 pub use wallet::Wallet;

@@ -87,6 +87,8 @@ pub struct Merchant {
     pub currency: Currency,
     pub time_zone: MerchantTimeZone,
     pub status: MerchantStatus,
+    /// The provider's fee on its payments.
+    pub fee_rate: crate::FeeRate,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -191,6 +191,10 @@ pub struct Order {
     pub code_url: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub call_back_url: Option<String>,
+    /// Refunds in progress or done, and refunds done, in the order's currency: a refund is
+    /// accepted only while `refund_reserved` stays within [`Order::total`].
+    pub refund_reserved: Money,
+    pub refunded: Money,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -203,11 +207,74 @@ impl Order {
             self.amount.currency(),
         )
     }
+
+    /// What can still be refunded: the total less refunds in progress or done.
+    pub fn refundable(&self) -> Money {
+        Money::new(
+            self.total().minor() - self.refund_reserved.minor(),
+            self.amount.currency(),
+        )
+    }
+
+    /// How a paid order stands with refunds, as `STATUS_QUERY` reports it.
+    pub fn refund_state(&self) -> RefundState {
+        let refunded = self.refunded.minor();
+        if self.status != OrderStatus::Paid || refunded <= 0 {
+            RefundState::None
+        } else if refunded >= self.total().minor() {
+            RefundState::Full
+        } else {
+            RefundState::Partial
+        }
+    }
+}
+
+/// How much of a paid order was refunded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundState {
+    None,
+    Partial,
+    Full,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A paid order of `total` (no tip), for other modules' tests.
+    pub(crate) fn sample_order(total: Money, cny: Option<Money>) -> Order {
+        let at = DateTime::<Utc>::from_timestamp(1_790_000_000, 0).unwrap_or_default();
+        Order {
+            key: "Q261126090000ABCDEFGHJKLM".into(),
+            merchant_id: MerchantId::parse("ON00000001").unwrap(),
+            order_id: MerchantOrderId::parse("A1").unwrap(),
+            mode: PaymentMode::Passive,
+            wallet: Wallet::WechatPay,
+            amount: total,
+            tip: Money::new(0, total.currency()),
+            cny_amount: cny,
+            rate: None,
+            operator_id: None,
+            terminal_no: None,
+            sale_num: None,
+            status: OrderStatus::Paid,
+            wallet_code: None,
+            wallet_message: None,
+            channel_ref: None,
+            buyer: None,
+            paid_at: Some(at),
+            wallet_created_at: at,
+            next_check_at: None,
+            request_digest: String::new(),
+            code_url: None,
+            expires_at: None,
+            call_back_url: None,
+            refund_reserved: Money::new(0, total.currency()),
+            refunded: Money::new(0, total.currency()),
+            created_at: at,
+            updated_at: at,
+        }
+    }
 
     #[test]
     fn final_states_never_change_but_a_late_payment_is_recorded() {

@@ -15,6 +15,7 @@ mod keys;
 mod merchants;
 mod payments;
 mod qr_orders;
+mod refunds;
 
 pub use callbacks::{check_callback_url, is_private, CallbackSettings, NotificationFormat};
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -25,6 +26,7 @@ pub use keys::{MasterKey, MasterKeyError, SignKeyPlain};
 pub use merchants::{CreatedMerchant, MerchantRequest, PosAuthError, PosCredentials, RotatedKey};
 pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
 pub use qr_orders::{NotificationError, QrPayment};
+pub use refunds::{RefundError, RefundOrder, RefundView, MAX_REFUND_SENDS, REFUND_FOLLOW_UP};
 
 use std::sync::Arc;
 

@@ -136,6 +136,21 @@ impl Engine {
         Ok(merchant)
     }
 
+    /// Sets the provider's fee on the merchant's payments from now on; payments already
+    /// posted keep theirs, and their refunds give back a share of the fee they paid.
+    pub async fn set_merchant_fee_rate(
+        &self,
+        id: &MerchantId,
+        rate: qrgate_domain::FeeRate,
+    ) -> Result<Merchant, EngineError> {
+        let merchant = self
+            .store
+            .set_merchant_fee_rate(id, rate, self.now())
+            .await?;
+        tracing::info!(merchant.id = %id, merchant.fee = %rate, "merchant fee rate changed");
+        Ok(merchant)
+    }
+
     /// Gives the merchant a new sign key. With `grace`, the old key keeps working that long so
     /// the POS can be updated without downtime; without, it stops at once (for a leaked key).
     pub async fn rotate_sign_key(

@@ -68,6 +68,9 @@ pub struct Wallets {
     /// The gateway's public base URL, where wallets post their notifications
     /// (`<base>/notify/<wallet>`).
     pub notify_base_url: String,
+    /// How old a wallet's published exchange rate may be before EX_RATE_QUERY stops using it
+    /// and falls back to the provider's rate.
+    pub fx_max_age: Duration,
 }
 
 impl std::fmt::Debug for Wallets {
@@ -99,6 +102,7 @@ impl Wallets {
             pay_budget: StdDuration::from_secs(12),
             qr_ttl: Duration::minutes(15),
             notify_base_url: "http://127.0.0.1:8080".into(),
+            fx_max_age: crate::fx::DEFAULT_WALLET_RATE_MAX_AGE,
         }
     }
 
@@ -382,6 +386,8 @@ impl Engine {
             code_url: None,
             expires_at: None,
             call_back_url: None,
+            refund_reserved: Money::new(0, req.amount.currency()),
+            refunded: Money::new(0, req.amount.currency()),
             created_at: now,
             updated_at: now,
         };

@@ -138,6 +138,8 @@ impl Engine {
             code_url: None,
             expires_at: Some(now + self.wallets.qr_ttl),
             call_back_url: req.call_back_url.clone(),
+            refund_reserved: Money::new(0, req.amount.currency()),
+            refunded: Money::new(0, req.amount.currency()),
             created_at: now,
             updated_at: now,
         };

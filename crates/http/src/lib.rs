@@ -9,6 +9,7 @@ mod metrics;
 mod notify;
 mod ottpay;
 mod payments;
+mod refunds;
 
 use std::future::Future;
 use std::sync::Arc;

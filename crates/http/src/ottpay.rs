@@ -222,11 +222,8 @@ async fn answer(
         Action::PassivePay => crate::payments::passive_pay(state, &request, client_ip).await,
         Action::StatusQuery => crate::payments::status_query(state, &request).await,
         Action::ActivePay => crate::payments::active_pay(state, &request, client_ip).await,
-        Action::Refund | Action::RefundQuery => Answer::Refused(Refusal::new(
-            RspCode::Fail,
-            format!("{} is not supported by this gateway yet", action.as_str()),
-            &request.key,
-        )),
+        Action::Refund => crate::refunds::refund(state, &request).await,
+        Action::RefundQuery => crate::refunds::refund_query(state, &request).await,
     };
     (label, merchant_id, answer)
 }
@@ -341,6 +338,7 @@ async fn exchange_rate(state: &AppState, request: &Authenticated) -> Answer {
         Err(FxError::Missing(c)) => {
             refuse(RspCode::Fail, format!("no exchange rate is set for {c}"))
         }
+        Err(e @ FxError::Stale { .. }) => refuse(RspCode::Fail, e.to_string()),
         Err(FxError::Engine(e)) => {
             tracing::error!(error = %e, "cannot read the exchange rate");
             refuse(RspCode::DbError, "database error".into())

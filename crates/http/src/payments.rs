@@ -1,6 +1,6 @@
 //! PASSIVEPAY and STATUS_QUERY (`ottpay.md` §5.2, §5.3, §7) over the engine's payments.
 
-use qrgate_domain::{Currency, MerchantOrderId, Money, Order, OrderStatus, Wallet};
+use qrgate_domain::{Currency, MerchantOrderId, Money, Order, OrderStatus, RefundState, Wallet};
 use qrgate_engine::{CodePayment, EngineError, PaymentError, QrPayment};
 use qrgate_ottpay::{
     ActivePayRequest, ActivePayResponse, BizType, Cents, OrderStatus as WireStatus,
@@ -26,7 +26,7 @@ fn biz_name(w: Wallet) -> &'static str {
     }
 }
 
-fn cents(m: Money) -> Cents {
+pub(crate) fn cents(m: Money) -> Cents {
     Cents(u64::try_from(m.minor()).unwrap_or(0))
 }
 
@@ -38,6 +38,16 @@ fn wire_status(s: OrderStatus) -> WireStatus {
         OrderStatus::Paid => WireStatus::Success,
         OrderStatus::Failed => WireStatus::Failure,
         OrderStatus::Reversed | OrderStatus::Closed => WireStatus::OrderClosed,
+    }
+}
+
+/// The §7 status of an order, refunds included: a paid order shows `partial_refunded` or
+/// `fully_refunded` once refunds are done.
+pub(crate) fn wire_status_of(order: &Order) -> WireStatus {
+    match order.refund_state() {
+        RefundState::None => wire_status(order.status),
+        RefundState::Partial => WireStatus::PartialRefunded,
+        RefundState::Full => WireStatus::FullyRefunded,
     }
 }
 
@@ -96,7 +106,7 @@ fn passive_response(
     }
 }
 
-fn engine_failure(request: &Authenticated, e: &EngineError) -> Answer {
+pub(crate) fn engine_failure(request: &Authenticated, e: &EngineError) -> Answer {
     tracing::error!(error = %e, "payment could not be processed");
     let code = match e {
         EngineError::Store(_) => RspCode::DbError,
@@ -246,7 +256,7 @@ pub(crate) async fn status_query(state: &AppState, request: &Authenticated) -> A
     let response = StatusQueryResponse {
         rsp_code: Some("SUCCESS".into()),
         rsp_msg: Some(message),
-        order_status: wire_status(order.status),
+        order_status: wire_status_of(&order),
         trade_time: trade_time(state, request, &order),
         order_id: order.order_id.as_str().to_owned(),
         bizpay_order_id: order.channel_ref.clone(),
@@ -255,7 +265,7 @@ pub(crate) async fn status_query(state: &AppState, request: &Authenticated) -> A
         receipt_amount: paid.then(|| cents(order.total())),
         buyer_pay_amount: paid.then(|| cents(order.total())),
         tip: Some(cents(order.tip)),
-        refund_amount: None,
+        refund_amount: crate::refunds::refunded_amount(&order),
         buyer_login_id: order.buyer.clone(),
     };
     Answer::Success {

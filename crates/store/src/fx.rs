@@ -1,4 +1,5 @@
-use qrgate_domain::{Currency, FxQuote, FxRate};
+use chrono::{DateTime, Utc};
+use qrgate_domain::{Currency, FxQuote, FxRate, Wallet};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -57,6 +58,49 @@ impl Store {
         rows.iter().map(quote_from_row).collect()
     }
 
+    /// Records a rate a wallet published, replacing that wallet's previous rate for the
+    /// currency. `fetched_at` is when the gateway read it (the staleness bound counts from
+    /// it); `rate_time` is the wallet's own statement of when the rate was set.
+    pub async fn set_wallet_fx_rate(
+        &self,
+        wallet: Wallet,
+        currency: Currency,
+        rate: FxRate,
+        rate_time: Option<&str>,
+        fetched_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO wallet_fx_rates (wallet, currency, rate_e8, rate_time, fetched_at, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5, $5) \
+             ON CONFLICT (wallet, currency) DO UPDATE SET rate_e8 = excluded.rate_e8, \
+             rate_time = excluded.rate_time, fetched_at = excluded.fetched_at, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(wallet.as_str())
+        .bind(currency.code())
+        .bind(rate.scaled())
+        .bind(rate_time)
+        .bind(to_millis(fetched_at))
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(|e| StoreError::from_sqlx(e, "exchange rate"))
+    }
+
+    /// The wallets' rates for `currency`, freshest first; `source` is the wallet's name and
+    /// `updated_at` when it was fetched.
+    pub async fn wallet_fx_rates(&self, currency: Currency) -> Result<Vec<FxQuote>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT currency, rate_e8, wallet AS source, fetched_at AS updated_at \
+             FROM wallet_fx_rates WHERE currency = $1 ORDER BY fetched_at DESC, wallet",
+        )
+        .bind(currency.code())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "exchange rate"))?;
+        rows.iter().map(quote_from_row).collect()
+    }
+
     /// For every table, its row count and newest `updated_at`: tests take it before and
     /// after a rejected request to prove nothing was inserted or updated (every write sets
     /// `updated_at`, and tests move their clock forward first).
@@ -73,6 +117,9 @@ impl Store {
             "order_events",
             "callbacks",
             "callback_attempts",
+            "refunds",
+            "ledger_entries",
+            "wallet_fx_rates",
         ] {
             let row = sqlx::query(&format!(
                 "SELECT COUNT(*) AS n, COALESCE(MAX(updated_at), 0) AS stamp FROM {table}"

@@ -13,14 +13,18 @@
 mod callbacks;
 mod error;
 mod fx;
+mod ledger;
 mod merchants;
 mod meta;
 mod orders;
 mod pool;
+mod refunds;
 mod time;
 
 pub use callbacks::{Callback, CallbackAttempt, CallbackStatus};
 pub use error::StoreError;
+pub use ledger::{AccountBalance, LedgerEntry};
 pub use merchants::{MerchantKeys, NewMerchant, NewMerchantCreated, ALLOCATION_ATTEMPTS};
 pub use orders::OrderEvent;
 pub use pool::{Backend, Store};
+pub use refunds::RefundReservation;

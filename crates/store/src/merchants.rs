@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use qrgate_domain::{
-    Currency, Merchant, MerchantId, MerchantStatus, MerchantTimeZone, Operator, OperatorId, Shop,
-    ShopId, Terminal, TerminalNo,
+    Currency, FeeRate, Merchant, MerchantId, MerchantStatus, MerchantTimeZone, Operator,
+    OperatorId, Shop, ShopId, Terminal, TerminalNo,
 };
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -44,7 +44,8 @@ pub struct MerchantKeys {
     pub previous: Option<(Vec<u8>, DateTime<Utc>)>,
 }
 
-const MERCHANT_COLUMNS: &str = "id, name, currency, time_zone, status, created_at, updated_at";
+const MERCHANT_COLUMNS: &str =
+    "id, name, currency, time_zone, status, fee_bps, created_at, updated_at";
 
 fn merchant_from_row(row: &AnyRow) -> Result<Merchant, StoreError> {
     let get_text = |col: &str| -> Result<String, StoreError> {
@@ -63,6 +64,11 @@ fn merchant_from_row(row: &AnyRow) -> Result<Merchant, StoreError> {
             .map_err(StoreError::corrupt)?,
         status: MerchantStatus::parse(&get_text("status")?)
             .ok_or_else(|| StoreError::corrupt(format!("merchant {id}: unknown status")))?,
+        fee_rate: FeeRate::from_bps(
+            row.try_get::<i64, _>("fee_bps")
+                .map_err(StoreError::corrupt)?,
+        )
+        .map_err(StoreError::corrupt)?,
         created_at: get_ms("created_at")?,
         updated_at: get_ms("updated_at")?,
     })
@@ -263,6 +269,29 @@ impl Store {
     ) -> Result<Merchant, StoreError> {
         let done = sqlx::query("UPDATE merchants SET status = $1, updated_at = $2 WHERE id = $3")
             .bind(status.as_str())
+            .bind(to_millis(now))
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "merchant"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("merchant"));
+        }
+        self.merchant(id)
+            .await?
+            .ok_or(StoreError::NotFound("merchant"))
+    }
+
+    /// Sets the provider's fee on the merchant's future payments (payments already posted
+    /// keep the fee they were posted with).
+    pub async fn set_merchant_fee_rate(
+        &self,
+        id: &MerchantId,
+        rate: FeeRate,
+        now: DateTime<Utc>,
+    ) -> Result<Merchant, StoreError> {
+        let done = sqlx::query("UPDATE merchants SET fee_bps = $1, updated_at = $2 WHERE id = $3")
+            .bind(rate.bps())
             .bind(to_millis(now))
             .bind(id.as_str())
             .execute(&self.pool)

@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
 use qrgate_domain::{
-    Currency, FxRate, MerchantId, MerchantOrderId, Money, Order, OrderStatus, PaymentMode, Wallet,
+    payment_posting, Currency, FeeRate, FxRate, MerchantId, MerchantOrderId, Money, Order,
+    OrderStatus, PaymentMode, Wallet,
 };
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -8,10 +9,11 @@ use sqlx::Row;
 use crate::time::{from_millis, to_millis};
 use crate::{Backend, Store, StoreError};
 
-const ORDER_COLUMNS: &str = "key, merchant_id, order_id, mode, wallet, currency, amount, tip, \
+pub(crate) const ORDER_COLUMNS: &str =
+    "key, merchant_id, order_id, mode, wallet, currency, amount, tip, \
     cny_amount, rate_e8, operator_id, terminal_no, sale_num, status, wallet_code, wallet_message, \
     channel_ref, buyer, paid_at, wallet_created_at, next_check_at, request_digest, created_at, \
-    updated_at, code_url, expires_at, call_back_url";
+    updated_at, code_url, expires_at, call_back_url, refund_reserved, refunded";
 
 /// One wallet call on an order's timeline. Never holds a payment code or a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +29,12 @@ pub struct OrderEvent {
     pub latency_ms: i64,
 }
 
-fn opt_ms(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(crate) fn opt_ms(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
     let v: Option<i64> = row.try_get(col).map_err(StoreError::corrupt)?;
     v.map(from_millis).transpose()
 }
 
-fn order_from_row(row: &AnyRow) -> Result<Order, StoreError> {
+pub(crate) fn order_from_row(row: &AnyRow) -> Result<Order, StoreError> {
     let text = |col: &str| row.try_get::<String, _>(col).map_err(StoreError::corrupt);
     let opt_text = |col: &str| {
         row.try_get::<Option<String>, _>(col)
@@ -68,6 +70,8 @@ fn order_from_row(row: &AnyRow) -> Result<Order, StoreError> {
         code_url: opt_text("code_url")?,
         expires_at: opt_ms(row, "expires_at")?,
         call_back_url: opt_text("call_back_url")?,
+        refund_reserved: Money::new(int("refund_reserved")?, currency),
+        refunded: Money::new(int("refunded")?, currency),
         created_at: from_millis(int("created_at")?)?,
         updated_at: from_millis(int("updated_at")?)?,
         key,
@@ -78,10 +82,15 @@ impl Store {
     /// Stores a new order. [`StoreError::Conflict`] `order` when the merchant already has
     /// that `order_id`.
     pub async fn insert_order(&self, o: &Order) -> Result<(), StoreError> {
-        sqlx::query(&format!(
-            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
-        ))
+        // A new order has no refunds: `refund_reserved` and `refunded` take their default 0.
+        sqlx::query(
+            "INSERT INTO orders (key, merchant_id, order_id, mode, wallet, currency, amount, tip, \
+             cny_amount, rate_e8, operator_id, terminal_no, sale_num, status, wallet_code, \
+             wallet_message, channel_ref, buyer, paid_at, wallet_created_at, next_check_at, \
+             request_digest, created_at, updated_at, code_url, expires_at, call_back_url) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+        )
         .bind(&o.key)
         .bind(o.merchant_id.as_str())
         .bind(o.order_id.as_str())
@@ -207,6 +216,18 @@ impl Store {
         .map_err(|e| StoreError::from_sqlx(e, "order"))?;
         if done.rows_affected() != 1 {
             return Ok(false);
+        }
+        // The ledger: an order that becomes paid posts its payment in the same transaction,
+        // so money is never recorded for a state that was not stored, nor the other way round.
+        if o.status == OrderStatus::Paid && from != OrderStatus::Paid {
+            let fee_bps: i64 = sqlx::query_scalar("SELECT fee_bps FROM merchants WHERE id = $1")
+                .bind(o.merchant_id.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, "merchant"))?;
+            let fee_rate = FeeRate::from_bps(fee_bps).map_err(StoreError::corrupt)?;
+            let posting = payment_posting(o, fee_rate).map_err(StoreError::corrupt)?;
+            crate::ledger::insert_posting(&mut tx, &posting, &o.key, None, now).await?;
         }
         // The outbox: an order that becomes paid owes its merchant a notification, queued in
         // the same transaction, so it can be neither lost nor sent for a state never stored.

@@ -18,6 +18,10 @@ fn every_command_has_clear_help() {
         &["merchant", "rotate-key"],
         &["merchant", "disable"],
         &["merchant", "enable"],
+        &["merchant", "set-fee"],
+        &["ledger", "balances"],
+        &["ledger", "check"],
+        &["refunds", "list"],
         &["operator", "add"],
         &["operator", "list"],
         &["shop", "add"],
@@ -206,6 +210,18 @@ fn bad_input_is_refused_with_a_reason_and_changes_nothing() {
         (&["fx", "set", "CAD", "-5"], "invalid exchange rate"),
         (&["fx", "set", "CNY", "2"], "always 1"),
         (
+            &["merchant", "set-fee", "ON00000001", "10001"],
+            "0 to 10000 basis points",
+        ),
+        (
+            &["merchant", "set-fee", "ON00000001", "0.5"],
+            "whole number of basis points",
+        ),
+        (
+            &["merchant", "set-fee", "ON00000099", "60"],
+            "merchant not found",
+        ),
+        (
             &["merchant", "rotate-key", "ON00000001", "--grace", "40days"],
             "at most 30 days",
         ),
@@ -219,6 +235,30 @@ fn bad_input_is_refused_with_a_reason_and_changes_nothing() {
     let list: Value = serde_json::from_str(&install.ok(&["merchant", "list", "--json"])).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert!(install.ok(&["fx", "list"]).contains("no rates set"));
+    let shown: Value =
+        serde_json::from_str(&install.ok(&["merchant", "show", "ON00000001", "--json"])).unwrap();
+    assert_eq!(shown["fee_bps"], 0, "a refused fee changed nothing");
+}
+
+#[test]
+fn fees_are_set_and_the_empty_books_check_out() {
+    let install = Install::sqlite();
+    install.ok(&["merchant", "create", "--name", "M", "--currency", "CAD"]);
+    assert!(install
+        .ok(&["merchant", "set-fee", "ON00000001", "60"])
+        .contains("fee 60 bps"));
+    let shown: Value =
+        serde_json::from_str(&install.ok(&["merchant", "show", "ON00000001", "--json"])).unwrap();
+    assert_eq!(shown["fee_bps"], 60);
+    assert!(install
+        .ok(&["ledger", "balances"])
+        .contains("the ledger is empty"));
+    assert!(install
+        .ok(&["ledger", "check"])
+        .contains("every invariant holds"));
+    assert!(install.ok(&["refunds", "list"]).contains("no refunds"));
+    let json: Value = serde_json::from_str(&install.ok(&["ledger", "balances", "--json"])).unwrap();
+    assert_eq!(json, Value::Array(vec![]));
 }
 
 #[test]

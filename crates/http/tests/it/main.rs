@@ -315,16 +315,30 @@ async fn every_broken_request_gets_its_documented_code_and_writes_nothing(db: Te
     assert_eq!(gw.rows().await, before, "a refused request wrote nothing");
 }
 
-async fn actions_not_built_yet_say_so_and_never_fake_success(db: TestDb) {
+async fn refunds_without_a_payment_to_refund_are_refused_and_change_nothing(db: TestDb) {
     let gw = Gateway::start(db).await;
     let before = gw.rows().await;
-    for action in ["REFUND", "REFUND_QUERY"] {
-        let r = gw
-            .pos()
-            .call(action, json!({"order_id": "A1", "amount": "100"}))
-            .await;
-        assert_refused(&r, "FAIL", "not supported by this gateway yet");
-        assert!(r.rsp_msg.contains(action));
+    let cases = [
+        (
+            "REFUND",
+            json!({"order_id": "A1", "amount": "100"}),
+            "ori_order_id",
+        ),
+        (
+            "REFUND",
+            json!({"ori_order_id": "A1", "refund_amt": "100"}),
+            "unknown ori_order_id A1",
+        ),
+        (
+            "REFUND_QUERY",
+            json!({"order_id": "A1"}),
+            "unknown refund order_id A1",
+        ),
+        ("REFUND_QUERY", json!({}), "order_id"),
+    ];
+    for (action, data, words) in cases {
+        let r = gw.pos().call(action, data.clone()).await;
+        assert_refused(&r, "PARAM_INVALID", words);
     }
     assert_eq!(gw.rows().await, before);
 }
@@ -503,7 +517,7 @@ backend_tests!(
     the_same_handler_serves_every_path,
     rates_that_cannot_be_given_are_refused_clearly,
     every_broken_request_gets_its_documented_code_and_writes_nothing,
-    actions_not_built_yet_say_so_and_never_fake_success,
+    refunds_without_a_payment_to_refund_are_refused_and_change_nothing,
     a_disabled_merchant_is_refused,
     oversized_bodies_are_refused_with_http_413,
     damaged_base64_is_repaired_as_clients_expect,

@@ -18,6 +18,9 @@ use qrgate_testkit::pos::{PosClient, PosResponse};
 use qrgate_testkit::{backend_tests, TestDb};
 use serde_json::{json, Value};
 
+mod fx;
+mod refunds;
+
 const WALLETS: [(&str, &str); 3] = [
     ("wechat", "WECHATPAY"),
     ("alipay", "ALIPAY"),
@@ -200,13 +203,15 @@ impl World {
         t.as_array().unwrap().len()
     }
 
-    /// Moves both clocks forward and runs the closing loop until it has nothing due.
+    /// Moves both clocks forward and runs the closing and refund loops until nothing is due.
     async fn advance(&self, seconds: i64) {
         self.clock.advance(Duration::seconds(seconds));
         self.sandbox.clock().advance(Duration::seconds(seconds));
         self.sandbox.tick().await;
         for _ in 0..50 {
-            if self.engine.close_due_orders("test", 16).await.unwrap() == 0 {
+            let orders = self.engine.close_due_orders("test", 16).await.unwrap();
+            let refunds = self.engine.settle_due_refunds("test", 16).await.unwrap();
+            if orders + refunds == 0 {
                 return;
             }
         }

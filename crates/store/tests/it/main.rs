@@ -276,6 +276,8 @@ fn order(merchant: &MerchantId, n: usize, due: chrono::DateTime<Utc>) -> qrgate_
         code_url: None,
         expires_at: None,
         call_back_url: None,
+        refund_reserved: Money::new(0, Currency::Cad),
+        refunded: Money::new(0, Currency::Cad),
         created_at: now(),
         updated_at: now(),
     }

@@ -1,0 +1,164 @@
+//! `qrgate ledger` and `qrgate refunds`: the provider's books (docs/LEDGER.md).
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use qrgate_domain::{MerchantId, Money};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::wiring::open_engine;
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Every account's balance (debits minus credits): what each wallet owes, what each
+    /// merchant is owed (negative: a credit), the provider's fees.
+    Balances {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the ledger's invariants against the orders and refunds: every posting balances,
+    /// refunds never exceed payments, unpaid orders moved no money, every paid order and
+    /// succeeded refund is posted. Exits with 1 when one breaks.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RefundsCommand {
+    /// The latest refunds, newest first, with their state and the wallet's last word.
+    List {
+        /// Only this merchant's refunds.
+        #[arg(long = "merchant", value_parser = |s: &str| MerchantId::parse(s).map_err(|e| e.to_string()))]
+        merchant_id: Option<MerchantId>,
+        /// How many to show (1 to 1000).
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn print_json(value: &serde_json::Value) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn ledger(config: &Config, cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
+    let (engine, _) = open_engine(config).await?;
+    match cmd {
+        LedgerCommand::Balances { json } => {
+            let balances = engine.store().ledger_balances().await?;
+            if json {
+                return print_json(
+                    &balances
+                        .iter()
+                        .map(|b| {
+                            json!({
+                                "account": b.account.to_string(),
+                                "currency": b.balance.currency().code(),
+                                "balance": b.balance.minor(),
+                                "payer_balance_cny": b.payer_balance.map(Money::minor),
+                                "entries": b.entries,
+                            })
+                        })
+                        .collect(),
+                );
+            }
+            if balances.is_empty() {
+                println!("the ledger is empty: no payment has been made yet");
+            }
+            for b in balances {
+                let payer = b
+                    .payer_balance
+                    .map(|p| format!("   (customers paid {p} net)"))
+                    .unwrap_or_default();
+                println!(
+                    "{:<30} {:>18}   {} entries{payer}",
+                    b.account.to_string(),
+                    b.balance.to_string(),
+                    b.entries
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LedgerCommand::Check => {
+            let broken = engine.store().check_ledger().await?;
+            if broken.is_empty() {
+                println!("ok: every invariant holds");
+                return Ok(ExitCode::SUCCESS);
+            }
+            for line in &broken {
+                println!("broken: {line}");
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+pub async fn refunds(config: &Config, cmd: RefundsCommand) -> anyhow::Result<ExitCode> {
+    let (engine, _) = open_engine(config).await?;
+    match cmd {
+        RefundsCommand::List {
+            merchant_id,
+            limit,
+            json,
+        } => {
+            let list = engine
+                .store()
+                .recent_refunds(merchant_id.as_ref(), limit.clamp(1, 1000))
+                .await?;
+            if json {
+                return print_json(
+                    &list
+                        .iter()
+                        .map(|r| {
+                            json!({
+                                "refund_key": r.key,
+                                "merchant_id": r.merchant_id.as_str(),
+                                "refund_order_id": r.refund_order_id.as_str(),
+                                "order_key": r.order_key,
+                                "wallet": r.wallet.as_str(),
+                                "amount": r.amount.minor(),
+                                "currency": r.amount.currency().code(),
+                                "cny_amount": r.cny_amount.map(Money::minor),
+                                "status": r.status.as_str(),
+                                "sends": r.sends,
+                                "wallet_code": r.wallet_code,
+                                "wallet_message": r.wallet_message,
+                                "next_check_at": r.next_check_at.map(|t| t.to_rfc3339()),
+                                "created_at": r.created_at.to_rfc3339(),
+                                "finished_at": r.finished_at.map(|t| t.to_rfc3339()),
+                            })
+                        })
+                        .collect(),
+                );
+            }
+            if list.is_empty() {
+                println!("no refunds");
+            }
+            for r in list {
+                let attention = if r.status.is_final() || r.next_check_at.is_some() {
+                    ""
+                } else {
+                    "   NEEDS ATTENTION: no final answer from the wallet"
+                };
+                println!(
+                    "{}  {}  {:<32}  {:>14}  {:<10}  {}{}{attention}",
+                    r.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    r.merchant_id,
+                    r.refund_order_id,
+                    r.amount.to_string(),
+                    r.status,
+                    r.wallet,
+                    r.wallet_code
+                        .as_deref()
+                        .map(|c| format!(" {c}"))
+                        .unwrap_or_default(),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,551 @@
+//! Refunds (`ottpay.md` §5.4, §5.5, §11.15): stored and reserved against the order before the
+//! wallet is called, sent with the same refund number on every retry, finished by the wallet's
+//! word alone, and posted to the ledger in the same transaction as their success.
+//!
+//! The rules: a refund never exceeds what is left of the payment, counting refunds still in
+//! progress (one conditional update in the store); the same request (a resend, or a replayed
+//! envelope with the same bytes) finds its refund and never refunds again; a refund the wallet
+//! has not finished is settled in the background by the refund loop (query, and resend under
+//! the same number while the wallet says it never got it), within bounds, on the order's
+//! timeline.
+
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Duration, Utc};
+use qrgate_connector_api::{
+    ChannelRefund, Connector, ConnectorError, OrderRef, RefundRef, RefundRequest,
+    RefundStatus as WalletRefundStatus,
+};
+use qrgate_domain::{Merchant, MerchantOrderId, Money, Order, OrderStatus, Refund, RefundStatus};
+use qrgate_store::{RefundReservation, StoreError};
+
+use crate::payments::{describe, keyed_digest, new_key, CALL_TIMEOUT, MAX_AMOUNT_MINOR};
+use crate::{Engine, EngineError};
+
+/// How long a POS waits for the wallet's answer to a refund before it gets "processing".
+const REFUND_BUDGET: StdDuration = StdDuration::from_secs(10);
+/// How many times one refund is sent (the first send and resends after the wallet said it
+/// never got it). Every send carries the same refund number, so the wallet refunds once.
+pub const MAX_REFUND_SENDS: i64 = 5;
+/// How long the refund loop keeps asking about a refund the wallet has not finished. After
+/// that it stays `processing`, out of the loop, and is reported for a person to look at.
+pub const REFUND_FOLLOW_UP: Duration = Duration::hours(72);
+/// The claim on a refund: longer than one step (a query and a send) can take.
+const CLAIM_LEASE: Duration = Duration::seconds(90);
+
+/// A refund as the POS asks for it.
+#[derive(Debug, Clone)]
+pub struct RefundOrder {
+    pub merchant: Merchant,
+    /// The merchant's id for the refund; generated when absent.
+    pub refund_order_id: Option<MerchantOrderId>,
+    /// The payment to refund.
+    pub ori_order_id: MerchantOrderId,
+    /// In the merchant's currency.
+    pub amount: Money,
+    pub operator_id: Option<String>,
+}
+
+/// Why a refund was refused before any wallet call. Nothing was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum RefundError {
+    #[error("no order {0} to refund")]
+    OrderNotFound(MerchantOrderId),
+    #[error("order {order_id} is {status}, not paid: there is nothing to refund")]
+    NotPaid {
+        order_id: MerchantOrderId,
+        status: OrderStatus,
+    },
+    #[error("refund_amt {asked} exceeds what is left to refund on the order: {refundable}")]
+    Exceeds { asked: Money, refundable: Money },
+    #[error("order_id {0} is already used by another refund or payment")]
+    OrderUsed(MerchantOrderId),
+    #[error("{0} refunds are not enabled on this gateway")]
+    NotEnabled(qrgate_domain::Wallet),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<StoreError> for RefundError {
+    fn from(e: StoreError) -> Self {
+        RefundError::Engine(EngineError::from(e))
+    }
+}
+
+/// A refund and the order it refunds, as they stand.
+#[derive(Debug, Clone)]
+pub struct RefundView {
+    pub refund: Refund,
+    pub order: Order,
+}
+
+/// When to look at an unfinished refund again, by its age: often at first (most wallets
+/// finish within seconds), then less often, up to hourly.
+fn next_check(created_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let age = now - created_at;
+    if age > REFUND_FOLLOW_UP {
+        return None;
+    }
+    let wait = if age < Duration::minutes(1) {
+        Duration::seconds(10)
+    } else if age < Duration::minutes(10) {
+        Duration::minutes(1)
+    } else if age < Duration::hours(1) {
+        Duration::minutes(5)
+    } else {
+        Duration::hours(1)
+    };
+    Some(now + wait)
+}
+
+fn refund_status_name(r: &ChannelRefund) -> (&'static str, Option<String>) {
+    let s = match r.status {
+        WalletRefundStatus::Processing => "refund_processing",
+        WalletRefundStatus::Succeeded => "refunded",
+        WalletRefundStatus::Failed => "refund_failed",
+        WalletRefundStatus::Unknown => "unknown",
+    };
+    (s, r.wallet_code.clone())
+}
+
+fn order_ref(order: &Order) -> OrderRef {
+    OrderRef {
+        out_trade_no: order.key.clone(),
+        created_at: order.wallet_created_at,
+        channel_ref: order.channel_ref.clone(),
+    }
+}
+
+/// What a wallet call means for the refund: the refund to write, and whether it is final.
+fn apply(
+    refund: &Refund,
+    result: Result<ChannelRefund, ConnectorError>,
+    now: DateTime<Utc>,
+) -> Refund {
+    let mut next = refund.clone();
+    next.updated_at = now;
+    match result {
+        Ok(r) => {
+            next.channel_ref = r.channel_ref.or(next.channel_ref.take());
+            next.wallet_code = r.wallet_code;
+            next.wallet_message = r.wallet_message;
+            match r.status {
+                WalletRefundStatus::Succeeded => next.status = RefundStatus::Succeeded,
+                WalletRefundStatus::Failed => next.status = RefundStatus::Failed,
+                WalletRefundStatus::Processing | WalletRefundStatus::Unknown => {}
+            }
+        }
+        // The wallet said no, or refused the request: no money moved.
+        Err(ConnectorError::Declined { code, message })
+        | Err(ConnectorError::Rejected { code, message }) => {
+            next.status = RefundStatus::Failed;
+            next.wallet_code = Some(code);
+            next.wallet_message = Some(message);
+        }
+        Err(e @ (ConnectorError::NotSupported(_) | ConnectorError::Credentials(_))) => {
+            next.status = RefundStatus::Failed;
+            next.wallet_code = None;
+            next.wallet_message = Some(e.to_string());
+        }
+        // The refund may or may not have landed (or was not sent): the loop finds out.
+        Err(e) => {
+            next.wallet_code = None;
+            next.wallet_message = Some(e.to_string());
+        }
+    }
+    if !next.status.is_final() {
+        next.next_check_at = next_check(next.created_at, now);
+    }
+    next
+}
+
+impl Engine {
+    /// Refunds some or all of a paid order. Returns the refund as it stands when the wallet
+    /// answered or the budget ran out: `succeeded`, `failed` (nothing moved), or `processing`
+    /// (the refund loop finishes it; REFUND_QUERY tells).
+    pub async fn refund(&self, req: RefundOrder) -> Result<RefundView, RefundError> {
+        let merchant = &req.merchant;
+        if req.amount.currency() != merchant.currency {
+            return Err(RefundError::Invalid(format!(
+                "refund_amt must be in the merchant's currency, {}",
+                merchant.currency
+            )));
+        }
+        if req.amount.minor() <= 0 || req.amount.minor() > MAX_AMOUNT_MINOR {
+            return Err(RefundError::Invalid(format!(
+                "refund_amt must be 1 to {MAX_AMOUNT_MINOR} cents"
+            )));
+        }
+        let digest = keyed_digest(
+            &self.master.digest_key(),
+            &[
+                "refund",
+                req.ori_order_id.as_str(),
+                &req.amount.minor().to_string(),
+                req.amount.currency().code(),
+                req.refund_order_id
+                    .as_ref()
+                    .map_or("", MerchantOrderId::as_str),
+            ],
+        );
+        // The same request again (a POS retry, a replayed envelope): its refund as it stands.
+        if let Some(existing) = self
+            .store
+            .refund_by_request_digest(&merchant.id, &digest)
+            .await?
+        {
+            return self.view(existing).await;
+        }
+        if let Some(id) = &req.refund_order_id {
+            let taken = self
+                .store
+                .refund_by_order_id(&merchant.id, id)
+                .await?
+                .is_some()
+                || self
+                    .store
+                    .order_by_merchant_order_id(&merchant.id, id)
+                    .await?
+                    .is_some();
+            if taken {
+                return Err(RefundError::OrderUsed(id.clone()));
+            }
+        }
+        let order = self
+            .store
+            .order_by_merchant_order_id(&merchant.id, &req.ori_order_id)
+            .await?
+            .ok_or_else(|| RefundError::OrderNotFound(req.ori_order_id.clone()))?;
+        self.refundable(&order, req.amount)?;
+        let connector = self
+            .wallets
+            .connector(order.wallet)
+            .cloned()
+            .filter(|c| c.capabilities().refund)
+            .ok_or(RefundError::NotEnabled(order.wallet))?;
+
+        let now = self.now();
+        let key = format!("R{}", &new_key(now)[1..]);
+        let refund_order_id = match &req.refund_order_id {
+            Some(id) => id.clone(),
+            None => {
+                MerchantOrderId::parse(&key).map_err(|e| RefundError::Invalid(e.to_string()))?
+            }
+        };
+        let refund = Refund {
+            key,
+            merchant_id: merchant.id.clone(),
+            refund_order_id,
+            order_key: order.key.clone(),
+            wallet: order.wallet,
+            amount: req.amount,
+            cny_amount: None,
+            status: RefundStatus::Processing,
+            wallet_code: None,
+            wallet_message: None,
+            channel_ref: None,
+            sends: 0,
+            operator_id: req.operator_id.clone(),
+            request_digest: digest.clone(),
+            wallet_created_at: now,
+            // If this process dies during the wallet call, the refund loop takes over once
+            // the call's budget has surely passed.
+            next_check_at: Some(
+                now + Duration::from_std(REFUND_BUDGET).unwrap_or_default() + Duration::seconds(3),
+            ),
+            finished_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.store.insert_refund(&refund, now).await {
+            Ok(RefundReservation::Reserved) => {}
+            Ok(RefundReservation::NotRefundable(order)) => {
+                self.refundable(&order, req.amount)?;
+                // Between the check and the write the order moved; report it as it is now.
+                return Err(RefundError::Exceeds {
+                    asked: req.amount,
+                    refundable: order.refundable(),
+                });
+            }
+            // The same request at the same moment, or the id taken meanwhile.
+            Err(StoreError::Conflict { .. }) => {
+                if let Some(existing) = self
+                    .store
+                    .refund_by_request_digest(&merchant.id, &digest)
+                    .await?
+                {
+                    return self.view(existing).await;
+                }
+                return Err(RefundError::OrderUsed(refund.refund_order_id));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(refund.key = %refund.key, order.key = %order.key, refund.amount = %refund.amount, "refund stored; sending it to the wallet");
+        let refund = match self
+            .send_refund(&refund, &order, connector.as_ref(), None, REFUND_BUDGET)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // Stored and reserved: the refund loop sends it. The POS sees "processing".
+                tracing::warn!(refund.key = %refund.key, error = %e, "cannot record the refund's first send; the refund loop takes over");
+                refund
+            }
+        };
+        self.view(refund).await
+    }
+
+    /// Refuses a refund that the order cannot take.
+    fn refundable(&self, order: &Order, amount: Money) -> Result<(), RefundError> {
+        if order.status != OrderStatus::Paid {
+            return Err(RefundError::NotPaid {
+                order_id: order.order_id.clone(),
+                status: order.status,
+            });
+        }
+        if amount.minor() > order.refundable().minor() {
+            return Err(RefundError::Exceeds {
+                asked: amount,
+                refundable: order.refundable(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn view(&self, refund: Refund) -> Result<RefundView, RefundError> {
+        let order = self
+            .store
+            .order(&refund.order_key)
+            .await?
+            .ok_or(RefundError::Engine(EngineError::NotFound("order")))?;
+        Ok(RefundView { refund, order })
+    }
+
+    /// The merchant's refund by its refund order id, for REFUND_QUERY.
+    pub async fn find_refund(
+        &self,
+        merchant: &Merchant,
+        refund_order_id: &MerchantOrderId,
+    ) -> Result<Option<RefundView>, RefundError> {
+        match self
+            .store
+            .refund_by_order_id(&merchant.id, refund_order_id)
+            .await?
+        {
+            Some(r) => self.view(r).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The refunds of an order, oldest first.
+    pub async fn refunds_of_order(&self, order_key: &str) -> Result<Vec<Refund>, EngineError> {
+        Ok(self.store.refunds_of_order(order_key).await?)
+    }
+
+    /// Sends the refund (again, under the same number) and writes what the wallet said.
+    async fn send_refund(
+        &self,
+        refund: &Refund,
+        order: &Order,
+        connector: &dyn Connector,
+        holder: Option<&str>,
+        budget: StdDuration,
+    ) -> Result<Refund, EngineError> {
+        let request = RefundRequest {
+            out_trade_no: order.key.clone(),
+            out_refund_no: refund.key.clone(),
+            order_amount: order.total(),
+            refund_amount: refund.amount,
+            reason: None,
+            order: order_ref(order),
+            created_at: refund.wallet_created_at,
+        };
+        let mut sending = refund.clone();
+        sending.sends += 1;
+        let started = Instant::now();
+        let result = match tokio::time::timeout(budget, connector.refund(&request)).await {
+            Ok(r) => r,
+            Err(_) => Err(ConnectorError::OutcomeUnknown(
+                "no answer to the refund within its budget".into(),
+            )),
+        };
+        let (outcome, code) = describe(&result, refund_status_name);
+        self.event_with(
+            &order.key,
+            "refund",
+            outcome,
+            code,
+            Some(format!(
+                "refund {} of {} (order total {}), send {}",
+                refund.key,
+                refund.amount,
+                order.total(),
+                sending.sends
+            )),
+            started.elapsed(),
+        )
+        .await;
+        let next = apply(&sending, result, self.now());
+        self.write_refund(refund, next, holder).await
+    }
+
+    /// Writes `next` (an update or the end of a refund in progress), then returns the refund
+    /// as it stands.
+    async fn write_refund(
+        &self,
+        current: &Refund,
+        next: Refund,
+        holder: Option<&str>,
+    ) -> Result<Refund, EngineError> {
+        let now = self.now();
+        if next.status.is_final() {
+            if let Some(done) = self.store.finish_refund(&next, holder, now).await? {
+                tracing::info!(refund.key = %done.key, refund.status = %done.status, wallet.code = ?done.wallet_code, "refund finished");
+                return Ok(done);
+            }
+        } else {
+            if next.next_check_at.is_none() {
+                tracing::error!(refund.key = %next.key, order.key = %next.order_key, "refund still unfinished after {} hours; it needs a person to check it with the wallet", REFUND_FOLLOW_UP.num_hours());
+            }
+            if self
+                .store
+                .update_processing_refund(&next, holder, now)
+                .await?
+            {
+                return Ok(next);
+            }
+        }
+        Ok(self.store.refund(&current.key).await?.unwrap_or(next))
+    }
+
+    /// One round of the refund loop: claims due refunds one at a time (up to `limit`) and
+    /// moves each one step. Returns how many it handled.
+    pub async fn settle_due_refunds(
+        &self,
+        worker: &str,
+        limit: usize,
+    ) -> Result<usize, EngineError> {
+        let mut handled = 0;
+        while handled < limit {
+            let now = self.now();
+            let claimed = self
+                .store
+                .claim_due_refunds(now, worker, now + CLAIM_LEASE, 1)
+                .await?;
+            let Some(refund) = claimed.into_iter().next() else {
+                break;
+            };
+            handled += 1;
+            if let Err(e) = self.refund_step(refund, worker).await {
+                tracing::warn!(error = %e, "refund loop step failed; it will be retried");
+            }
+        }
+        Ok(handled)
+    }
+
+    /// Queries an unfinished refund and finishes it if the wallet says; sends it (again)
+    /// while the wallet says it never got it, up to [`MAX_REFUND_SENDS`].
+    async fn refund_step(&self, refund: Refund, worker: &str) -> Result<(), EngineError> {
+        let order = self
+            .store
+            .order(&refund.order_key)
+            .await?
+            .ok_or(EngineError::NotFound("order"))?;
+        let Some(connector) = self.wallets.connector(refund.wallet).cloned() else {
+            tracing::error!(refund.key = %refund.key, wallet = %refund.wallet, "an open refund's wallet is not configured; retrying later");
+            let mut next = refund.clone();
+            next.next_check_at = next_check(refund.created_at, self.now());
+            self.write_refund(&refund, next, Some(worker)).await?;
+            return Ok(());
+        };
+        if refund.sends == 0 {
+            self.send_refund(
+                &refund,
+                &order,
+                connector.as_ref(),
+                Some(worker),
+                CALL_TIMEOUT,
+            )
+            .await?;
+            return Ok(());
+        }
+        let started = Instant::now();
+        let reference = RefundRef {
+            out_refund_no: refund.key.clone(),
+            created_at: refund.wallet_created_at,
+        };
+        let result = match tokio::time::timeout(
+            CALL_TIMEOUT,
+            connector.query_refund(&order_ref(&order), &reference),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(ConnectorError::OutcomeUnknown(
+                "no answer to the refund query".into(),
+            )),
+        };
+        let (outcome, code) = describe(&result, refund_status_name);
+        self.event_with(
+            &order.key,
+            "refund_query",
+            outcome,
+            code,
+            Some(format!("refund {}", refund.key)),
+            started.elapsed(),
+        )
+        .await;
+        // "Failed" from a query of a refund the wallet never acknowledged means the wallet
+        // has no refund under our number (REFUNDNOTEXIST, an empty Alipay answer, UnionPay
+        // 34): the send never landed, so it is sent again under the same number.
+        let never_acknowledged = refund.channel_ref.is_none();
+        if let Ok(r) = &result {
+            if r.status == WalletRefundStatus::Failed
+                && never_acknowledged
+                && refund.sends < MAX_REFUND_SENDS
+            {
+                self.send_refund(
+                    &refund,
+                    &order,
+                    connector.as_ref(),
+                    Some(worker),
+                    CALL_TIMEOUT,
+                )
+                .await?;
+                return Ok(());
+            }
+        }
+        // A query that fails is not a refund that failed.
+        let result = match result {
+            Err(ConnectorError::Declined { code, message })
+            | Err(ConnectorError::Rejected { code, message }) => Err(
+                ConnectorError::OutcomeUnknown(format!("refund query refused: {code} {message}")),
+            ),
+            other => other,
+        };
+        let next = apply(&refund, result, self.now());
+        self.write_refund(&refund, next, Some(worker)).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_thin_out_and_stop_after_the_follow_up() {
+        let t0 = DateTime::<Utc>::from_timestamp(1_790_000_000, 0).unwrap_or_default();
+        assert_eq!(next_check(t0, t0), Some(t0 + Duration::seconds(10)));
+        let t = t0 + Duration::minutes(5);
+        assert_eq!(next_check(t0, t), Some(t + Duration::minutes(1)));
+        let t = t0 + Duration::hours(5);
+        assert_eq!(next_check(t0, t), Some(t + Duration::hours(1)));
+        assert_eq!(
+            next_check(t0, t0 + REFUND_FOLLOW_UP + Duration::seconds(1)),
+            None
+        );
+    }
+}
