@@ -38,6 +38,13 @@ pub enum RefundsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Put a refund still in progress back in the refund loop now: one more query of the
+    /// wallet (and a resend if the wallet never got it). For a refund flagged "needs
+    /// attention" after 72 h without a final answer, once checked with the wallet.
+    Retry {
+        /// The refund's key (`R…`, as `refunds list --json` shows it).
+        refund_key: String,
+    },
 }
 
 fn print_json(value: &serde_json::Value) -> anyhow::Result<ExitCode> {
@@ -158,6 +165,14 @@ pub async fn refunds(config: &Config, cmd: RefundsCommand) -> anyhow::Result<Exi
                         .unwrap_or_default(),
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        RefundsCommand::Retry { refund_key } => {
+            let r = engine.requeue_refund(&refund_key).await?;
+            println!(
+                "refund {} ({} of order {}) is due for the refund loop now; `qrgate refunds list` shows what the wallet says",
+                r.key, r.amount, r.order_key
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -105,7 +105,7 @@ async fn start_demo_sandbox(
     ))
 }
 
-/// The closing loop: settles every order and refund the wallets left open, until shutdown. Bounded work
+/// The closing loop: settles every order the wallets left open, until shutdown. Bounded work
 /// per round; idle rounds sleep.
 async fn closing_loop(engine: Engine, mut stop: tokio::sync::watch::Receiver<bool>) {
     let worker = format!(
@@ -114,21 +114,44 @@ async fn closing_loop(engine: Engine, mut stop: tokio::sync::watch::Receiver<boo
         std::process::id()
     );
     loop {
-        let orders = match engine.close_due_orders(&worker, 16).await {
+        let handled = match engine.close_due_orders(&worker, 16).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "closing loop round failed; retrying");
                 0
             }
         };
-        let refunds = match engine.settle_due_refunds(&worker, 16).await {
+        let pause = if handled == 0 {
+            Duration::from_millis(500)
+        } else {
+            Duration::ZERO
+        };
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// The refund loop: finishes every refund the wallets have not, until shutdown. Its own task,
+/// so that slow refund queries never hold up the reversal of unconfirmed payments.
+async fn refund_loop(engine: Engine, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let worker = format!(
+        "{}-{}-refunds",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "qrgate".into()),
+        std::process::id()
+    );
+    loop {
+        let handled = match engine.settle_due_refunds(&worker, 16).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "refund loop round failed; retrying");
                 0
             }
         };
-        let handled = orders + refunds;
         let pause = if handled == 0 {
             Duration::from_millis(500)
         } else {
@@ -270,6 +293,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let closer = tokio::spawn(closing_loop(engine.clone(), stop_rx.clone()));
     let notifier = tokio::spawn(notification_loop(engine.clone(), stop_rx.clone()));
+    let refunder = tokio::spawn(refund_loop(engine.clone(), stop_rx.clone()));
     let fx_refresher = tokio::spawn(fx_loop(
         engine.clone(),
         Duration::from_secs(u64::from(config.fx.refresh_secs)),
@@ -306,6 +330,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, closer).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, notifier).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, refunder).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, fx_refresher).await;
     if let Some(sandbox) = demo_sandbox {
         sandbox.running.stop().await;

@@ -178,6 +178,10 @@ pub enum RefundStatus {
     Failed,
     /// The wallet did not say; query again.
     Unknown,
+    /// The wallet has no refund under this number (WeChat `REFUNDNOTEXIST`, an empty Alipay
+    /// refund query, UnionPay `34`): it never arrived, and may be sent again under the same
+    /// number. Only a refund query says this.
+    NotFound,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

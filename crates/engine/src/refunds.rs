@@ -106,6 +106,7 @@ fn refund_status_name(r: &ChannelRefund) -> (&'static str, Option<String>) {
         WalletRefundStatus::Succeeded => "refunded",
         WalletRefundStatus::Failed => "refund_failed",
         WalletRefundStatus::Unknown => "unknown",
+        WalletRefundStatus::NotFound => "refund_not_found",
     };
     (s, r.wallet_code.clone())
 }
@@ -118,47 +119,149 @@ fn order_ref(order: &Order) -> OrderRef {
     }
 }
 
-/// What a wallet call means for the refund: the refund to write, and whether it is final.
-fn apply(
+/// Copies what the wallet said onto the refund (its id for it, its code and message).
+fn noted(refund: &Refund, r: &ChannelRefund, now: DateTime<Utc>) -> Refund {
+    let mut next = refund.clone();
+    next.updated_at = now;
+    next.channel_ref = r.channel_ref.clone().or(next.channel_ref.take());
+    next.wallet_code = r.wallet_code.clone();
+    next.wallet_message = r.wallet_message.clone();
+    next
+}
+
+/// Keeps the refund in progress, with the wallet's last word, for the next check.
+fn waiting(mut next: Refund, note: Option<String>, now: DateTime<Utc>) -> Refund {
+    if let Some(note) = note {
+        next.wallet_message = Some(note);
+    }
+    next.status = RefundStatus::Processing;
+    next.next_check_at = next_check(next.created_at, now);
+    next
+}
+
+/// A success is taken only for the amount we asked: a wallet reporting another amount for
+/// our refund number is a bug somewhere, for a person to look at, not money to post.
+fn succeeded(refund: &Refund, r: &ChannelRefund, now: DateTime<Utc>) -> Refund {
+    let next = noted(refund, r, now);
+    match r.amount {
+        Some(a) if a.currency() == refund.amount.currency() && a != refund.amount => {
+            tracing::error!(refund.key = %refund.key, asked = %refund.amount, reported = %a, "the wallet reports another amount for this refund; it stays processing for a person to check");
+            waiting(
+                next,
+                Some(format!(
+                    "the wallet reported {a} for a refund of {}",
+                    refund.amount
+                )),
+                now,
+            )
+        }
+        _ => {
+            let mut next = next;
+            next.status = RefundStatus::Succeeded;
+            next
+        }
+    }
+}
+
+/// What the answer to a refund *send* means. Only the first send of a refund can fail it for
+/// good: a later send may follow one that landed, and wallets refuse a repeated number in
+/// ways that look like declines (UnionPay `12`, Alipay `ACQ.TRADE_HAS_CLOSE` once fully
+/// refunded), so a refusal then only means "ask the wallet".
+fn after_send(
+    refund: &Refund,
+    result: Result<ChannelRefund, ConnectorError>,
+    first: bool,
+    now: DateTime<Utc>,
+) -> Refund {
+    let failed = |code: Option<String>, message: String| {
+        let mut next = refund.clone();
+        next.updated_at = now;
+        next.status = RefundStatus::Failed;
+        next.wallet_code = code;
+        next.wallet_message = Some(message);
+        next
+    };
+    match result {
+        Ok(r) => match r.status {
+            WalletRefundStatus::Succeeded => succeeded(refund, &r, now),
+            WalletRefundStatus::Failed if first => {
+                let mut next = noted(refund, &r, now);
+                next.status = RefundStatus::Failed;
+                next
+            }
+            _ => waiting(noted(refund, &r, now), None, now),
+        },
+        // The wallet said no, or refused the request, to the first send: no refund exists.
+        Err(ConnectorError::Declined { code, message })
+        | Err(ConnectorError::Rejected { code, message })
+            if first =>
+        {
+            failed(Some(code), message)
+        }
+        Err(e @ (ConnectorError::NotSupported(_) | ConnectorError::Credentials(_))) if first => {
+            failed(None, e.to_string())
+        }
+        // It may or may not have landed, or this was a repeat: the next query finds out.
+        Err(e) => {
+            let mut next = refund.clone();
+            next.updated_at = now;
+            next.wallet_code = None;
+            waiting(next, Some(e.to_string()), now)
+        }
+    }
+}
+
+/// What to do after a refund query.
+enum AfterQuery {
+    Write(Box<Refund>),
+    /// The wallet has no refund under our number: send it (again) under the same number.
+    Resend,
+}
+
+/// How long after a refund's creation the wallet's "no such refund" may end it, once it has
+/// been sent [`MAX_REFUND_SENDS`] times: a wallet may take a moment to show a refund.
+const NOT_FOUND_GRACE: Duration = Duration::minutes(10);
+
+fn after_query(
     refund: &Refund,
     result: Result<ChannelRefund, ConnectorError>,
     now: DateTime<Utc>,
-) -> Refund {
-    let mut next = refund.clone();
-    next.updated_at = now;
+) -> AfterQuery {
     match result {
-        Ok(r) => {
-            next.channel_ref = r.channel_ref.or(next.channel_ref.take());
-            next.wallet_code = r.wallet_code;
-            next.wallet_message = r.wallet_message;
-            match r.status {
-                WalletRefundStatus::Succeeded => next.status = RefundStatus::Succeeded,
-                WalletRefundStatus::Failed => next.status = RefundStatus::Failed,
-                WalletRefundStatus::Processing | WalletRefundStatus::Unknown => {}
+        Ok(r) => match r.status {
+            WalletRefundStatus::Succeeded => {
+                AfterQuery::Write(Box::new(succeeded(refund, &r, now)))
             }
-        }
-        // The wallet said no, or refused the request: no money moved.
-        Err(ConnectorError::Declined { code, message })
-        | Err(ConnectorError::Rejected { code, message }) => {
-            next.status = RefundStatus::Failed;
-            next.wallet_code = Some(code);
-            next.wallet_message = Some(message);
-        }
-        Err(e @ (ConnectorError::NotSupported(_) | ConnectorError::Credentials(_))) => {
-            next.status = RefundStatus::Failed;
-            next.wallet_code = None;
-            next.wallet_message = Some(e.to_string());
-        }
-        // The refund may or may not have landed (or was not sent): the loop finds out.
+            // The wallet says the refund it took failed (WeChat REFUNDCLOSE, a UnionPay
+            // failure code): no money moved.
+            WalletRefundStatus::Failed => {
+                let mut next = noted(refund, &r, now);
+                next.status = RefundStatus::Failed;
+                AfterQuery::Write(Box::new(next))
+            }
+            WalletRefundStatus::NotFound if refund.sends < MAX_REFUND_SENDS => AfterQuery::Resend,
+            WalletRefundStatus::NotFound if now - refund.created_at >= NOT_FOUND_GRACE => {
+                let mut next = noted(refund, &r, now);
+                next.status = RefundStatus::Failed;
+                next.wallet_message = Some(format!(
+                    "the wallet never received the refund after {} sends; nothing was refunded",
+                    refund.sends
+                ));
+                AfterQuery::Write(Box::new(next))
+            }
+            _ => AfterQuery::Write(Box::new(waiting(noted(refund, &r, now), None, now))),
+        },
+        // A query that fails is not a refund that failed, whatever the reason.
         Err(e) => {
-            next.wallet_code = None;
-            next.wallet_message = Some(e.to_string());
+            let mut next = refund.clone();
+            next.updated_at = now;
+            AfterQuery::Write(Box::new(waiting(
+                next,
+                Some(format!("refund query: {e}")),
+                now,
+            )))
         }
     }
-    if !next.status.is_final() {
-        next.next_check_at = next_check(next.created_at, now);
-    }
-    next
 }
 
 impl Engine {
@@ -259,7 +362,16 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
-        match self.store.insert_refund(&refund, now).await {
+        // The request path holds the refund while it calls the wallet, as the loop would: the
+        // loop cannot take it before the lease runs out, and a late write from here fails.
+        let holder = format!("request-{}", refund.key);
+        let lease_until =
+            now + Duration::from_std(REFUND_BUDGET).unwrap_or_default() + Duration::seconds(20);
+        match self
+            .store
+            .insert_refund(&refund, &holder, lease_until, now)
+            .await
+        {
             Ok(RefundReservation::Reserved) => {}
             Ok(RefundReservation::NotRefundable(order)) => {
                 self.refundable(&order, req.amount)?;
@@ -284,17 +396,30 @@ impl Engine {
         }
         tracing::info!(refund.key = %refund.key, order.key = %order.key, refund.amount = %refund.amount, "refund stored; sending it to the wallet");
         let refund = match self
-            .send_refund(&refund, &order, connector.as_ref(), None, REFUND_BUDGET)
+            .send_refund(&refund, &order, connector.as_ref(), &holder, REFUND_BUDGET)
             .await
         {
             Ok(r) => r,
             Err(e) => {
-                // Stored and reserved: the refund loop sends it. The POS sees "processing".
-                tracing::warn!(refund.key = %refund.key, error = %e, "cannot record the refund's first send; the refund loop takes over");
+                // Stored and reserved: the refund loop finishes it. The POS sees "processing".
+                tracing::warn!(refund.key = %refund.key, error = %e, "cannot record the refund's send; the refund loop takes over");
                 refund
             }
         };
-        self.view(refund).await
+        // The refund is stored: whatever happens now, the POS must hear "processing" rather
+        // than a database error that reads as "nothing was done".
+        match self.view(refund.clone()).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                tracing::warn!(refund.key = %refund.key, error = %e, "cannot read the refund's order back; answering with the refund as sent");
+                let mut order = order;
+                order.refund_reserved = Money::new(
+                    order.refund_reserved.minor() + refund.amount.minor(),
+                    order.amount.currency(),
+                );
+                Ok(RefundView { refund, order })
+            }
+        }
     }
 
     /// Refuses a refund that the order cannot take.
@@ -344,15 +469,32 @@ impl Engine {
         Ok(self.store.refunds_of_order(order_key).await?)
     }
 
-    /// Sends the refund (again, under the same number) and writes what the wallet said.
+    /// Sends the refund (again, under the same number) and writes what the wallet said. The
+    /// send is counted in the database before the call, so after a crash the loop knows a
+    /// send may have landed and asks the wallet before anything else.
     async fn send_refund(
         &self,
         refund: &Refund,
         order: &Order,
         connector: &dyn Connector,
-        holder: Option<&str>,
+        holder: &str,
         budget: StdDuration,
     ) -> Result<Refund, EngineError> {
+        if !self
+            .store
+            .count_refund_send(&refund.key, holder, self.now())
+            .await?
+        {
+            // The claim ran out and someone else holds the refund now.
+            return Ok(self
+                .store
+                .refund(&refund.key)
+                .await?
+                .unwrap_or_else(|| refund.clone()));
+        }
+        let first = refund.sends == 0;
+        let mut sending = refund.clone();
+        sending.sends += 1;
         let request = RefundRequest {
             out_trade_no: order.key.clone(),
             out_refund_no: refund.key.clone(),
@@ -362,8 +504,6 @@ impl Engine {
             order: order_ref(order),
             created_at: refund.wallet_created_at,
         };
-        let mut sending = refund.clone();
-        sending.sends += 1;
         let started = Instant::now();
         let result = match tokio::time::timeout(budget, connector.refund(&request)).await {
             Ok(r) => r,
@@ -387,8 +527,8 @@ impl Engine {
             started.elapsed(),
         )
         .await;
-        let next = apply(&sending, result, self.now());
-        self.write_refund(refund, next, holder).await
+        let next = after_send(&sending, result, first, self.now());
+        self.write_refund(&sending, next, holder).await
     }
 
     /// Writes `next` (an update or the end of a refund in progress), then returns the refund
@@ -397,11 +537,11 @@ impl Engine {
         &self,
         current: &Refund,
         next: Refund,
-        holder: Option<&str>,
+        holder: &str,
     ) -> Result<Refund, EngineError> {
         let now = self.now();
         if next.status.is_final() {
-            if let Some(done) = self.store.finish_refund(&next, holder, now).await? {
+            if let Some(done) = self.store.finish_refund(&next, Some(holder), now).await? {
                 tracing::info!(refund.key = %done.key, refund.status = %done.status, wallet.code = ?done.wallet_code, "refund finished");
                 return Ok(done);
             }
@@ -411,7 +551,7 @@ impl Engine {
             }
             if self
                 .store
-                .update_processing_refund(&next, holder, now)
+                .update_processing_refund(&next, Some(holder), now)
                 .await?
             {
                 return Ok(next);
@@ -445,8 +585,9 @@ impl Engine {
         Ok(handled)
     }
 
-    /// Queries an unfinished refund and finishes it if the wallet says; sends it (again)
-    /// while the wallet says it never got it, up to [`MAX_REFUND_SENDS`].
+    /// Moves an unfinished refund one step: a refund never sent is sent; otherwise the wallet
+    /// is asked, and the refund finished if it says, or sent again under the same number if
+    /// it has none (up to [`MAX_REFUND_SENDS`]).
     async fn refund_step(&self, refund: Refund, worker: &str) -> Result<(), EngineError> {
         let order = self
             .store
@@ -455,20 +596,13 @@ impl Engine {
             .ok_or(EngineError::NotFound("order"))?;
         let Some(connector) = self.wallets.connector(refund.wallet).cloned() else {
             tracing::error!(refund.key = %refund.key, wallet = %refund.wallet, "an open refund's wallet is not configured; retrying later");
-            let mut next = refund.clone();
-            next.next_check_at = next_check(refund.created_at, self.now());
-            self.write_refund(&refund, next, Some(worker)).await?;
+            let next = waiting(refund.clone(), None, self.now());
+            self.write_refund(&refund, next, worker).await?;
             return Ok(());
         };
         if refund.sends == 0 {
-            self.send_refund(
-                &refund,
-                &order,
-                connector.as_ref(),
-                Some(worker),
-                CALL_TIMEOUT,
-            )
-            .await?;
+            self.send_refund(&refund, &order, connector.as_ref(), worker, CALL_TIMEOUT)
+                .await?;
             return Ok(());
         }
         let started = Instant::now();
@@ -497,37 +631,26 @@ impl Engine {
             started.elapsed(),
         )
         .await;
-        // "Failed" from a query of a refund the wallet never acknowledged means the wallet
-        // has no refund under our number (REFUNDNOTEXIST, an empty Alipay answer, UnionPay
-        // 34): the send never landed, so it is sent again under the same number.
-        let never_acknowledged = refund.channel_ref.is_none();
-        if let Ok(r) = &result {
-            if r.status == WalletRefundStatus::Failed
-                && never_acknowledged
-                && refund.sends < MAX_REFUND_SENDS
-            {
-                self.send_refund(
-                    &refund,
-                    &order,
-                    connector.as_ref(),
-                    Some(worker),
-                    CALL_TIMEOUT,
-                )
-                .await?;
-                return Ok(());
+        match after_query(&refund, result, self.now()) {
+            AfterQuery::Resend => {
+                self.send_refund(&refund, &order, connector.as_ref(), worker, CALL_TIMEOUT)
+                    .await?;
+            }
+            AfterQuery::Write(next) => {
+                self.write_refund(&refund, *next, worker).await?;
             }
         }
-        // A query that fails is not a refund that failed.
-        let result = match result {
-            Err(ConnectorError::Declined { code, message })
-            | Err(ConnectorError::Rejected { code, message }) => Err(
-                ConnectorError::OutcomeUnknown(format!("refund query refused: {code} {message}")),
-            ),
-            other => other,
-        };
-        let next = apply(&refund, result, self.now());
-        self.write_refund(&refund, next, Some(worker)).await?;
         Ok(())
+    }
+
+    /// Puts an unfinished refund back in the refund loop now (`qrgate refunds retry`), for
+    /// one that ran out of its follow-up or one a person has checked with the wallet.
+    pub async fn requeue_refund(&self, key: &str) -> Result<Refund, EngineError> {
+        self.store.requeue_refund(key, self.now()).await?;
+        self.store
+            .refund(key)
+            .await?
+            .ok_or(EngineError::NotFound("refund"))
     }
 }
 

@@ -81,9 +81,14 @@ impl Store {
     /// was paid. The check and the reservation are one conditional `UPDATE`, so refunds sent
     /// at the same moment cannot together exceed the payment. [`StoreError::Conflict`]
     /// `refund` when the merchant already has the refund order id or the request digest.
+    ///
+    /// The refund is stored claimed by `holder` until `lease_until` (the request path that
+    /// sends it), so the refund loop leaves it alone meanwhile.
     pub async fn insert_refund(
         &self,
         r: &Refund,
+        holder: &str,
+        lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<RefundReservation, StoreError> {
         let mut tx = self.pool.begin().await.map_err(sqlx_err("refund"))?;
@@ -106,8 +111,9 @@ impl Store {
             return Ok(RefundReservation::NotRefundable(Box::new(order)));
         }
         sqlx::query(&format!(
-            "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-             $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+            "INSERT INTO refunds ({REFUND_COLUMNS}, claimed_by, claimed_until) VALUES ($1, $2, \
+             $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+             $21, $22)"
         ))
         .bind(&r.key)
         .bind(r.merchant_id.as_str())
@@ -129,6 +135,8 @@ impl Store {
         .bind(r.finished_at.map(to_millis))
         .bind(to_millis(r.created_at))
         .bind(to_millis(r.updated_at))
+        .bind(holder)
+        .bind(to_millis(lease_until))
         .execute(&mut *tx)
         .await
         .map_err(sqlx_err("refund"))?;
@@ -208,6 +216,46 @@ impl Store {
         .await
         .map_err(sqlx_err("refund"))?;
         rows.iter().map(refund_from_row).collect()
+    }
+
+    /// Counts one more send of a refund in progress, before it is sent, keeping `holder`'s
+    /// claim. Returns false when `holder` no longer holds it (its lease ran out).
+    pub async fn count_refund_send(
+        &self,
+        key: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE refunds SET sends = sends + 1, updated_at = $3 WHERE key = $1 \
+             AND status = 'processing' AND claimed_by = $2 AND claimed_until >= $3",
+        )
+        .bind(key)
+        .bind(holder)
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await
+        .map_err(sqlx_err("refund"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Makes a refund in progress due for the refund loop now. [`StoreError::NotFound`] when
+    /// there is no such refund in progress.
+    pub async fn requeue_refund(&self, key: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE refunds SET next_check_at = $2, updated_at = $2 WHERE key = $1 \
+             AND status = 'processing'",
+        )
+        .bind(key)
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await
+        .map_err(sqlx_err("refund"))?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound("refund in progress"))
+        }
     }
 
     /// Writes what may change on a refund still in progress (the wallet's last word, the
@@ -369,13 +417,19 @@ async fn post_refund(
     let wallet = Account::WalletClearing(order.wallet).to_string();
     let fees = Account::ProviderFees.to_string();
     let sum = |kind: PostingKind, account: &str, payer: bool| -> Option<i64> {
-        let lines = entries
+        let lines: Vec<_> = entries
             .iter()
-            .filter(|(k, a, _, _)| k == kind.as_str() && a == account);
+            .filter(|(k, a, _, _)| k == kind.as_str() && a == account)
+            .collect();
         if payer {
-            lines.map(|l| l.3).sum()
+            // No line, or a line without the payer's amount: unknown, not zero.
+            if lines.is_empty() {
+                None
+            } else {
+                lines.iter().map(|l| l.3).sum()
+            }
         } else {
-            Some(lines.map(|l| l.2).sum())
+            Some(lines.iter().map(|l| l.2).sum())
         }
     };
     let basis = RefundBasis {
@@ -394,6 +448,7 @@ async fn post_refund(
             -sum(PostingKind::Refund, &wallet, true).unwrap_or(0),
             Currency::Cny,
         )),
+        // (A refund posting's wallet leg carries CNY exactly when the payment's does.)
     };
     let posting = refund_posting(&order, &r.key, r.amount, &basis).map_err(StoreError::corrupt)?;
     debug_assert_eq!(posting.txn(), refund_txn(&r.key));

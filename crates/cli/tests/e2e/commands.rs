@@ -22,6 +22,7 @@ fn every_command_has_clear_help() {
         &["ledger", "balances"],
         &["ledger", "check"],
         &["refunds", "list"],
+        &["refunds", "retry"],
         &["operator", "add"],
         &["operator", "list"],
         &["shop", "add"],
@@ -257,6 +258,9 @@ fn fees_are_set_and_the_empty_books_check_out() {
         .ok(&["ledger", "check"])
         .contains("every invariant holds"));
     assert!(install.ok(&["refunds", "list"]).contains("no refunds"));
+    let out = install.run(&["refunds", "retry", "R261126000000ABCDEFGHJKLM"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refund in progress not found"));
     let json: Value = serde_json::from_str(&install.ok(&["ledger", "balances", "--json"])).unwrap();
     assert_eq!(json, Value::Array(vec![]));
 }

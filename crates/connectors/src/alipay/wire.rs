@@ -873,8 +873,9 @@ pub(super) fn close_outcome(reply: &AlipayReply, out_trade_no: &str) -> Result<(
     }
 }
 
-/// `alipay.trade.refund`: 10000 with `fund_change` `Y` (money moved now) or `N` (a retry of a
-/// refund already done) → `Succeeded`; without `fund_change` → `Unknown` (query the refund).
+/// `alipay.trade.refund`: 10000 with `fund_change` `Y` (this call moved the money) →
+/// `Succeeded`; `N` (this call moved nothing: a retry of a refund done before, or not done)
+/// or no `fund_change` → `Unknown`, settled by `fastpay.refund.query` (`wallets.md` §6).
 pub(super) fn refund_outcome(
     reply: &AlipayReply,
     req: &RefundRequest,
@@ -884,7 +885,8 @@ pub(super) fn refund_outcome(
     match AlipayCode::parse(&r.common.code) {
         AlipayCode::Success => {
             let status = match r.fund_change.as_deref() {
-                Some("Y" | "N") => RefundStatus::Succeeded,
+                Some("Y") => RefundStatus::Succeeded,
+                Some("N") => RefundStatus::Unknown,
                 other => {
                     tracing::warn!(
                         wallet = "alipay",
@@ -910,7 +912,7 @@ pub(super) fn refund_outcome(
 
 /// `alipay.trade.fastpay.refund.query`: 10000 only means the query ran. Refund data with our
 /// `out_request_no` → `Succeeded` (when `refund_status` is absent or `REFUND_SUCCESS`);
-/// no refund data → `Failed` with [`REFUND_NOT_FOUND_NOTE`], since Alipay never saw a
+/// no refund data → `NotFound` with [`REFUND_NOT_FOUND_NOTE`], since Alipay never saw a
 /// refund it accepted under that number.
 ///
 /// `fallback_currency` is the currency of `refund_amount` when the reply names none: yuan on
@@ -938,7 +940,7 @@ pub(super) fn refund_query_outcome(
     let amount_text = non_empty(r.refund_amount.as_deref());
     match (echoed_no.as_deref(), amount_text.as_deref()) {
         (None, None) => {
-            refund.status = RefundStatus::Failed;
+            refund.status = RefundStatus::NotFound;
             refund.wallet_message = Some(REFUND_NOT_FOUND_NOTE.to_owned());
         }
         (Some(echoed), _) if echoed != out_request_no => {

@@ -1380,7 +1380,7 @@ fn refund_query_codes_map_as_the_profile_says() {
             "Failed 99",
         ),
         (&[("respCode", "00")][..], "Unknown -"),
-        (&[("respCode", "34")][..], "Failed 34"),
+        (&[("respCode", "34")][..], "NotFound 34"),
         (&[("respCode", "03")][..], "Unknown 03"),
         (&[("respCode", "05")][..], "Unknown 05"),
     ] {

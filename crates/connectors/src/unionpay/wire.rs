@@ -1161,7 +1161,7 @@ pub(super) fn refund_outcome(
 
 /// A refund's state from a query of its own `orderId` + `txnTime`: `origRespCode` `00`/`A6`
 /// → `Succeeded`; `03`/`04`/`05` → `Processing`; anything else → `Failed` with the code;
-/// `respCode=34` → `Failed` with [`REFUND_NOT_FOUND_NOTE`] (UnionPay never took a refund
+/// `respCode=34` → `NotFound` with [`REFUND_NOT_FOUND_NOTE`] (UnionPay never took a refund
 /// under that number); a query that cannot answer yet → `Unknown`.
 pub(super) fn refund_query_outcome(
     queried: &UnionPayQueried,
@@ -1177,7 +1177,7 @@ pub(super) fn refund_query_outcome(
     };
     match queried {
         UnionPayQueried::NotFound { .. } => {
-            refund.status = RefundStatus::Failed;
+            refund.status = RefundStatus::NotFound;
             refund.wallet_code = Some("34".into());
             refund.wallet_message = Some(REFUND_NOT_FOUND_NOTE.into());
         }

@@ -1237,7 +1237,7 @@ fn refund_statuses_map_onto_ours() {
         "R1",
     )
     .unwrap();
-    assert_eq!(not_found.status, RefundStatus::Failed);
+    assert_eq!(not_found.status, RefundStatus::NotFound);
     assert_eq!(not_found.wallet_code.as_deref(), Some("REFUNDNOTEXIST"));
 }
 

@@ -1306,7 +1306,7 @@ pub(super) fn refundquery_outcome(
         } => (err_code.as_str(), err_code_des.as_str()),
     };
     let status = match classify_err_code(err_code) {
-        WechatPayErrClass::NotFound => RefundStatus::Failed,
+        WechatPayErrClass::NotFound => RefundStatus::NotFound,
         WechatPayErrClass::Indeterminate => RefundStatus::Unknown,
         WechatPayErrClass::Request => return Err(rejected(err_code, err_code_des)),
         WechatPayErrClass::UserPaying

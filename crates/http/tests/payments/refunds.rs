@@ -289,6 +289,75 @@ async fn fees_are_taken_on_payments_and_given_back_in_proportion(db: TestDb) {
     w.assert_ledger_holds().await;
 }
 
+async fn faults(w: &World, wallet: &str, faults: Value) {
+    w.http
+        .put(format!("{}/control/faults/{wallet}", w.running.url()))
+        .json(&faults)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+}
+
+/// A refund whose answer is lost (the wallet did it) is found by the refund loop; one that
+/// never reached the wallet (HTTP 500 before processing) is sent again under the same number.
+/// Either way the customer gets the money back once.
+async fn refunds_lost_on_the_way_are_found_or_sent_again_and_refund_once(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    for (i, (wallet, biz)) in WALLETS.into_iter().enumerate() {
+        let order_id = format!("LOST{i}");
+        let before = w.balance(&customer).await;
+        paid_order(&w, &customer, wallet, biz, &order_id).await;
+        let paid = before - w.balance(&customer).await;
+
+        // The answer is lost: the POS hears "processing", the loop finds the refund.
+        faults(&w, wallet, json!({"drop_next": 1})).await;
+        let r = w
+            .refund(&order_id, "400", Some(&format!("LOST{i}-A")))
+            .await;
+        assert_eq!(r.rsp_code, "PROCESSING", "{wallet}: {r:?}");
+        assert_eq!(data(&r)["order_status"], "processing");
+        w.settle_refunds().await;
+        assert_eq!(
+            data(&w.refund_query(&format!("LOST{i}-A")).await)["order_status"],
+            "success",
+            "{wallet}"
+        );
+
+        // The request never reaches the wallet: the loop learns the wallet has no such
+        // refund and sends it again.
+        faults(&w, wallet, json!({"fail_next": 1})).await;
+        let r = w
+            .refund(&order_id, "700", Some(&format!("LOST{i}-B")))
+            .await;
+        assert_eq!(r.rsp_code, "PROCESSING", "{wallet}: {r:?}");
+        w.settle_refunds().await;
+        assert_eq!(
+            data(&w.refund_query(&format!("LOST{i}-B")).await)["order_status"],
+            "success",
+            "{wallet}"
+        );
+        assert_eq!(
+            w.balance(&customer).await,
+            before,
+            "{wallet}: {paid} back once"
+        );
+        let timeline = w
+            .engine
+            .order_timeline(&w.order(&order_id).await.key)
+            .await
+            .unwrap();
+        let sends = timeline.iter().filter(|e| e.operation == "refund").count();
+        assert!(
+            sends >= 3,
+            "{wallet}: refund B was sent again: {timeline:#?}"
+        );
+    }
+    w.assert_ledger_holds().await;
+}
+
 /// Random sequences of payments (paid, declined, confirmed late, never confirmed and
 /// reversed, paid behind a timeout), partial and full refunds, refused over-refunds, across
 /// the three wallets. At the end the ledger equals the wallets' own records to the cent: per
@@ -412,6 +481,7 @@ async fn random_sequences_leave_the_ledger_equal_to_the_wallets(db: TestDb) {
 backend_tests!(
     partial_then_full_refunds_with_each_wallet,
     a_replayed_refund_and_a_resent_refund_id_refund_once,
+    refunds_lost_on_the_way_are_found_or_sent_again_and_refund_once,
     refunds_that_cannot_be_made_are_refused_and_change_nothing,
     fees_are_taken_on_payments_and_given_back_in_proportion,
     random_sequences_leave_the_ledger_equal_to_the_wallets,

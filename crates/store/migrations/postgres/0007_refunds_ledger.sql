@@ -73,3 +73,17 @@ CREATE TABLE wallet_fx_rates (
     updated_at  BIGINT NOT NULL,
     PRIMARY KEY (wallet, currency)
 );
+
+-- Orders paid before the ledger existed get their payment posting now (no fee was set then),
+-- so that the ledger starts complete and its checks hold on an upgraded database.
+INSERT INTO ledger_entries (txn, kind, account, currency, amount, payer_amount, order_key,
+                            refund_key, created_at, updated_at)
+SELECT 'payment:' || key, 'payment', 'wallet_clearing:' || wallet, currency, amount + tip,
+       cny_amount, key, NULL, updated_at, updated_at
+FROM orders WHERE status = 'paid';
+
+INSERT INTO ledger_entries (txn, kind, account, currency, amount, payer_amount, order_key,
+                            refund_key, created_at, updated_at)
+SELECT 'payment:' || key, 'payment', 'merchant_payable:' || merchant_id, currency,
+       -(amount + tip), NULL, key, NULL, updated_at, updated_at
+FROM orders WHERE status = 'paid';
