@@ -19,11 +19,14 @@ use maud::{html, Markup, PreEscaped};
 use serde::Deserialize;
 
 use crate::model::{Trade, TradeStatus};
-use crate::phone::locale::{money, Lang, Locale};
+use crate::phone::locale::{iso_time, money, time, Lang, Locale};
 use crate::phone::ui::{alert, link, Page};
 use crate::phone::{customer_of, order_summary};
 use crate::state::PayQrOutcome;
 use crate::Sandbox;
+
+/// The most customers the "Pay as" list offers (the phone's Scan names the payer anyway).
+const PAYERS_LISTED: usize = 100;
 
 pub(crate) fn router(sandbox: Sandbox) -> Router {
     Router::new()
@@ -111,7 +114,9 @@ fn not_payable(locale: Locale, uri: &Uri, trade: &Trade, home: Option<&str>) -> 
 
 fn back(lang: Lang, home: Option<&str>) -> Markup {
     html! {
-        a.button.secondary href=(home.unwrap_or("/phone")) { (lang.pick("Back to my wallet", "返回钱包")) }
+        a.button.secondary href=(home.unwrap_or("/phone")) {
+            (lang.pick("Back to my wallet", "返回钱包"))
+        }
     }
 }
 
@@ -145,6 +150,7 @@ async fn show(
         let everyone: Vec<(String, String)> = s
             .customers
             .values()
+            .take(PAYERS_LISTED)
             .map(|c| (c.id.clone(), c.name.clone()))
             .collect();
         Some((trade, payer, everyone))
@@ -186,7 +192,8 @@ fn password_screen(lang: Lang, token: &str, trade: &Trade, payer: &Payer) -> Mar
         (order_summary(lang, trade))
         p {
             (lang.pick("Paying as", "付款用户")) " " strong { (payer.name) }
-            " · " (lang.pick("balance", "余额")) " " span id="payer-balance" { (money(lang, payer.balance_fen, "CNY")) }
+            " · " (lang.pick("balance", "余额")) " "
+            span id="payer-balance" { (money(lang, payer.balance_fen, "CNY")) }
             " · " a href=(format!("/pay/{token}?customer=")) { (lang.pick("not you?", "切换用户")) }
         }
         form method="post" action=(format!("/pay/{token}")) id="pay-form" {
@@ -205,9 +212,12 @@ fn password_screen(lang: Lang, token: &str, trade: &Trade, payer: &Payer) -> Mar
                 }
                 button type="button" data-clear aria-label=(lang.pick("Clear", "清除")) { "C" }
                 button type="button" data-digit="0" { "0" }
-                button type="button" data-back aria-label=(lang.pick("Delete last digit", "删除一位")) { "⌫" }
+                button type="button" data-back
+                    aria-label=(lang.pick("Delete last digit", "删除一位")) { "⌫" }
             }
-            button type="submit" id="pay" { (lang.pick("Pay", "付款")) " " (money(lang, trade.cny_fen, "CNY")) }
+            button type="submit" id="pay" {
+                (lang.pick("Pay", "付款")) " " (money(lang, trade.cny_fen, "CNY"))
+            }
         }
         script { (PreEscaped(PAD_SCRIPT)) }
     }
@@ -243,58 +253,68 @@ async fn pay(
         });
         (outcome, trade, payer, now)
     });
-    let (Some(trade), Some(payer)) = (trade, payer) else {
-        return match outcome {
-            PayQrOutcome::UnknownCustomer => Page::new(locale, lang.pick("Unknown customer", "未知用户"), None)
-                .status(StatusCode::NOT_FOUND)
-                .render(&uri, html! {
-                    (alert("error", lang.pick("Unknown customer", "未知用户"),
-                        lang.pick("Nothing was paid: no sandbox customer has this id.", "未付款:没有此编号的沙箱用户。")))
-                    a.button href="/phone" { (lang.pick("All customers", "全部用户")) }
-                }),
-            _ => unknown_qr(locale, &uri),
-        };
+    let Some(trade) = trade else {
+        return unknown_qr(locale, &uri);
+    };
+    let Some(payer) = payer else {
+        return unknown_payer(locale, &uri);
     };
     let home = home_of(&payer.id, &trade);
     match outcome {
         PayQrOutcome::Paid(paid) => paid_screen(locale, &uri, &paid, &payer, &home, now),
-        PayQrOutcome::WrongPassword(_) => Page::new(
-            locale,
-            lang.pick("Wrong password", "密码错误"),
-            Some(trade.wallet),
-        )
-        .status(StatusCode::FORBIDDEN)
-        .render(
-            &uri,
-            html! {
+        PayQrOutcome::WrongPassword(_) => {
+            let body = html! {
                 (alert("error", lang.pick("Wrong password", "密码错误"),
                     lang.pick("Nothing was paid. Try again.", "未付款,请重试。")))
                 (password_screen(lang, &token, &trade, &payer))
-            },
-        ),
-        PayQrOutcome::InsufficientBalance => Page::new(
-            locale,
-            lang.pick("Declined", "支付失败"),
-            Some(trade.wallet),
-        )
-        .status(StatusCode::PAYMENT_REQUIRED)
-        .render(
-            &uri,
-            html! {
-                (alert("error", lang.pick("Declined: balance too low", "支付失败:余额不足"),
-                    &format!("{} {}{}",
-                        lang.pick("Nothing was paid. Your balance is", "未付款。您的余额为"),
-                        money(lang, payer.balance_fen, "CNY"),
-                        lang.pick(".", "。"))))
+            };
+            Page::new(
+                locale,
+                lang.pick("Wrong password", "密码错误"),
+                Some(trade.wallet),
+            )
+            .status(StatusCode::FORBIDDEN)
+            .render(&uri, body)
+        }
+        PayQrOutcome::InsufficientBalance => {
+            let detail = format!(
+                "{} {}{}",
+                lang.pick("Nothing was paid. Your balance is", "未付款。您的余额为"),
+                money(lang, payer.balance_fen, "CNY"),
+                lang.pick(".", "。")
+            );
+            let body = html! {
+                (alert("error", lang.pick("Declined: balance too low", "支付失败:余额不足"), &detail))
                 (order_summary(lang, &trade))
                 (back(lang, Some(&home)))
-            },
-        ),
+            };
+            Page::new(
+                locale,
+                lang.pick("Declined", "支付失败"),
+                Some(trade.wallet),
+            )
+            .status(StatusCode::PAYMENT_REQUIRED)
+            .render(&uri, body)
+        }
         PayQrOutcome::AlreadyPaid(t) | PayQrOutcome::Closed(t) => {
             not_payable(locale, &uri, &t, Some(&home))
         }
-        PayQrOutcome::UnknownCustomer | PayQrOutcome::NotFound => unknown_qr(locale, &uri),
+        PayQrOutcome::UnknownCustomer => unknown_payer(locale, &uri),
+        PayQrOutcome::NotFound => unknown_qr(locale, &uri),
     }
+}
+
+fn unknown_payer(locale: Locale, uri: &Uri) -> Response {
+    let lang = locale.lang;
+    let body = html! {
+        (alert("error", lang.pick("Unknown customer", "未知用户"),
+            lang.pick("Nothing was paid: no sandbox customer has this id.",
+                      "未付款:没有此编号的沙箱用户。")))
+        a.button href="/phone" { (lang.pick("All customers", "全部用户")) }
+    };
+    Page::new(locale, lang.pick("Unknown customer", "未知用户"), None)
+        .status(StatusCode::NOT_FOUND)
+        .render(uri, body)
 }
 
 fn paid_screen(
@@ -314,9 +334,12 @@ fn paid_screen(
             (order_summary(lang, trade))
             p {
                 (lang.pick("Paid at", "支付时间")) " "
-                time datetime=(crate::phone::locale::iso_time(at)) { (crate::phone::locale::time(lang, at)) }
+                time datetime=(iso_time(at)) { (time(lang, at)) }
             }
-            p { (lang.pick("Balance now", "当前余额")) " " span id="payer-balance" { (money(lang, payer.balance_fen, "CNY")) } }
+            p {
+                (lang.pick("Balance now", "当前余额")) " "
+                span id="payer-balance" { (money(lang, payer.balance_fen, "CNY")) }
+            }
             a.button href=(home) id="done" { (lang.pick("Done", "完成")) }
         },
     )

@@ -59,7 +59,8 @@ pub fn barcode_svg(digits: &str, label: &str) -> Option<String> {
         "<svg class=\"barcode\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} \
          {BARCODE_HEIGHT_MODULES}\" preserveAspectRatio=\"none\" shape-rendering=\"crispEdges\" \
          role=\"img\" aria-label=\"{label}\"><rect width=\"{width}\" \
-         height=\"{BARCODE_HEIGHT_MODULES}\" fill=\"#fff\"/><path fill=\"#000\" d=\"{path}\"/></svg>",
+         height=\"{BARCODE_HEIGHT_MODULES}\" fill=\"#fff\"/>\
+         <path fill=\"#000\" d=\"{path}\"/></svg>",
         label = escape_attribute(label),
     ))
 }

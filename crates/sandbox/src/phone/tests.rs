@@ -71,7 +71,12 @@ impl Phone {
         let r = self
             .http
             .post(self.url("/control/qr/orders"))
-            .json(&json!({"wallet": wallet, "currency": currency, "total": total, "subject": subject}))
+            .json(&json!({
+                "wallet": wallet,
+                "currency": currency,
+                "total": total,
+                "subject": subject,
+            }))
             .send()
             .await
             .unwrap();

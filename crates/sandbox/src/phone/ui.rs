@@ -225,8 +225,8 @@ fn css(t: &Theme) -> String {
          text-align:center}}\
          svg.barcode{{width:100%;height:6rem;display:block}}\
          svg.qr{{width:min(14rem,70vw);height:auto;display:block;margin:1rem auto 0}}\
-         .digits{{font:700 1.15rem/1.4 ui-monospace,monospace;letter-spacing:.03em;margin:.5rem 0 0;\
-         white-space:nowrap}}\
+         .digits{{font:700 1.15rem/1.4 ui-monospace,monospace;letter-spacing:.03em;\
+         margin:.5rem 0 0;white-space:nowrap}}\
          .wallets{{display:flex;gap:.5rem;margin:0 0 1rem}}\
          .wallets a{{flex:1;display:flex;align-items:center;justify-content:center;\
          text-align:center;padding:.6rem .25rem;border-radius:.5rem;border:2px solid #767676;\
