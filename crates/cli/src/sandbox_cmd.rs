@@ -59,6 +59,7 @@ pub async fn run(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
          \n  WeChat Pay /secapi/ (mTLS)       {secapi}\n\
          \nCredentials for the gateway:      curl -s http://{local}/control/credentials\
          \nA customer with ¥1,000:            curl -s -H 'content-type: application/json' -d '{{\"name\":\"Li Lei\",\"balance_fen\":100000}}' http://{local}/control/customers\
+         \nCustomers' phones:                http://{local}/phone\
          \nSee docs/SANDBOX.md for every control call. Stop: Ctrl-C\n",
         secapi = secapi.base_url(),
     );

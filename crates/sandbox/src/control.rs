@@ -10,7 +10,7 @@ use chrono::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::model::{Behaviour, Wallet};
+use crate::model::{Behaviour, PaymentPassword, Wallet};
 use crate::state::{self, Faults, PayQrOutcome};
 use crate::Sandbox;
 
@@ -21,6 +21,7 @@ pub(crate) fn router(sandbox: Sandbox) -> Router {
         .route("/customers/{id}", get(customer))
         .route("/customers/{id}/top-up", post(top_up))
         .route("/codes", post(mint_code))
+        .route("/qr/orders", post(create_qr_order))
         .route("/qr/scan", post(scan_qr))
         .route("/qr/pay", post(pay_qr))
         .route("/trades", get(trades))
@@ -88,6 +89,9 @@ struct NewCustomer {
     name: Option<String>,
     /// CNY fen.
     balance_fen: i64,
+    /// Six digits; `PaymentPassword::DEFAULT` when absent.
+    #[serde(default)]
+    password: Option<String>,
 }
 
 async fn create_customer(
@@ -101,12 +105,26 @@ async fn create_customer(
             "balance_fen must not be negative",
         );
     }
+    let password = match req.password.as_deref().map(PaymentPassword::parse) {
+        None => PaymentPassword::default(),
+        Some(Some(p)) => p,
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "password must be six digits",
+            )
+        }
+    };
     let customer = sandbox.with(|s, _, now| {
         let name = req
             .name
             .clone()
             .unwrap_or_else(|| format!("Customer {}", s.next_id));
-        s.add_customer(&name, req.balance_fen, now)
+        let mut customer = s.add_customer(&name, req.balance_fen, now);
+        s.set_password(&customer.id, password.clone());
+        customer.password = password;
+        customer
     });
     (StatusCode::CREATED, Json(json!(customer))).into_response()
 }
@@ -200,6 +218,9 @@ struct QrRef {
     code_url: String,
     #[serde(default)]
     customer_id: Option<String>,
+    /// When given, checked like the phone's password pad does.
+    #[serde(default)]
+    password: Option<String>,
 }
 
 fn token_of(code_url: &str) -> String {
@@ -232,7 +253,11 @@ async fn pay_qr(State(sandbox): State<Sandbox>, ControlJson(req): ControlJson<Qr
             "customer_id is required to pay",
         );
     };
-    match sandbox.with(|s, _, now| s.pay_qr(&token, &customer, now)) {
+    let outcome = sandbox.with(|s, _, now| match &req.password {
+        Some(password) => s.pay_qr_with_password(&token, &customer, password, now),
+        None => s.pay_qr(&token, &customer, now),
+    });
+    match outcome {
         PayQrOutcome::Paid(t) => Json(json!({"result": "paid", "trade": t})).into_response(),
         PayQrOutcome::AlreadyPaid(t) => error(
             StatusCode::CONFLICT,
@@ -259,6 +284,120 @@ async fn pay_qr(State(sandbox): State<Sandbox>, ControlJson(req): ControlJson<Qr
             "unknown_qr",
             "no QR order with that code_url",
         ),
+        PayQrOutcome::WrongPassword(_) => error(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "the password is not the customer's; nothing was paid",
+        ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct NewQrOrder {
+    wallet: String,
+    /// ISO code of a currency the sandbox has a rate for (CNY, CAD, USD by default).
+    #[serde(default = "cny")]
+    currency: String,
+    /// Minor units of `currency`.
+    total: i64,
+    /// What the customer's phone shows as the merchant's name.
+    #[serde(default)]
+    subject: Option<String>,
+    /// Seconds until the QR expires (default 900, at most 7200).
+    #[serde(default)]
+    expires_in_secs: Option<u32>,
+}
+
+fn cny() -> String {
+    "CNY".to_owned()
+}
+
+/// The account a wallet's own API creates trades under, read from the accounts its module
+/// stored, so that a QR order made here is one that wallet's query also finds.
+fn merchant_account(sandbox: &Sandbox, wallet: Wallet) -> Option<String> {
+    let field = match wallet {
+        Wallet::Wechat => "mch_id",
+        Wallet::Alipay => "app_id",
+        Wallet::Unionpay => "mer_id",
+    };
+    sandbox.accounts(wallet)[field].as_str().map(str::to_owned)
+}
+
+/// A QR order made without a gateway, as a merchant of the wallet would make one: for demos
+/// of the phone and for tests. No notification is sent for it.
+async fn create_qr_order(
+    State(sandbox): State<Sandbox>,
+    ControlJson(req): ControlJson<NewQrOrder>,
+) -> Response {
+    let wallet = match wallet_param(&req.wallet) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    if req.total <= 0 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "total must be a positive number of minor units",
+        );
+    }
+    let Some(merchant) = merchant_account(&sandbox, wallet) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown_wallet",
+            "this sandbox does not run that wallet",
+        );
+    };
+    let expires_in =
+        Duration::seconds(i64::from(req.expires_in_secs.unwrap_or(900).clamp(1, 7200)));
+    let base_url = sandbox.base_url();
+    let created = sandbox.with(|s, rng, now| {
+        if s.to_fen(&req.currency, req.total).is_none() {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "unknown_currency",
+                format!("no rate for {}", req.currency),
+            ));
+        }
+        let out_trade_no = format!("SBX{:08}", s.next_id());
+        let input = state::QrInput {
+            wallet,
+            merchant,
+            out_trade_no,
+            currency: req.currency.clone(),
+            total: req.total,
+            subject: req
+                .subject
+                .clone()
+                .unwrap_or_else(|| "Sandbox shop".to_owned()),
+            notify_url: None,
+            expires_at: now + expires_in,
+            fingerprint: "control".to_owned(),
+        };
+        match s.create_qr(rng, input, now) {
+            state::QrOutcome::Created(t) => Ok(t),
+            state::QrOutcome::Existing(_)
+            | state::QrOutcome::AlreadyPaid(_)
+            | state::QrOutcome::AlreadyClosed(_)
+            | state::QrOutcome::Conflict => Err((
+                StatusCode::CONFLICT,
+                "conflict",
+                "the order number was taken; try again".to_owned(),
+            )),
+        }
+    });
+    match created {
+        Ok(trade) => {
+            let code_url = format!(
+                "{base_url}/pay/{}",
+                trade.qr_token.clone().unwrap_or_default()
+            );
+            (
+                StatusCode::CREATED,
+                Json(json!({"code_url": code_url, "trade": trade})),
+            )
+                .into_response()
+        }
+        Err((status, code, message)) => error(status, code, message),
     }
 }
 

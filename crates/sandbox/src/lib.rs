@@ -1,7 +1,7 @@
 //! qrgate's wallet sandbox: simulated WeChat Pay, Alipay and UnionPay servers speaking the
 //! wallets' real wire protocols, customers with CNY balances and ledgers, payment codes in
-//! the wallets' formats, a pay page for QR orders, and a control API for tests, demos and
-//! people (`docs/SANDBOX.md`).
+//! the wallets' formats, a phone page per customer (balance, scanning a QR with the password
+//! pad, the payment code), and a control API for tests, demos and people (`docs/SANDBOX.md`).
 //!
 //! It depends on no other qrgate crate and shares no wire types or signing code with the
 //! gateway's connectors: if both used the same struct, a wrong field name would pass every
@@ -17,6 +17,7 @@ mod control;
 pub mod model;
 mod notify;
 mod pay_page;
+mod phone;
 pub mod state;
 pub mod unionpay;
 pub mod wechat;
@@ -249,11 +250,12 @@ impl Sandbox {
         }
     }
 
-    /// Every route: the wallets under `/{wallet}`, the control API under `/control`, and the
-    /// customers' pay pages under `/pay`.
+    /// Every route: the wallets under `/{wallet}`, the control API under `/control`, the
+    /// customers' phones under `/phone` and the QR pay pages under `/pay`.
     pub fn router(&self) -> Router {
         let mut router = Router::new()
             .nest("/control", control::router(self.clone()))
+            .merge(phone::router(self.clone()))
             .merge(pay_page::router(self.clone()));
         for module in &self.inner.modules {
             let wallet = module.wallet();

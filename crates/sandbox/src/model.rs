@@ -85,6 +85,62 @@ pub struct Customer {
     pub balance_fen: i64,
     pub movements: Vec<Movement>,
     pub created_at: DateTime<Utc>,
+    /// What the phone's password pad must be given to pay a QR. Saved states from before
+    /// passwords existed load with the default.
+    #[serde(default)]
+    pub password: PaymentPassword,
+}
+
+/// A customer's six-digit payment password. The sandbox's customers are made up, so it is
+/// kept and shown in clear by the control API; only `Debug` hides it, to keep it out of logs
+/// like a real one.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PaymentPassword(String);
+
+impl PaymentPassword {
+    /// What every customer's password is unless another is chosen (`docs/SANDBOX.md`).
+    pub const DEFAULT: &'static str = "123456";
+
+    /// Exactly six ASCII digits.
+    pub fn parse(s: &str) -> Option<PaymentPassword> {
+        (s.len() == 6 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| PaymentPassword(s.to_owned()))
+    }
+
+    pub fn matches(&self, attempt: &str) -> bool {
+        self.0 == attempt
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for PaymentPassword {
+    fn default() -> Self {
+        PaymentPassword(Self::DEFAULT.to_owned())
+    }
+}
+
+impl std::fmt::Debug for PaymentPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PaymentPassword(******)")
+    }
+}
+
+impl TryFrom<String> for PaymentPassword {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        PaymentPassword::parse(&s).ok_or_else(|| "a payment password is six digits".to_owned())
+    }
+}
+
+impl From<PaymentPassword> for String {
+    fn from(p: PaymentPassword) -> String {
+        p.0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

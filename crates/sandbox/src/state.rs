@@ -11,8 +11,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Behaviour, Customer, Movement, MovementKind, Notification, PaymentCode, Refund, RefundStatus,
-    Trade, TradeKind, TradeStatus, Wallet,
+    Behaviour, Customer, Movement, MovementKind, Notification, PaymentCode, PaymentPassword,
+    Refund, RefundStatus, Trade, TradeKind, TradeStatus, Wallet,
 };
 
 /// Fault knobs of one wallet, set through the control API.
@@ -228,7 +228,13 @@ pub enum PayQrOutcome {
     Closed(Trade),
     InsufficientBalance,
     UnknownCustomer,
+    /// The password pad was given another password than the customer's; nothing moved.
+    WrongPassword(Trade),
 }
+
+/// How long a payment code is remembered after it expired: charging it until then says
+/// "expired", afterwards "invalid". Bounds the codes an open pay-by-code page keeps minting.
+pub const CODE_MEMORY: Duration = Duration::days(1);
 
 impl State {
     pub fn new(seed: u64) -> State {
@@ -277,6 +283,7 @@ impl State {
             balance_fen: 0,
             movements: Vec::new(),
             created_at: now,
+            password: PaymentPassword::default(),
         };
         if balance_fen > 0 {
             move_money(&mut customer, balance_fen, MovementKind::TopUp, None, now);
@@ -298,6 +305,7 @@ impl State {
         if !self.customers.contains_key(customer_id) {
             return None;
         }
+        self.codes.retain(|_, c| c.expires_at + CODE_MEMORY > now);
         let code = loop {
             let candidate = match wallet {
                 // 18 digits starting 10–15.
@@ -719,6 +727,54 @@ impl State {
         self.queue_notification(&trade, now);
         self.trades.insert(k, trade.clone());
         PayQrOutcome::Paid(trade)
+    }
+
+    /// Pays a QR order as the customer's phone does: the password pad's `password` must be the
+    /// customer's. A QR that can no longer be paid says so before any password is checked,
+    /// as the wallets' apps do; a wrong password moves nothing.
+    pub fn pay_qr_with_password(
+        &mut self,
+        token: &str,
+        customer_id: &str,
+        password: &str,
+        now: DateTime<Utc>,
+    ) -> PayQrOutcome {
+        let Some(k) = self.qr_tokens.get(token).cloned() else {
+            return PayQrOutcome::NotFound;
+        };
+        let Some(customer) = self.customers.get(customer_id) else {
+            return PayQrOutcome::UnknownCustomer;
+        };
+        let right = customer.password.matches(password);
+        self.settle(&k, now);
+        let Some(trade) = self.trades.get(&k).cloned() else {
+            return PayQrOutcome::NotFound;
+        };
+        match trade.status {
+            TradeStatus::Success => PayQrOutcome::AlreadyPaid(trade),
+            TradeStatus::NotPay if !right => PayQrOutcome::WrongPassword(trade),
+            TradeStatus::NotPay => self.pay_qr(token, customer_id, now),
+            TradeStatus::UserPaying
+            | TradeStatus::Closed
+            | TradeStatus::Revoked
+            | TradeStatus::PayError => PayQrOutcome::Closed(trade),
+        }
+    }
+
+    /// Sets a customer's payment password; false for an unknown customer.
+    pub fn set_password(&mut self, customer_id: &str, password: PaymentPassword) -> bool {
+        match self.customers.get_mut(customer_id) {
+            Some(c) => {
+                c.password = password;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The trade as it is stored, without applying due transitions (for display).
+    pub fn peek_trade(&self, wallet: Wallet, merchant: &str, out_trade_no: &str) -> Option<&Trade> {
+        self.trades.get(&key(wallet, merchant, out_trade_no))
     }
 
     pub fn reverse(

@@ -135,6 +135,18 @@ fn the_sandbox_is_independent_of_the_gateway() {
 }
 
 #[test]
+fn the_browser_harness_depends_on_no_qrgate_crate() {
+    // Its tests drive the sandbox (a dev-dependency); the harness itself is shared by the
+    // sandbox's phone tests and the gateway's till tests, so it must pull in neither.
+    let all = dependencies();
+    let deps = &all["qrgate-browser-tests"];
+    assert!(
+        workspace_deps(deps).is_empty(),
+        "qrgate-browser-tests must depend on no qrgate crate outside its tests: {deps:?}"
+    );
+}
+
+#[test]
 fn only_the_binary_and_tests_use_the_testkit() {
     for (krate, deps) in dependencies() {
         assert!(
