@@ -1,6 +1,7 @@
 //! `qrgate`: the one binary. Parses the command line, loads the configuration, wires the
 //! concrete store and engine, and runs a command. No business rules and no SQL live here.
 
+mod bench;
 mod books;
 mod commands;
 mod config;
@@ -91,6 +92,10 @@ enum Command {
     /// Run the wallet sandbox: simulated WeChat Pay, Alipay and UnionPay with customers,
     /// payment codes, pay pages and a control API (docs/SANDBOX.md).
     Sandbox(sandbox_cmd::SandboxArgs),
+    /// Load benchmark: simulated terminals against a gateway and a sandbox, each in its own
+    /// process, with throughput, latency percentiles, errors by code and the gateway's CPU
+    /// and memory (docs/BENCHMARKS.md); or, with --storage, the database's own limit.
+    Bench(bench::BenchArgs),
     /// Act as a POS: call a gateway with the OTTPAY protocol.
     #[command(subcommand)]
     Pos(pos::PosCommand),
@@ -142,10 +147,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return sandbox_cmd::run(args).await;
     }
     let config = config::Config::load(cli.global.config.as_deref(), &overrides)?;
-    let default_level = if matches!(cli.command, Command::Serve(_)) {
-        "info"
-    } else {
-        "warn"
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        // The report is the output; the database's slow-statement warnings under load are not.
+        Command::Bench(_) => "error",
+        _ => "warn",
     };
     wiring::init_logging(
         config.log_format,
@@ -162,6 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Terminal(cmd) => commands::terminal(&config, cmd).await,
         Command::Fx(cmd) => commands::fx(&config, cmd).await,
         Command::Ledger(cmd) => books::ledger(&config, cmd).await,
+        Command::Bench(args) => bench::run(&config, &args).await,
         Command::Refunds(cmd) => books::refunds(&config, cmd).await,
         Command::Callbacks(cmd) => commands::callbacks(&config, cmd).await,
         Command::Pos(_) | Command::Sandbox(_) => Ok(ExitCode::SUCCESS),

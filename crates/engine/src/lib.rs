@@ -16,6 +16,7 @@ mod merchants;
 mod payments;
 mod qr_orders;
 mod refunds;
+mod timing;
 
 pub use callbacks::{check_callback_url, is_private, CallbackSettings, NotificationFormat};
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -27,6 +28,7 @@ pub use merchants::{CreatedMerchant, MerchantRequest, PosAuthError, PosCredentia
 pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
 pub use qr_orders::{NotificationError, QrPayment};
 pub use refunds::{RefundError, RefundOrder, RefundView, MAX_REFUND_SENDS, REFUND_FOLLOW_UP};
+pub use timing::timed;
 
 use std::sync::Arc;
 

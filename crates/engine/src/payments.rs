@@ -566,6 +566,7 @@ impl Engine {
         detail: Option<String>,
         latency: StdDuration,
     ) {
+        crate::timing::add(latency);
         let event = OrderEvent {
             at: self.now(),
             operation: operation.to_owned(),

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::extract::State;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{HeaderName, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use qrgate_domain::{Currency, Merchant, MerchantId};
@@ -102,7 +102,8 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "127.0.0.1".to_owned(), |c| c.0.ip().to_string());
-    let (action_label, merchant_id, answer) = answer(&state, request.into_body(), client_ip).await;
+    let ((action_label, merchant_id, answer), wallet_time) =
+        qrgate_engine::timed(answer(&state, request.into_body(), client_ip)).await;
     let (status, envelope, code) = match answer {
         Answer::Success { data, key } => (
             StatusCode::OK,
@@ -135,9 +136,18 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         "ottpay request answered"
     );
+    // The time spent waiting on wallets, so that a client can tell the gateway's own share
+    // of the latency (W3C Server-Timing; `qrgate bench` reads it).
+    let timing = format!(
+        "wallet;dur={:.3};desc=\"wallet calls\"",
+        wallet_time.as_secs_f64() * 1000.0
+    );
     (
         status,
-        [(CONTENT_TYPE, "application/json")],
+        [
+            (CONTENT_TYPE, "application/json".to_owned()),
+            (HeaderName::from_static("server-timing"), timing),
+        ],
         envelope.to_json(),
     )
         .into_response()

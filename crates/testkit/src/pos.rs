@@ -83,6 +83,8 @@ pub struct PosResponse {
     pub rsp_msg: String,
     /// The decrypted, digest-checked response data, or why it could not be opened.
     pub data: Result<Map<String, Value>, String>,
+    /// The `Server-Timing` header, when sent.
+    pub server_timing: Option<String>,
 }
 
 /// Talks to one gateway as one merchant.
@@ -137,6 +139,11 @@ impl PosClient {
             .await
             .expect("gateway reachable");
         let http_status = response.status().as_u16();
+        let server_timing = response
+            .headers()
+            .get("server-timing")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = response.bytes().await.unwrap();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             panic!(
@@ -163,6 +170,7 @@ impl PosClient {
             rsp_msg: text("rsp_msg"),
             data,
             body,
+            server_timing,
         }
     }
 }

@@ -36,6 +36,7 @@ fn every_command_has_clear_help() {
         &["callbacks", "list"],
         &["callbacks", "retry"],
         &["sandbox"],
+        &["bench"],
     ];
     for args in commands {
         let out = std::process::Command::new(BIN)

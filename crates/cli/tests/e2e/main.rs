@@ -2,6 +2,7 @@
 //! written from `ottpay.md` alone calling the server they started.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bench;
 mod commands;
 mod crash;
 mod pos_charge;

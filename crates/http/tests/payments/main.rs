@@ -256,6 +256,14 @@ async fn instant_payments_with_each_wallet_are_paid_and_recorded(db: TestDb) {
         let order_id = format!("INSTANT{i}");
         let r = w.pay(&order_id, "1000", &code, biz).await;
         assert_eq!(r.rsp_code, "SUCCESS", "{wallet}: {r:?}");
+        // The gateway tells how long it waited on the wallet (Server-Timing).
+        let timing = r.server_timing.as_deref().unwrap_or_default();
+        let waited: f64 = timing
+            .strip_prefix("wallet;dur=")
+            .and_then(|t| t.split(';').next())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no wallet time: {timing:?}"));
+        assert!(waited > 0.0, "{timing}");
         let d = data(&r);
         assert_eq!(d["order_status"], "success");
         assert_eq!(d["order_id"], order_id.as_str());

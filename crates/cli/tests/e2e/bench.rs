@@ -1,0 +1,86 @@
+//! `qrgate bench` runs and reports what it measured (the figures themselves are benchmark
+//! results recorded in docs/BENCHMARKS.md, never asserted here).
+
+use serde_json::Value;
+
+use crate::Install;
+
+#[test]
+fn the_load_bench_drives_a_gateway_and_a_sandbox_and_reports_figures() {
+    let install = Install::sqlite();
+    let out = install.ok(&[
+        "bench",
+        "--terminals",
+        "2",
+        "--duration",
+        "2s",
+        "--warmup",
+        "1s",
+        "--mix",
+        "passive=5,active=1,status=2,refund=1",
+        "--json",
+    ]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
+    // Every request of the mix was answered by the gateway as a success or "processing"
+    // (a WeChat refund is finished in the background).
+    for (code, _) in report["codes"].as_object().unwrap() {
+        assert!(
+            ["SUCCESS", "PROCESSING"].contains(&code.as_str()),
+            "{report}"
+        );
+    }
+    assert!(
+        report["by_action"]["PASSIVEPAY"]["requests"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(report["latency"]["p50_ms"].as_f64().unwrap() > 0.0);
+    assert!(report["gateway"]["peak_rss_mib"].as_f64().unwrap() > 0.0);
+    assert!(report["gateway"]["cpu_seconds"].as_f64().is_some());
+    assert_eq!(report["helper_errors"], 0, "{report}");
+}
+
+#[tokio::test]
+async fn the_storage_bench_replays_payments_on_both_databases() {
+    let mut installs = vec![Install::sqlite()];
+    installs.extend(Install::postgres("bench_storage").await);
+    for install in installs {
+        let out = install.ok(&[
+            "bench",
+            "--storage",
+            "--terminals",
+            "2",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--json",
+        ]);
+        let report: Value = serde_json::from_str(&out).unwrap();
+        assert!(report["payments"].as_u64().unwrap() > 0, "{report}");
+        assert_eq!(report["errors"], 0, "{report}");
+    }
+}
+
+#[test]
+fn bad_bench_options_are_refused_with_a_reason() {
+    let install = Install::sqlite();
+    for (args, needle) in [
+        (&["bench", "--mix", "cash=3"][..], "unknown request kind"),
+        (
+            &["bench", "--terminals", "0"][..],
+            "--terminals must be 1 to 10000",
+        ),
+        (
+            &["bench", "--duration", "0s"][..],
+            "--duration must be more than 0",
+        ),
+    ] {
+        let out = install.run(args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
