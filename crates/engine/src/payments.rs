@@ -417,15 +417,8 @@ impl Engine {
         };
         let (outcome, wallet_code) = describe(&result, channel_status_name);
         let sent = format!("{} with a {} payment code", order.total(), code_wallet);
-        self.event_with(
-            &order.key,
-            "pay",
-            outcome,
-            wallet_code,
-            Some(sent),
-            started.elapsed(),
-        )
-        .await;
+        // Written with the outcome, in one transaction.
+        let event = self.wallet_event("pay", outcome, wallet_code, Some(sent), started.elapsed());
 
         let now = self.now();
         let policy = self.wallets.policy(code_wallet);
@@ -479,7 +472,10 @@ impl Engine {
         // "nothing was done" and take another code). If the outcome cannot be written, the
         // stored order is still `paying` and due for the closing loop: answer "processing".
         for attempt in 0..3u64 {
-            match self.save(&order, next.clone(), None).await {
+            match self
+                .save_recorded(&order, next.clone(), None, Some(&event))
+                .await
+            {
                 Ok(saved) => return Ok(saved),
                 Err(e) => {
                     tracing::error!(order.key = %order.key, attempt, error = %e, "cannot record the wallet's answer; retrying");
@@ -527,13 +523,25 @@ impl Engine {
         next: Order,
         holder: Option<&str>,
     ) -> Result<Order, PaymentError> {
+        self.save_recorded(current, next, holder, None).await
+    }
+
+    /// [`Engine::save`], writing `event` (the wallet call behind the change) in the same
+    /// transaction.
+    pub(crate) async fn save_recorded(
+        &self,
+        current: &Order,
+        next: Order,
+        holder: Option<&str>,
+        event: Option<&OrderEvent>,
+    ) -> Result<Order, PaymentError> {
         current
             .status
             .transition(next.status)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
         if self
             .store
-            .update_order(&next, current.status, holder, self.now())
+            .update_order_recorded(&next, current.status, holder, self.now(), event)
             .await?
         {
             if next.status.is_final() {
@@ -554,6 +562,27 @@ impl Engine {
     ) {
         self.event_with(key, operation, outcome, wallet_code, None, latency)
             .await;
+    }
+
+    /// A wallet call for the timeline, counted in the request's wallet time; the caller
+    /// writes it (with the state it led to, in one transaction).
+    pub(crate) fn wallet_event(
+        &self,
+        operation: &str,
+        outcome: String,
+        wallet_code: Option<String>,
+        detail: Option<String>,
+        latency: StdDuration,
+    ) -> OrderEvent {
+        crate::timing::add(latency);
+        OrderEvent {
+            at: self.now(),
+            operation: operation.to_owned(),
+            outcome,
+            wallet_code,
+            detail,
+            latency_ms: ms(latency),
+        }
     }
 
     /// Records a wallet call with what was sent (`detail`: amounts, never a code or a key).

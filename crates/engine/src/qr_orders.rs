@@ -192,15 +192,8 @@ impl Engine {
             order.total(),
             wallet_req.expires_at.to_rfc3339()
         );
-        self.event_with(
-            &order.key,
-            "create_qr",
-            outcome,
-            code,
-            Some(sent),
-            started.elapsed(),
-        )
-        .await;
+        // Written with the outcome, in one transaction.
+        let event = self.wallet_event("create_qr", outcome, code, Some(sent), started.elapsed());
         let now = self.now();
         let policy = self.wallets.policy(req.wallet);
         let mut next = order.clone();
@@ -229,7 +222,10 @@ impl Engine {
             }
         }
         for attempt in 0..3u64 {
-            match self.save(&order, next.clone(), None).await {
+            match self
+                .save_recorded(&order, next.clone(), None, Some(&event))
+                .await
+            {
                 Ok(saved) => return Ok(saved),
                 Err(e) => {
                     tracing::error!(order.key = %order.key, attempt, error = %e, "cannot record the QR order; retrying");

@@ -34,6 +34,28 @@ pub(crate) fn opt_ms(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>, S
     v.map(from_millis).transpose()
 }
 
+async fn insert_event(
+    conn: &mut sqlx::AnyConnection,
+    key: &str,
+    event: &OrderEvent,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO order_events (order_key, operation, outcome, wallet_code, latency_ms, \
+         created_at, updated_at, detail) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+    )
+    .bind(key)
+    .bind(&event.operation)
+    .bind(&event.outcome)
+    .bind(event.wallet_code.as_deref())
+    .bind(event.latency_ms)
+    .bind(to_millis(event.at))
+    .bind(event.detail.as_deref())
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+    .map_err(|e| StoreError::from_sqlx(e, "order event"))
+}
+
 pub(crate) fn order_from_row(row: &AnyRow) -> Result<Order, StoreError> {
     let text = |col: &str| row.try_get::<String, _>(col).map_err(StoreError::corrupt);
     let opt_text = |col: &str| {
@@ -180,6 +202,20 @@ impl Store {
         holder: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        self.update_order_recorded(o, from, holder, now, None).await
+    }
+
+    /// [`Store::update_order`], with the wallet call that led to it written on the order's
+    /// timeline in the same transaction: one commit instead of two on the payment paths. The
+    /// event is kept even when the order is not written (the call happened all the same).
+    pub async fn update_order_recorded(
+        &self,
+        o: &Order,
+        from: OrderStatus,
+        holder: Option<&str>,
+        now: DateTime<Utc>,
+        event: Option<&OrderEvent>,
+    ) -> Result<bool, StoreError> {
         let claim = match holder {
             Some(_) => "claimed_by = $13 AND claimed_until >= $14",
             // `$13` is always bound, so both forms have the same parameters.
@@ -190,6 +226,9 @@ impl Store {
             .begin()
             .await
             .map_err(|e| StoreError::from_sqlx(e, "order"))?;
+        if let Some(event) = event {
+            insert_event(&mut tx, &o.key, event).await?;
+        }
         let done = sqlx::query(&format!(
             "UPDATE orders SET status = $1, wallet_code = $2, wallet_message = $3, channel_ref = $4, \
              buyer = $5, paid_at = $6, cny_amount = $7, rate_e8 = $8, next_check_at = $9, \
@@ -215,6 +254,11 @@ impl Store {
         .await
         .map_err(|e| StoreError::from_sqlx(e, "order"))?;
         if done.rows_affected() != 1 {
+            if event.is_some() {
+                tx.commit()
+                    .await
+                    .map_err(|e| StoreError::from_sqlx(e, "order event"))?;
+            }
             return Ok(false);
         }
         // The ledger: an order that becomes paid posts its payment in the same transaction,
@@ -294,21 +338,12 @@ impl Store {
     }
 
     pub async fn add_order_event(&self, key: &str, event: &OrderEvent) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO order_events (order_key, operation, outcome, wallet_code, latency_ms, \
-             created_at, updated_at, detail) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
-        )
-        .bind(key)
-        .bind(&event.operation)
-        .bind(&event.outcome)
-        .bind(event.wallet_code.as_deref())
-        .bind(event.latency_ms)
-        .bind(to_millis(event.at))
-        .bind(event.detail.as_deref())
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
-        .map_err(|e| StoreError::from_sqlx(e, "order event"))
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "order event"))?;
+        insert_event(&mut conn, key, event).await
     }
 
     /// An order's timeline, oldest first.

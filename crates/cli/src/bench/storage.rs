@@ -2,8 +2,8 @@
 //!
 //! Each simulated payment makes the same store calls, with the same transactions, as the
 //! gateway's PASSIVEPAY path for a code the wallet pays at once: read the merchant's keys
-//! (authentication), insert the order (`paying`), record the wallet call on its timeline, and
-//! write it `paid` with its ledger posting in one transaction. No HTTP, no codec, no wallet:
+//! (authentication), insert the order (`paying`), and write it `paid` with the wallet call on
+//! its timeline and its ledger posting in one transaction. No HTTP, no codec, no wallet:
 //! what the database alone allows.
 
 use std::path::Path;
@@ -77,19 +77,14 @@ async fn one_payment(store: &Store, merchant: &qrgate_domain::MerchantId) -> any
         updated_at: now,
     };
     store.insert_order(&order).await?;
-    store
-        .add_order_event(
-            &key,
-            &OrderEvent {
-                at: now,
-                operation: "pay".into(),
-                outcome: "paid".into(),
-                wallet_code: None,
-                detail: Some(format!("{amount} with a wechatpay payment code")),
-                latency_ms: 0,
-            },
-        )
-        .await?;
+    let event = OrderEvent {
+        at: now,
+        operation: "pay".into(),
+        outcome: "paid".into(),
+        wallet_code: None,
+        detail: Some(format!("{amount} with a wechatpay payment code")),
+        latency_ms: 0,
+    };
     let mut paid = order.clone();
     paid.status = OrderStatus::Paid;
     paid.channel_ref = Some(format!("4200{key}"));
@@ -99,7 +94,7 @@ async fn one_payment(store: &Store, merchant: &qrgate_domain::MerchantId) -> any
     paid.updated_at = Utc::now();
     anyhow::ensure!(
         store
-            .update_order(&paid, OrderStatus::Paying, None, Utc::now())
+            .update_order_recorded(&paid, OrderStatus::Paying, None, Utc::now(), Some(&event))
             .await?,
         "the order was not written paid"
     );

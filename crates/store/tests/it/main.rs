@@ -369,6 +369,43 @@ async fn due_orders_are_claimed_by_one_worker_at_a_time(db: TestDb) {
     assert_eq!(db.store.open_order_count().await.unwrap(), 40);
 }
 
+async fn a_wallet_call_is_recorded_with_the_state_it_led_to_or_alone(db: TestDb) {
+    let m = create(&db.store, "m").await.unwrap().merchant;
+    let mut o = order(&m.id, 1, now());
+    o.status = qrgate_domain::OrderStatus::Paying;
+    db.store.insert_order(&o).await.unwrap();
+    let event = |outcome: &str| qrgate_store::OrderEvent {
+        at: now(),
+        operation: "pay".into(),
+        outcome: outcome.into(),
+        wallet_code: None,
+        detail: None,
+        latency_ms: 12,
+    };
+    let mut failed = o.clone();
+    failed.status = qrgate_domain::OrderStatus::Failed;
+    failed.next_check_at = None;
+    use qrgate_domain::OrderStatus::Paying;
+    assert!(db
+        .store
+        .update_order_recorded(&failed, Paying, None, now(), Some(&event("declined")))
+        .await
+        .unwrap());
+    // A stale write is refused, and the call it reports is still on the timeline.
+    assert!(!db
+        .store
+        .update_order_recorded(&failed, Paying, None, now(), Some(&event("late")))
+        .await
+        .unwrap());
+    let timeline = db.store.order_events(&o.key).await.unwrap();
+    let outcomes: Vec<&str> = timeline.iter().map(|e| e.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["declined", "late"]);
+    assert_eq!(
+        db.store.order(&o.key).await.unwrap().unwrap().status,
+        qrgate_domain::OrderStatus::Failed
+    );
+}
+
 async fn a_second_order_with_the_same_merchant_order_id_is_a_conflict(db: TestDb) {
     let m = create(&db.store, "m").await.unwrap().merchant;
     db.store
@@ -420,5 +457,6 @@ backend_tests!(
     settings_keep_the_first_value_written,
     migrating_twice_is_harmless,
     due_orders_are_claimed_by_one_worker_at_a_time,
+    a_wallet_call_is_recorded_with_the_state_it_led_to_or_alone,
     a_second_order_with_the_same_merchant_order_id_is_a_conflict,
 );
