@@ -177,6 +177,10 @@ fn body(
                     div.qr-screen {
                         div.qr-box #qr data-code-url=(code_url) {
                             @if let Some(svg) = qr_svg(&code_url, &label) { (PreEscaped(svg)) }
+                            details.qr-link {
+                                summary { (lang.pick("The QR's link", "二维码链接")) }
+                                p { code #code-url { (code_url) } }
+                            }
                         }
                         div {
                             h1 #result { (match lang {

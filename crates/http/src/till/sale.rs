@@ -69,13 +69,13 @@ fn render(
             }
             div.sale {
                 section aria-labelledby="amount-heading" {
-                    h2 #amount-heading { (lang.pick("Amount", "金额")) }
+                    h2.visually-hidden #amount-heading { (lang.pick("Amount and tip", "金额与小费")) }
                     label for="amount" { (lang.pick("Amount", "金额")) " (" (currency.code()) ")" }
                     input.big #amount name="amount" inputmode="decimal" value=(view.amount)
                         placeholder="0.00" aria-describedby="amount-help";
-                    p.muted #amount-help { (lang.pick(
-                        "Type it, or use the keypad: it fills the amount or the tip, whichever was chosen last.",
-                        "可直接输入，或使用数字键盘：键盘输入到最后选择的金额或小费栏。")) }
+                    p.muted.help #amount-help { (lang.pick(
+                        "Type, or use the keypad: it fills the amount or the tip, whichever was chosen last.",
+                        "可直接输入，或用数字键盘：输入到最后选择的金额或小费栏。")) }
                     label for="tip" { (lang.pick("Tip", "小费")) " (" (currency.code()) ")" }
                     input.big #tip name="tip" inputmode="decimal" value=(view.tip) placeholder="0.00";
                     div.pad role="group" aria-label=(lang.pick("Keypad", "数字键盘")) {
