@@ -208,13 +208,58 @@ impl Browser {
     /// Starts chromedriver and a headless session; `Ok(None)` when Chromium or chromedriver
     /// is missing and the browser is not required (the skip is printed).
     pub async fn start(options: BrowserOptions) -> Result<Option<Browser>, HarnessError> {
+        let Some((chromium, chromedriver)) = Browser::locate_or_skip(&options)? else {
+            return Ok(None);
+        };
+        let slot = BROWSERS
+            .acquire()
+            .await
+            .map_err(|_| HarnessError::Timeout {
+                what: "a browser slot".to_owned(),
+                timeout: STARTUP_TIMEOUT,
+            })?;
+        Browser::start_in(options, chromium, chromedriver, slot)
+            .await
+            .map(Some)
+    }
+
+    /// Starts two browsers for one test (a till and a phone, say), taking both of this
+    /// process's browser slots at once: two tests each holding one slot while waiting for a
+    /// second would wait for ever. `Ok(None)` when the browser is missing and not required.
+    pub async fn start_pair(
+        first: BrowserOptions,
+        second: BrowserOptions,
+    ) -> Result<Option<(Browser, Browser)>, HarnessError> {
+        let Some((chromium, chromedriver)) = Browser::locate_or_skip(&first)? else {
+            return Ok(None);
+        };
+        let mut slots = BROWSERS
+            .acquire_many(2)
+            .await
+            .map_err(|_| HarnessError::Timeout {
+                what: "two browser slots".to_owned(),
+                timeout: STARTUP_TIMEOUT,
+            })?;
+        let second_slot = slots.split(1).ok_or_else(|| HarnessError::Timeout {
+            what: "two browser slots".to_owned(),
+            timeout: STARTUP_TIMEOUT,
+        })?;
+        let a = Browser::start_in(first, chromium.clone(), chromedriver.clone(), slots).await?;
+        let b = Browser::start_in(second, chromium, chromedriver, second_slot).await?;
+        Ok(Some((a, b)))
+    }
+
+    /// Chromium and chromedriver, or `None` after printing the skip (an error when required).
+    fn locate_or_skip(
+        options: &BrowserOptions,
+    ) -> Result<Option<(PathBuf, PathBuf)>, HarnessError> {
         let chromium = locate(
             CHROMIUM_ENV,
             &["chromium", "chromium-browser", "google-chrome"],
         );
         let chromedriver = locate(CHROMEDRIVER_ENV, &["chromedriver"]);
-        let (chromium, chromedriver) = match (chromium, chromedriver) {
-            (Some(c), Some(d)) => (c, d),
+        match (chromium, chromedriver) {
+            (Some(c), Some(d)) => Ok(Some((c, d))),
             (c, _) => {
                 let missing = if c.is_none() {
                     "Chromium"
@@ -229,16 +274,17 @@ impl Browser {
                      set {REQUIRE_BROWSER_ENV}=1 to fail instead)",
                     options.test_name
                 ));
-                return Ok(None);
+                Ok(None)
             }
-        };
-        let slot = BROWSERS
-            .acquire()
-            .await
-            .map_err(|_| HarnessError::Timeout {
-                what: "a browser slot".to_owned(),
-                timeout: STARTUP_TIMEOUT,
-            })?;
+        }
+    }
+
+    async fn start_in(
+        options: BrowserOptions,
+        chromium: PathBuf,
+        chromedriver: PathBuf,
+        slot: SemaphorePermit<'static>,
+    ) -> Result<Browser, HarnessError> {
         let screenshots = match std::env::var_os(SCREENSHOT_DIR_ENV) {
             Some(dir) => PathBuf::from(dir),
             None => target_dir().join("screenshots"),
@@ -284,7 +330,7 @@ impl Browser {
         .connect(&format!("http://127.0.0.1:{port}"))
         .await?;
         browser.client = Some(client);
-        Ok(Some(browser))
+        Ok(browser)
     }
 
     async fn wait_for_driver(&mut self, port: u16) -> Result<(), HarnessError> {

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use qrgate_domain::{
-    Currency, FeeRate, FxRate, Merchant, MerchantId, MerchantStatus, MerchantTimeZone, ShopId,
-    TerminalNo,
+    Currency, FeeRate, FxRate, Merchant, MerchantId, MerchantStatus, MerchantTimeZone, OperatorId,
+    ShopId, TerminalNo,
 };
 use qrgate_engine::{Engine, MerchantRequest};
 use qrgate_store::Store;
@@ -126,6 +126,21 @@ pub enum OperatorCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set (or replace) the PIN an operator signs in to the web till (/pos) with: 4 to 12
+    /// digits, stored only as an argon2 hash. Also lifts a lock after wrong PINs. The PIN is
+    /// read from standard input (typed twice at a terminal, not echoed), so it stays out of
+    /// the shell's history.
+    SetPin {
+        #[command(flatten)]
+        merchant: MerchantArg,
+        /// The operator's 10-digit id, e.g. 0000000001.
+        #[arg(long = "operator", value_parser = parse_operator_id)]
+        operator_id: OperatorId,
+        /// The PIN itself, for scripts (it is then visible in the process list and the
+        /// shell's history: prefer standard input).
+        #[arg(long)]
+        pin: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,6 +250,48 @@ fn parse_time_zone(s: &str) -> Result<MerchantTimeZone, String> {
 
 fn parse_merchant_id(s: &str) -> Result<MerchantId, String> {
     MerchantId::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_operator_id(s: &str) -> Result<OperatorId, String> {
+    OperatorId::parse(s).map_err(|e| e.to_string())
+}
+
+/// Reads a PIN from standard input: one line; at a terminal, asked for twice without echo.
+fn read_pin() -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    let read_line = |prompt: &str| -> anyhow::Result<String> {
+        if stdin.is_terminal() {
+            eprint!("{prompt}");
+            let _ = std::io::stderr().flush();
+            // No echo while the PIN is typed (stty is on every Unix).
+            let _ = std::process::Command::new("stty")
+                .arg("-echo")
+                .stdin(std::process::Stdio::inherit())
+                .status();
+        }
+        let mut line = String::new();
+        let read = stdin.lock().read_line(&mut line);
+        if stdin.is_terminal() {
+            let _ = std::process::Command::new("stty")
+                .arg("echo")
+                .stdin(std::process::Stdio::inherit())
+                .status();
+            eprintln!();
+        }
+        read.context("cannot read the PIN from standard input")?;
+        Ok(line.trim().to_owned())
+    };
+    let pin = read_line("New PIN (4 to 12 digits): ")?;
+    if stdin.is_terminal() {
+        let again = read_line("The same PIN again: ")?;
+        anyhow::ensure!(pin == again, "the two PINs differ; nothing was changed");
+    }
+    anyhow::ensure!(
+        !pin.is_empty(),
+        "no PIN on standard input; nothing was changed"
+    );
+    Ok(pin)
 }
 
 fn parse_fee(s: &str) -> Result<FeeRate, String> {
@@ -515,6 +572,23 @@ pub async fn operator(config: &Config, cmd: OperatorCommand) -> anyhow::Result<E
                 );
             }
             ops.iter().for_each(|o| println!("{}  {}", o.id, o.name));
+        }
+        OperatorCommand::SetPin {
+            merchant,
+            operator_id,
+            pin,
+        } => {
+            let pin = match pin {
+                Some(pin) => pin,
+                None => read_pin()?,
+            };
+            engine
+                .set_operator_pin(&merchant.merchant_id, &operator_id, &pin)
+                .await?;
+            println!(
+                "PIN set for operator {operator_id} of {}: they can sign in at /pos",
+                merchant.merchant_id
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -57,7 +57,8 @@ struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the gateway: the OTTPAY endpoint (POST /processV2, /process), /healthz, /metrics.
+    /// Run the gateway: the OTTPAY endpoint (POST /processV2, /process), the web till (/pos),
+    /// /healthz, /metrics.
     Serve(serve::ServeArgs),
     /// Bring the database schema up to date (serve and every command also do this).
     Migrate,

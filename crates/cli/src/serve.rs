@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// In demo mode, where the sandbox listens (its control API and pay pages).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8090")]
     pub sandbox_listen: SocketAddr,
+    /// In demo mode, the sandbox's address as phones on your network reach it (e.g.
+    /// http://192.168.1.20:8090): the QR codes the till shows carry it. Defaults to the
+    /// sandbox's listening address (127.0.0.1 when it listens on 0.0.0.0).
+    #[arg(long, value_name = "URL")]
+    pub sandbox_public_url: Option<String>,
 }
 
 /// The sandbox the demo runs in this process.
@@ -46,13 +51,22 @@ struct DemoSandbox {
 async fn start_demo_sandbox(
     config: &Config,
     listen: SocketAddr,
+    public_url: Option<String>,
     gateway: SocketAddr,
 ) -> anyhow::Result<(DemoSandbox, WalletSettings)> {
+    // A sandbox on 0.0.0.0 would write `http://0.0.0.0:…` into its QR codes: use loopback
+    // unless told the address phones use.
+    let public_url = public_url.or_else(|| {
+        listen
+            .ip()
+            .is_unspecified()
+            .then(|| format!("http://127.0.0.1:{}", listen.port()))
+    });
     let sandbox = Sandbox::new(
         SandboxConfig {
             seed: 1,
             state_dir: Some(config.data_dir.join("sandbox")),
-            public_url: None,
+            public_url,
         },
         wallet_modules(),
     )?;
@@ -237,7 +251,13 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
         .context("cannot read the listening address")?;
 
     let (demo_sandbox, settings) = if args.demo {
-        let (sandbox, settings) = start_demo_sandbox(config, args.sandbox_listen, local).await?;
+        let (sandbox, settings) = start_demo_sandbox(
+            config,
+            args.sandbox_listen,
+            args.sandbox_public_url.clone(),
+            local,
+        )
+        .await?;
         (Some(sandbox), settings)
     } else {
         (None, config.wallets.clone())
@@ -384,7 +404,10 @@ fn print_demo(demo: &DemoMerchant, local: SocketAddr, sandbox: &DemoSandbox) {
     )
     .to_json();
     let state = if demo.created { "created" } else { "reused" };
-    let sandbox_url = sandbox.running.url();
+    let sandbox_url = sandbox.running.sandbox.base_url();
+    let pin = demo
+        .till_pin
+        .unwrap_or("(changed with `qrgate operator set-pin`)");
     println!(
         "\nqrgate demo is ready ({state} demo merchant)\n\
          \n  endpoint     {endpoint}\
@@ -394,6 +417,9 @@ fn print_demo(demo: &DemoMerchant, local: SocketAddr, sandbox: &DemoSandbox) {
          \n  currency     {currency}\
          \n  sandbox      {sandbox_url}   (WeChat Pay, Alipay, UnionPay; docs/SANDBOX.md)\
          \n  customer     {customer} in the sandbox\n\
+         \nThe web till (two browser windows; README \"Playing both scenes in a browser\"):\n\
+         \n  till         http://{host}/pos   merchant id {id}, operator id {operator}, PIN {pin}\
+         \n  phone        {sandbox_url}/phone/{customer}   (the customer's wallet app: Scan, Pay by code)\n\
          \nTake a payment as a cashier scanning the customer's code (PASSIVEPAY):\n\
          \n  1. the customer opens their WeChat Pay code (or alipay, unionpay):\
          \n     curl -s -H 'content-type: application/json' -d '{{\"customer_id\":\"{customer}\",\"wallet\":\"wechat\"}}' {sandbox_url}/control/codes\

@@ -25,7 +25,8 @@ pub use merchant::{
 };
 pub use money::{Currency, CurrencyParseError, Money};
 pub use order::{
-    InvalidTransition, MerchantOrderId, Order, OrderIdError, OrderStatus, PaymentMode, RefundState,
+    DeclineReason, InvalidTransition, MerchantOrderId, Order, OrderIdError, OrderStatus,
+    PaymentMode, RefundState,
 };
 pub use refund::{Refund, RefundStatus};
 pub use wallet::Wallet;

@@ -216,6 +216,11 @@ impl Order {
         )
     }
 
+    /// Why the wallet declined this order (meaningful when it is `Failed`).
+    pub fn decline_reason(&self) -> DeclineReason {
+        DeclineReason::of_wallet_code(self.wallet_code.as_deref().unwrap_or(""))
+    }
+
     /// How a paid order stands with refunds, as `STATUS_QUERY` reports it.
     pub fn refund_state(&self) -> RefundState {
         let refunded = self.refunded.minor();
@@ -225,6 +230,43 @@ impl Order {
             RefundState::Full
         } else {
             RefundState::Partial
+        }
+    }
+}
+
+/// Why a wallet declined a payment, in the terms a cashier acts on. Read from the wallet's
+/// code (WeChat Pay, Alipay and UnionPay codes, and the gateway's own `UNAVAILABLE` and
+/// `CREDENTIALS`), so that every screen and every protocol answer words it the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeclineReason {
+    /// The customer's payment code expired: they refresh it.
+    CodeExpired,
+    /// The code is invalid or was already used: they refresh it and it is scanned again.
+    CodeInvalid,
+    /// Not enough money: another card or another way to pay.
+    InsufficientBalance,
+    /// The wallet could not be reached; nothing was charged.
+    WalletUnavailable,
+    /// The gateway's wallet credentials were refused; nothing was charged.
+    Credentials,
+    /// Any other refusal.
+    Other,
+}
+
+impl DeclineReason {
+    pub fn of_wallet_code(code: &str) -> DeclineReason {
+        match code {
+            "AUTHCODEEXPIRE" | "64" => DeclineReason::CodeExpired,
+            "AUTH_CODE_ERROR" | "AUTH_CODE_INVALID" | "ACQ.PAYMENT_AUTH_CODE_INVALID" | "61" => {
+                DeclineReason::CodeInvalid
+            }
+            "NOTENOUGH"
+            | "ACQ.BUYER_BALANCE_NOT_ENOUGH"
+            | "ACQ.BUYER_BANKCARD_BALANCE_NOT_ENOUGH"
+            | "65" => DeclineReason::InsufficientBalance,
+            "UNAVAILABLE" => DeclineReason::WalletUnavailable,
+            "CREDENTIALS" => DeclineReason::Credentials,
+            _ => DeclineReason::Other,
         }
     }
 }
@@ -309,6 +351,26 @@ pub(crate) mod tests {
             .transition(OrderStatus::Reversing)
             .is_ok());
         assert!(OrderStatus::Paying.transition(OrderStatus::Unknown).is_ok());
+    }
+
+    #[test]
+    fn wallet_codes_are_read_as_reasons_a_cashier_acts_on() {
+        assert_eq!(
+            DeclineReason::of_wallet_code("AUTHCODEEXPIRE"),
+            DeclineReason::CodeExpired
+        );
+        assert_eq!(
+            DeclineReason::of_wallet_code("ACQ.BUYER_BALANCE_NOT_ENOUGH"),
+            DeclineReason::InsufficientBalance
+        );
+        assert_eq!(
+            DeclineReason::of_wallet_code("61"),
+            DeclineReason::CodeInvalid
+        );
+        assert_eq!(
+            DeclineReason::of_wallet_code("WHATEVER"),
+            DeclineReason::Other
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@ use qrgate_domain::{Currency, FxRate, Merchant, MerchantId, OperatorId};
 use crate::{Engine, EngineError, MerchantRequest, SignKeyPlain};
 
 const DEMO_MERCHANT_KEY: &str = "demo_merchant_id";
+/// The till PIN the demo gives its operator, unless the operator has one already.
+pub const DEMO_TILL_PIN: &str = "123456";
 /// A plausible CAD→CNY rate, set only when no CAD rate exists yet.
 const DEMO_CAD_RATE: &str = "5.1234";
 
@@ -16,11 +18,33 @@ pub struct DemoMerchant {
     pub operator_id: OperatorId,
     /// Whether this start created it.
     pub created: bool,
+    /// The operator's till PIN when it is still the demo's ([`DEMO_TILL_PIN`]); `None` once
+    /// someone changed it with `qrgate operator set-pin`.
+    pub till_pin: Option<&'static str>,
 }
 
 impl Engine {
-    /// Returns the demo merchant, creating it (and a CAD rate, if none is set) on first use.
+    /// Returns the demo merchant, creating it (and a CAD rate, if none is set) on first use,
+    /// and gives its operator the till PIN [`DEMO_TILL_PIN`] if it has none.
     pub async fn ensure_demo_merchant(&self) -> Result<DemoMerchant, EngineError> {
+        let mut demo = self.demo_merchant().await?;
+        let has_pin = self
+            .store
+            .operator_pin(&demo.merchant.id, &demo.operator_id)
+            .await?
+            .is_some_and(|o| o.pin_hash.is_some());
+        if !has_pin {
+            self.set_operator_pin(&demo.merchant.id, &demo.operator_id, DEMO_TILL_PIN)
+                .await?;
+        }
+        demo.till_pin = self
+            .operator_pin_is(&demo.merchant.id, &demo.operator_id, DEMO_TILL_PIN)
+            .await?
+            .then_some(DEMO_TILL_PIN);
+        Ok(demo)
+    }
+
+    async fn demo_merchant(&self) -> Result<DemoMerchant, EngineError> {
         if self.store.fx_rate(Currency::Cad).await?.is_none() {
             let rate: FxRate =
                 DEMO_CAD_RATE
@@ -47,6 +71,7 @@ impl Engine {
                 sign_key,
                 operator_id,
                 created: false,
+                till_pin: None,
             });
         }
         let created = self
@@ -71,7 +96,7 @@ impl Engine {
                 qrgate_domain::MerchantStatus::Disabled,
             )
             .await?;
-            let mut theirs = Box::pin(self.ensure_demo_merchant()).await?;
+            let mut theirs = Box::pin(self.demo_merchant()).await?;
             theirs.created = false;
             return Ok(theirs);
         }
@@ -80,6 +105,7 @@ impl Engine {
             sign_key: created.sign_key,
             operator_id: created.operator.id,
             created: true,
+            till_pin: None,
         })
     }
 }

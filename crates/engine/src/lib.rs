@@ -16,11 +16,12 @@ mod merchants;
 mod payments;
 mod qr_orders;
 mod refunds;
+mod till;
 mod timing;
 
 pub use callbacks::{check_callback_url, is_private, CallbackSettings, NotificationFormat};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use demo::DemoMerchant;
+pub use demo::{DemoMerchant, DEMO_TILL_PIN};
 pub use error::EngineError;
 pub use fx::FxError;
 pub use keys::{MasterKey, MasterKeyError, SignKeyPlain};
@@ -28,6 +29,10 @@ pub use merchants::{CreatedMerchant, MerchantRequest, PosAuthError, PosCredentia
 pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
 pub use qr_orders::{NotificationError, QrPayment};
 pub use refunds::{RefundError, RefundOrder, RefundView, MAX_REFUND_SENDS, REFUND_FOLLOW_UP};
+pub use till::{
+    check_pin, SessionError, SignInError, SignedIn, TillSession, MAX_PIN_FAILURES,
+    PIN_FAILURE_WINDOW, PIN_LOCK, SESSION_IDLE, SESSION_LIFETIME,
+};
 pub use timing::timed;
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! qrgate's HTTP layer: the OTTPAY endpoint (`POST /processV2`, also `/process` and
-//! `/processV3`), `GET /healthz` and `GET /metrics`.
+//! `/processV3`), `GET /healthz`, `GET /metrics`, and the web till under `/pos`.
 //!
 //! Handlers decode the wire format, call one engine use case and encode the answer. They hold
 //! no business rules and issue no SQL. Every log line of a request carries its request id (the
@@ -10,6 +10,7 @@ mod notify;
 mod ottpay;
 mod payments;
 mod refunds;
+mod till;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -77,6 +78,7 @@ pub fn app(state: AppState) -> Router {
         .route("/notify/{wallet}", post(notify::handle))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
+        .merge(till::router())
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()

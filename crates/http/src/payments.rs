@@ -1,6 +1,8 @@
 //! PASSIVEPAY and STATUS_QUERY (`ottpay.md` §5.2, §5.3, §7) over the engine's payments.
 
-use qrgate_domain::{Currency, MerchantOrderId, Money, Order, OrderStatus, RefundState, Wallet};
+use qrgate_domain::{
+    Currency, DeclineReason, MerchantOrderId, Money, Order, OrderStatus, RefundState, Wallet,
+};
 use qrgate_engine::{CodePayment, EngineError, PaymentError, QrPayment};
 use qrgate_ottpay::{
     ActivePayRequest, ActivePayResponse, BizType, Cents, OrderStatus as WireStatus,
@@ -54,20 +56,19 @@ pub(crate) fn wire_status_of(order: &Order) -> WireStatus {
 /// What a cashier should read for a declined payment; the wallet's code follows in brackets.
 fn decline_message(order: &Order) -> String {
     let code = order.wallet_code.as_deref().unwrap_or("");
-    let reason = match code {
-        "AUTHCODEEXPIRE" | "64" => "payment code expired: ask the customer to refresh it",
-        "AUTH_CODE_ERROR" | "AUTH_CODE_INVALID" | "ACQ.PAYMENT_AUTH_CODE_INVALID" | "61" => {
+    let reason = match order.decline_reason() {
+        DeclineReason::CodeExpired => "payment code expired: ask the customer to refresh it",
+        DeclineReason::CodeInvalid => {
             "payment code invalid or already used: ask the customer to refresh it and scan again"
         }
-        "NOTENOUGH"
-        | "ACQ.BUYER_BALANCE_NOT_ENOUGH"
-        | "ACQ.BUYER_BANKCARD_BALANCE_NOT_ENOUGH"
-        | "65" => {
+        DeclineReason::InsufficientBalance => {
             "insufficient balance: ask the customer to choose another card or pay another way"
         }
-        "UNAVAILABLE" => "the wallet could not be reached; nothing was charged",
-        "CREDENTIALS" => "the gateway's wallet credentials were refused; nothing was charged",
-        _ => "payment declined by the wallet",
+        DeclineReason::WalletUnavailable => "the wallet could not be reached; nothing was charged",
+        DeclineReason::Credentials => {
+            "the gateway's wallet credentials were refused; nothing was charged"
+        }
+        DeclineReason::Other => "payment declined by the wallet",
     };
     let safe: String = code
         .chars()

@@ -19,6 +19,7 @@ mod meta;
 mod orders;
 mod pool;
 mod refunds;
+mod till;
 mod time;
 
 pub use callbacks::{Callback, CallbackAttempt, CallbackStatus};
@@ -28,3 +29,4 @@ pub use merchants::{MerchantKeys, NewMerchant, NewMerchantCreated, ALLOCATION_AT
 pub use orders::OrderEvent;
 pub use pool::{Backend, Store};
 pub use refunds::RefundReservation;
+pub use till::{OperatorPin, TillSessionRecord};

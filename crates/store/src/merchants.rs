@@ -74,7 +74,7 @@ fn merchant_from_row(row: &AnyRow) -> Result<Merchant, StoreError> {
     })
 }
 
-fn operator_from_row(row: &AnyRow) -> Result<Operator, StoreError> {
+pub(crate) fn operator_from_row(row: &AnyRow) -> Result<Operator, StoreError> {
     let text = |col: &str| row.try_get::<String, _>(col).map_err(StoreError::corrupt);
     Ok(Operator {
         merchant_id: MerchantId::parse(&text("merchant_id")?).map_err(StoreError::corrupt)?,

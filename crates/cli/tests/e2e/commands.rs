@@ -25,6 +25,7 @@ fn every_command_has_clear_help() {
         &["refunds", "retry"],
         &["operator", "add"],
         &["operator", "list"],
+        &["operator", "set-pin"],
         &["shop", "add"],
         &["terminal", "add"],
         &["terminal", "list"],

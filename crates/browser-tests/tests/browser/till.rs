@@ -1,0 +1,478 @@
+//! The gateway's web till and the sandbox's phone side by side, each scene played with two
+//! headless browsers: a till's screen (1280×800) and a customer's phone. The gateway (with
+//! its closing loop) and the wallet sandbox run in this process on the system clock.
+//! Screenshots of every step, from both sides, go to `target/screenshots/<test>/{till,phone}/`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use qrgate_browser_tests::{Browser, BrowserOptions};
+use qrgate_connectors::{TimeoutSettings, WalletSettings};
+use qrgate_domain::{Currency, Wallet};
+use qrgate_engine::{ClosingPolicy, Engine, MasterKey, MerchantRequest, SystemClock, Wallets};
+use qrgate_http::{AppState, HttpConfig};
+use qrgate_sandbox::{wallet_modules, RunningSandbox, Sandbox, SandboxConfig};
+use qrgate_testkit::TestDb;
+use serde_json::{json, Value};
+
+const PIN: &str = "246810";
+
+struct World {
+    running: RunningSandbox,
+    _secapi: qrgate_sandbox::wechat::SecapiServer,
+    gateway: String,
+    merchant_id: String,
+    http: reqwest::Client,
+    stop: tokio::sync::watch::Sender<bool>,
+    loops: Option<tokio::task::JoinHandle<()>>,
+    _db: TestDb,
+}
+
+impl World {
+    async fn start() -> World {
+        let db = TestDb::sqlite().await;
+        let sandbox = Sandbox::new(
+            SandboxConfig {
+                seed: 11,
+                ..Default::default()
+            },
+            wallet_modules(),
+        )
+        .unwrap();
+        let running = sandbox
+            .clone()
+            .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let secapi = qrgate_sandbox::wechat::serve_secapi(
+            sandbox.clone(),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await
+        .unwrap();
+        let http = reqwest::Client::new();
+        let mut creds: Value = http
+            .get(format!("{}/control/credentials", running.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        creds["unionpay"]["back_url"] = json!(format!("http://{addr}/notify/unionpay"));
+        let settings = WalletSettings {
+            wechatpay: Some(serde_json::from_value(creds["wechat"].take()).unwrap()),
+            alipay: Some(serde_json::from_value(creds["alipay"].take()).unwrap()),
+            unionpay: Some(serde_json::from_value(creds["unionpay"].take()).unwrap()),
+            timeouts: TimeoutSettings {
+                connect_timeout_ms: 2_000,
+                request_timeout_ms: 5_000,
+            },
+        };
+        let policy = ClosingPolicy {
+            first_check: Duration::seconds(1),
+            interval: Duration::seconds(1),
+            confirm_window: Duration::seconds(30),
+            reverse_retry: Duration::seconds(1),
+        };
+        let mut wallets = Wallets::new(settings.build().unwrap());
+        for w in Wallet::ALL {
+            wallets = wallets.with_policy(w, policy);
+        }
+        wallets.notify_base_url = format!("http://{addr}");
+        let engine = Engine::new(
+            db.store.clone(),
+            MasterKey::generate(),
+            Arc::new(SystemClock),
+        )
+        .await
+        .unwrap()
+        .with_wallets(wallets);
+        let merchant = engine
+            .create_merchant(&MerchantRequest {
+                name: "Maple Tea".into(),
+                currency: Currency::Cad,
+                time_zone: "America/Toronto".parse().unwrap(),
+                id_prefix: "ON".into(),
+            })
+            .await
+            .unwrap();
+        engine
+            .set_operator_pin(&merchant.merchant.id, &merchant.operator.id, PIN)
+            .await
+            .unwrap();
+        tokio::spawn(qrgate_http::serve(
+            listener,
+            AppState::new(engine.clone(), HttpConfig::default()),
+            std::future::pending(),
+        ));
+        // The closing loop, as `serve` runs it: settles what the wallets' notifications have
+        // not (yet).
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let loops = tokio::spawn(async move {
+            loop {
+                let _ = engine.close_due_orders("browser-test", 16).await;
+                tokio::select! {
+                    _ = stopped.changed() => return,
+                    () = tokio::time::sleep(StdDuration::from_millis(300)) => {}
+                }
+            }
+        });
+        World {
+            running,
+            _secapi: secapi,
+            gateway: format!("http://{addr}"),
+            merchant_id: merchant.merchant.id.as_str().to_owned(),
+            http,
+            stop,
+            loops: Some(loops),
+            _db: db,
+        }
+    }
+
+    fn till_url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway)
+    }
+
+    fn phone_url(&self, path: &str) -> String {
+        format!("{}{path}", self.running.url())
+    }
+
+    async fn customer(&self, name: &str, balance_fen: i64) -> String {
+        let r = self
+            .http
+            .post(self.phone_url("/control/customers"))
+            .json(&json!({"name": name, "balance_fen": balance_fen}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn balance(&self, customer: &str) -> i64 {
+        let c: Value = self
+            .http
+            .get(self.phone_url(&format!("/control/customers/{customer}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        c["balance_fen"].as_i64().unwrap()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(loops) = self.loops.take() {
+            let _ = loops.await;
+        }
+    }
+}
+
+/// A till and a phone for `test`, or `None` when the test is skipped (the harness said why).
+async fn till_and_phone(test: &str, accept_language: &str) -> Option<(Browser, Browser)> {
+    let mut till = BrowserOptions::desktop(&format!("{test}/till"));
+    let mut phone = BrowserOptions::phone(&format!("{test}/phone"));
+    till.accept_language = accept_language.to_owned();
+    phone.accept_language = accept_language.to_owned();
+    Browser::start_pair(till, phone)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Signs in on the till's sign-in screen.
+async fn sign_in(till: &mut Browser, w: &World, pin: &str) {
+    till.goto(&w.till_url("/pos")).await.unwrap();
+    till.fill("#merchant_id", &w.merchant_id).await.unwrap();
+    till.fill("#operator_id", "0000000001").await.unwrap();
+    till.fill("#pin", pin).await.unwrap();
+    till.click("#sign-in").await.unwrap();
+}
+
+/// Types an amount with the till's keypad.
+async fn key_in(till: &Browser, amount: &str) {
+    for key in amount.chars() {
+        till.click(&format!("button[data-key='{key}']"))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activepay_the_phone_pays_the_qr_the_till_shows() {
+    let test = "activepay_the_phone_pays_the_qr_the_till_shows";
+    let Some((mut till, mut phone)) = till_and_phone(test, "en-US,en").await else {
+        return;
+    };
+    let w = World::start().await;
+    let customer = w.customer("Li Lei", 100_000).await;
+
+    sign_in(&mut till, &w, PIN).await;
+    till.find("#amount").await.unwrap();
+    till.screenshot("sale").await.unwrap();
+    key_in(&till, "12.50").await;
+    assert_eq!(till.text("#total-value").await.unwrap(), "CA$12.50");
+    till.screenshot("amount-entered").await.unwrap();
+    till.click("#qr-wechatpay").await.unwrap();
+
+    let qr = till.find("#qr").await.unwrap();
+    let code_url = qr.attr("data-code-url").await.unwrap().unwrap();
+    assert!(code_url.starts_with(&w.running.url()), "{code_url}");
+    assert_eq!(
+        till.text("#result").await.unwrap(),
+        "Scan with WeChat Pay to pay"
+    );
+    assert_eq!(till.text("#amount").await.unwrap(), "CA$12.50");
+    assert!(
+        till.text("#countdown").await.unwrap().starts_with("14:")
+            || till.text("#countdown").await.unwrap().starts_with("15:")
+    );
+    till.screenshot("qr-shown").await.unwrap();
+
+    // The customer scans it: the phone opens the code_url as this customer.
+    phone
+        .goto(&w.phone_url(&format!(
+            "/phone/{customer}/scan?code_url={}",
+            url_encode(&code_url)
+        )))
+        .await
+        .unwrap();
+    assert!(phone
+        .text("#amount-priced")
+        .await
+        .unwrap()
+        .starts_with("CA$12.50"));
+    phone.screenshot("confirm").await.unwrap();
+    for digit in ["1", "2", "3", "4", "5", "6"] {
+        phone
+            .click(&format!("button[data-digit='{digit}']"))
+            .await
+            .unwrap();
+    }
+    phone.wait_for_text(".notice", "Paid").await.unwrap();
+    phone.screenshot("paid").await.unwrap();
+
+    // The till switches to "Paid" by itself.
+    till.wait_for_text("#result", "Paid").await.unwrap();
+    assert_eq!(till.text("#amount").await.unwrap(), "CA$12.50");
+    till.screenshot("paid").await.unwrap();
+    assert_eq!(w.balance(&customer).await, 100_000 - 6500);
+
+    till.click("#receipt-80").await.unwrap();
+    let receipt = till.text("#receipt").await.unwrap();
+    assert!(
+        receipt.contains("Maple Tea") && receipt.contains("CA$12.50"),
+        "{receipt}"
+    );
+    till.screenshot("receipt-80mm").await.unwrap();
+    till.goto(&format!(
+        "{}?paper=58",
+        till.url().await.unwrap().split('?').next().unwrap()
+    ))
+    .await
+    .unwrap();
+    till.find("#receipt[data-paper='58']").await.unwrap();
+    till.screenshot("receipt-58mm").await.unwrap();
+
+    till.click("#print").await.ok();
+    till.goto(&w.till_url("/pos/today")).await.unwrap();
+    assert!(till.text("#sales").await.unwrap().contains("Paid"));
+    till.screenshot("today").await.unwrap();
+    till.close().await.unwrap();
+    phone.close().await.unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passivepay_the_till_takes_the_code_the_phone_shows() {
+    let test = "passivepay_the_till_takes_the_code_the_phone_shows";
+    let Some((mut till, mut phone)) = till_and_phone(test, "en-US,en").await else {
+        return;
+    };
+    let w = World::start().await;
+    let customer = w.customer("Han Meimei", 100_000).await;
+
+    phone
+        .goto(&w.phone_url(&format!("/phone/{customer}?wallet=alipay")))
+        .await
+        .unwrap();
+    phone.click("#pay-by-code").await.unwrap();
+    let digits = phone.text("#code-digits").await.unwrap().replace(' ', "");
+    phone.screenshot("pay-by-code").await.unwrap();
+
+    sign_in(&mut till, &w, PIN).await;
+    till.fill("#amount", "8.80").await.unwrap();
+    till.fill("#tip", "1").await.unwrap();
+    till.screenshot("amount-typed").await.unwrap();
+    // A USB scanner types the digits into the focused code field and presses Enter.
+    till.fill("#code", &format!("{digits}\u{E007}"))
+        .await
+        .unwrap();
+    till.wait_for_text("#result", "Paid").await.unwrap();
+    assert_eq!(till.text("#amount").await.unwrap(), "CA$9.80");
+    assert_eq!(till.text("#wallet").await.unwrap(), "Alipay");
+    till.screenshot("paid").await.unwrap();
+
+    // The phone notices its code was charged and goes back to the balance.
+    let movements = phone
+        .wait_for_text("#movements", "Maple Tea")
+        .await
+        .unwrap();
+    assert!(movements.contains("-¥50.96"), "{movements}");
+    phone.screenshot("after-the-till-charged").await.unwrap();
+    assert_eq!(w.balance(&customer).await, 100_000 - 5096);
+
+    // A code typed wrongly is refused on the spot, nothing sent.
+    till.click("#new-sale").await.unwrap();
+    till.fill("#amount", "3").await.unwrap();
+    till.fill("#code", "12345\u{E007}").await.unwrap();
+    till.wait_for_text("#sale-error", "This is not a payment code")
+        .await
+        .unwrap();
+    till.screenshot("code-typed-wrongly").await.unwrap();
+    till.close().await.unwrap();
+    phone.close().await.unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_payment_is_shown_as_failed_on_the_till() {
+    let test = "a_declined_payment_is_shown_as_failed_on_the_till";
+    let Some((mut till, mut phone)) = till_and_phone(test, "en-US,en").await else {
+        return;
+    };
+    let w = World::start().await;
+    // ¥20.00 cannot pay CA$50.00.
+    let customer = w.customer("Wang Wu", 2_000).await;
+    phone
+        .goto(&w.phone_url(&format!("/phone/{customer}/code?wallet=wechat")))
+        .await
+        .unwrap();
+    let digits = phone.text("#code-digits").await.unwrap().replace(' ', "");
+    phone.screenshot("pay-by-code").await.unwrap();
+
+    sign_in(&mut till, &w, PIN).await;
+    till.fill("#amount", "50").await.unwrap();
+    till.fill("#code", &format!("{digits}\u{E007}"))
+        .await
+        .unwrap();
+    till.wait_for_text("#result", "Payment failed")
+        .await
+        .unwrap();
+    let reason = till.text("#reason").await.unwrap();
+    assert!(reason.starts_with("Insufficient balance"), "{reason}");
+    till.screenshot("failed").await.unwrap();
+    phone
+        .goto(&w.phone_url(&format!("/phone/{customer}?wallet=wechat")))
+        .await
+        .unwrap();
+    assert_eq!(phone.text("#balance").await.unwrap(), "¥20.00");
+    phone.screenshot("balance-unchanged").await.unwrap();
+    assert_eq!(w.balance(&customer).await, 2_000);
+    till.close().await.unwrap();
+    phone.close().await.unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_till_and_the_phone_in_chinese() {
+    let test = "the_till_and_the_phone_in_chinese";
+    let Some((mut till, mut phone)) = till_and_phone(test, "zh-CN,zh;q=0.9").await else {
+        return;
+    };
+    let w = World::start().await;
+    let customer = w.customer("李雷", 100_000).await;
+
+    till.goto(&w.till_url("/pos")).await.unwrap();
+    assert_eq!(till.text("h1").await.unwrap(), "登录收银台");
+    till.screenshot("sign-in").await.unwrap();
+    sign_in(&mut till, &w, PIN).await;
+    till.find("#amount").await.unwrap();
+    key_in(&till, "20").await;
+    assert_eq!(till.text("#qr-alipay").await.unwrap(), "支付宝");
+    till.screenshot("sale").await.unwrap();
+    till.click("#qr-alipay").await.unwrap();
+    let code_url = till
+        .find("#qr")
+        .await
+        .unwrap()
+        .attr("data-code-url")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(till.text("#result").await.unwrap(), "请用支付宝扫码支付");
+    till.screenshot("qr-shown").await.unwrap();
+
+    phone
+        .goto(&w.phone_url(&format!(
+            "/phone/{customer}/scan?code_url={}",
+            url_encode(&code_url)
+        )))
+        .await
+        .unwrap();
+    phone.screenshot("confirm").await.unwrap();
+    for digit in ["1", "2", "3", "4", "5", "6"] {
+        phone
+            .click(&format!("button[data-digit='{digit}']"))
+            .await
+            .unwrap();
+    }
+    phone.wait_for_text(".notice", "支付成功").await.unwrap();
+    phone.screenshot("paid").await.unwrap();
+    till.wait_for_text("#result", "支付成功").await.unwrap();
+    till.screenshot("paid").await.unwrap();
+    till.click("#nav-today").await.unwrap();
+    assert!(till.text("#sales").await.unwrap().contains("已支付"));
+    till.screenshot("today").await.unwrap();
+    // The switch goes back to English, and says so in English.
+    till.click("header a.lang").await.unwrap();
+    till.wait_for_text("h1", "Today's sales").await.unwrap();
+    till.close().await.unwrap();
+    phone.close().await.unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_pin_is_refused_on_the_sign_in_screen() {
+    let Some(mut till) = Browser::start(BrowserOptions::desktop(
+        "a_wrong_pin_is_refused_on_the_sign_in_screen/till",
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{e}")) else {
+        return;
+    };
+    let w = World::start().await;
+    sign_in(&mut till, &w, "000000").await;
+    let error = till.text("#sign-in-error").await.unwrap();
+    assert!(
+        error.contains("Merchant id, operator id or PIN is wrong."),
+        "{error}"
+    );
+    till.screenshot("wrong-pin").await.unwrap();
+    // The ids stay filled in; the right PIN signs in.
+    till.fill("#pin", &format!("{PIN}\u{E007}")).await.unwrap();
+    till.find("#amount").await.unwrap();
+    till.screenshot("signed-in").await.unwrap();
+    till.close().await.unwrap();
+    w.stop().await;
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,138 @@
+// The web till's only script: the keypad, the scanner field that keeps focus, charging a
+// scanned code without leaving the page (and resending the same sale after a network drop),
+// and following an order until it settles. The pages work without it, only less smoothly.
+(function () {
+  "use strict";
+  // ---- The sale screen ----
+  var form = document.getElementById("sale");
+  if (form) {
+    var amount = document.getElementById("amount");
+    var tip = document.getElementById("tip");
+    var code = document.getElementById("code");
+    var target = amount;
+    var mark = function () {
+      amount.classList.toggle("active-field", target === amount);
+      tip.classList.toggle("active-field", target === tip);
+    };
+    var total = function () {
+      var cents = function (v) {
+        var m = /^(\d{0,9})(?:[.,](\d{0,2}))?$/.exec(v.trim());
+        if (!m) return null;
+        return parseInt(m[1] || "0", 10) * 100 + parseInt(((m[2] || "") + "00").slice(0, 2), 10);
+      };
+      var a = cents(amount.value), t = cents(tip.value);
+      var out = document.getElementById("total-value");
+      if (out && a !== null && t !== null) {
+        var c = a + t;
+        out.textContent = out.dataset.symbol + Math.floor(c / 100).toLocaleString("en-US") + "." + String(c % 100).padStart(2, "0");
+      }
+    };
+    amount.addEventListener("focus", function () { target = amount; mark(); });
+    tip.addEventListener("focus", function () { target = tip; mark(); });
+    amount.addEventListener("input", total);
+    tip.addEventListener("input", total);
+    document.querySelectorAll("button[data-key]").forEach(function (b) {
+      b.addEventListener("click", function () {
+        var k = b.dataset.key, v = target.value;
+        if (k === "back") v = v.slice(0, -1);
+        else if (k === "clear") v = "";
+        else if (k === ".") { if (v.indexOf(".") < 0) v = (v || "0") + "."; }
+        else if (!/\.\d\d$/.test(v)) v = v + k;
+        target.value = v;
+        total();
+        code.focus();
+      });
+    });
+    // The scanner types into whatever has focus: give it back to the code field whenever
+    // focus falls to nothing or to a keypad key.
+    document.addEventListener("focusout", function () {
+      setTimeout(function () {
+        var a = document.activeElement;
+        if (!a || a === document.body || (a.dataset && a.dataset.key)) code.focus();
+      }, 0);
+    });
+    mark();
+    total();
+
+    var overlay = document.getElementById("charging");
+    var lost = document.getElementById("charging-lost");
+    var errorBox = document.getElementById("sale-error");
+    var charge = function (body) {
+      overlay.hidden = false;
+      fetch(form.getAttribute("action"), {
+        method: "POST",
+        body: body,
+        headers: { "x-till-fetch": "1", "content-type": "application/x-www-form-urlencoded" },
+        credentials: "same-origin"
+      }).then(function (r) { return r.json(); }).then(function (answer) {
+        if (answer.redirect) { window.location.assign(answer.redirect); return; }
+        overlay.hidden = true;
+        lost.hidden = true;
+        if (answer.order_id) form.querySelector("input[name=order_id]").value = answer.order_id;
+        errorBox.querySelector(".title").textContent = answer.error || "";
+        errorBox.hidden = false;
+        code.focus();
+        code.select();
+      }).catch(function () {
+        // The sale is on the gateway under its order id: sending the same form again
+        // finds it and never charges twice.
+        lost.hidden = false;
+        setTimeout(function () { charge(body); }, 2000);
+      });
+    };
+    form.addEventListener("submit", function (e) {
+      var by = e.submitter;
+      if (by && by.name === "wallet") return; // a QR: an ordinary form post
+      e.preventDefault();
+      charge(new URLSearchParams(new FormData(form)).toString());
+    });
+  }
+
+  // ---- An order being paid: follow it until it settles ----
+  var order = document.getElementById("order");
+  if (order && order.dataset.final === "false") {
+    var seen = order.dataset.status;
+    var banner = document.getElementById("connection");
+    var poll = function () {
+      fetch(order.dataset.statusUrl, { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) {
+          if (r.status === 401) { window.location.assign("/pos/sign-in?expired=1"); return null; }
+          if (!r.ok) throw new Error("HTTP " + r.status);
+          return r.json();
+        })
+        .then(function (s) {
+          if (!s) return;
+          banner.hidden = true;
+          if (s.status !== seen) { window.location.reload(); return; }
+          setTimeout(poll, 1000);
+        })
+        .catch(function () {
+          banner.hidden = false;
+          setTimeout(poll, 1000);
+        });
+    };
+    setTimeout(poll, 1000);
+  }
+
+  // ---- The QR's countdown ----
+  var countdown = document.getElementById("countdown");
+  if (countdown) {
+    var left = parseInt(countdown.dataset.secondsLeft, 10);
+    var show = function () {
+      if (left <= 0) {
+        countdown.textContent = "0:00";
+        var expired = document.getElementById("qr-expired");
+        if (expired) expired.hidden = false;
+        return;
+      }
+      countdown.textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+      left -= 1;
+      setTimeout(show, 1000);
+    };
+    show();
+  }
+
+  // ---- Receipt ----
+  var print = document.getElementById("print");
+  if (print) print.addEventListener("click", function () { window.print(); });
+})();

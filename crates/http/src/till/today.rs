@@ -1,0 +1,285 @@
+//! Today's sales (the merchant's day, in its time zone), every state included, with a
+//! receipt link and, for paid sales with something left, a refund form.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use axum::Form;
+use maud::html;
+use qrgate_domain::{Money, OrderStatus, RefundStatus};
+use qrgate_engine::{RefundError, RefundOrder};
+use serde::Deserialize;
+
+use super::i18n::{self, Lang, Locale};
+use super::layout::{notice, Page};
+use super::order::{find, unavailable};
+use super::{csrf_ok, csrf_refused, session_of, signed_out};
+use crate::AppState;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RefundForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    refund_id: String,
+}
+
+pub(crate) async fn page(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let locale = Locale::from_parts(uri.query(), &headers);
+    let lang = locale.lang;
+    let (session, _) = match session_of(&state, &headers).await {
+        Ok(s) => s,
+        Err(e) => return signed_out(&e),
+    };
+    let merchant = &session.merchant;
+    let day = state.engine.merchant_day(merchant, state.engine.now());
+    let orders = match state.engine.orders_of_day(merchant, day).await {
+        Ok(o) => o,
+        Err(e) => return unavailable(locale, &uri, &session, &e.to_string()),
+    };
+    let tz = merchant.time_zone;
+    let paid: Vec<_> = orders
+        .iter()
+        .filter(|o| o.status == OrderStatus::Paid)
+        .collect();
+    let takings = paid.iter().fold(0i64, |sum, o| {
+        sum.saturating_add(o.total().minor())
+            .saturating_sub(o.refunded.minor())
+    });
+    let mut refund_ids = Vec::with_capacity(orders.len());
+    for _ in &orders {
+        match state.engine.new_till_order_id('R') {
+            Ok(id) => refund_ids.push(id.as_str().to_owned()),
+            Err(e) => return unavailable(locale, &uri, &session, &e.to_string()),
+        }
+    }
+    let body = html! {
+        h1 { (lang.pick("Today's sales", "今日交易")) " · " (day.format("%Y-%m-%d").to_string()) }
+        p #takings { (match lang {
+            Lang::En => format!("{} paid, {} taken (after refunds).", paid.len(),
+                i18n::money(lang, Money::new(takings, merchant.currency))),
+            Lang::Zh => format!("已支付 {} 笔，实收 {}（已扣除退款）。", paid.len(),
+                i18n::money(lang, Money::new(takings, merchant.currency))),
+        }) }
+        @if orders.is_empty() {
+            p.muted #no-sales { (lang.pick("No sales yet today.", "今天还没有交易。")) }
+        } @else {
+            table #sales {
+                thead { tr {
+                    th scope="col" { (lang.pick("Time", "时间")) }
+                    th scope="col" { (lang.pick("Sale", "交易号")) }
+                    th.num scope="col" { (lang.pick("Total", "金额")) }
+                    th scope="col" { (lang.pick("Wallet", "钱包")) }
+                    th scope="col" { (lang.pick("Status", "状态")) }
+                    th.num scope="col" { (lang.pick("Refunded", "已退款")) }
+                    th scope="col" { (lang.pick("Actions", "操作")) }
+                } }
+                tbody {
+                    @for (o, refund_id) in orders.iter().zip(&refund_ids) {
+                        tr data-order-id=(o.order_id) data-status=(o.status.as_str()) {
+                            td { time datetime=(i18n::iso_time(tz, o.created_at)) { (i18n::clock(tz, o.created_at)) } }
+                            td { a href={ "/pos/orders/" (o.order_id) } { (o.order_id) } }
+                            td.num { (i18n::money(lang, o.total())) }
+                            td { (i18n::wallet_name(lang, o.wallet)) }
+                            td.status { (i18n::status_name(lang, o.status)) }
+                            td.num.refunded {
+                                @if o.refunded.minor() > 0 { (i18n::money(lang, o.refunded)) }
+                                @if o.refund_reserved.minor() > o.refunded.minor() {
+                                    br; span.muted { (lang.pick("refund in progress", "退款处理中")) }
+                                }
+                            }
+                            td {
+                                a href={ "/pos/orders/" (o.order_id) "/receipt?paper=80" } { (lang.pick("Receipt", "小票")) }
+                                @if o.status == OrderStatus::Paid && o.refundable().minor() > 0 {
+                                    form.refund-form method="post" action={ "/pos/orders/" (o.order_id) "/refund" } {
+                                        input type="hidden" name="csrf" value=(session.csrf_token);
+                                        input type="hidden" name="refund_id" value=(refund_id);
+                                        label for={ "refund-" (o.order_id) } {
+                                            (lang.pick("Refund", "退款金额")) " (" (merchant.currency.code()) ")" }
+                                        input id={ "refund-" (o.order_id) } name="amount" inputmode="decimal"
+                                            value=(i18n::plain_amount(o.refundable()));
+                                        button.secondary type="submit" { (lang.pick("Refund", "退款")) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Page::new(
+        locale,
+        lang.pick("Today's sales", "今日交易"),
+        Some(&session),
+    )
+    .render(&uri, body)
+}
+
+fn refusal_text(lang: Lang, e: &RefundError) -> String {
+    match e {
+        RefundError::Exceeds { refundable, .. } => match lang {
+            Lang::En => format!(
+                "That is more than is left to refund: at most {}.",
+                i18n::money(lang, *refundable)
+            ),
+            Lang::Zh => format!("超过可退金额：最多 {}。", i18n::money(lang, *refundable)),
+        },
+        RefundError::NotPaid { .. } => lang
+            .pick(
+                "This sale was not paid: there is nothing to refund.",
+                "此交易未支付，无可退款。",
+            )
+            .into(),
+        RefundError::OrderNotFound(_) => {
+            lang.pick("There is no such sale.", "没有这笔交易。").into()
+        }
+        RefundError::OrderUsed(_) => lang
+            .pick(
+                "This refund form was already used: open Today's sales again.",
+                "此退款表单已使用，请重新打开今日交易。",
+            )
+            .into(),
+        RefundError::NotEnabled(w) => match lang {
+            Lang::En => format!(
+                "{} refunds are not enabled on this gateway.",
+                i18n::wallet_name(lang, *w)
+            ),
+            Lang::Zh => format!("此网关未启用{}退款。", i18n::wallet_name(lang, *w)),
+        },
+        RefundError::Invalid(msg) => msg.clone(),
+        RefundError::Engine(err) => {
+            tracing::error!(error = %err, "till refund could not be started");
+            lang.pick(
+                "The gateway could not take the refund right now. Nothing was refunded: try again.",
+                "网关暂时无法处理退款。未退款，请重试。",
+            )
+            .into()
+        }
+    }
+}
+
+pub(crate) async fn refund(
+    State(state): State<AppState>,
+    Path(order_id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(f): Form<RefundForm>,
+) -> Response {
+    let locale = Locale::from_parts(uri.query(), &headers);
+    let lang = locale.lang;
+    let (session, _) = match session_of(&state, &headers).await {
+        Ok(s) => s,
+        Err(e) => return signed_out(&e),
+    };
+    if !csrf_ok(&session, &f.csrf) {
+        return csrf_refused(locale, &session, &uri);
+    }
+    let order = match find(&state, locale, &uri, &session, &order_id).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let amount = i18n::parse_amount(&f.amount).filter(|a| *a > 0);
+    let refund_id = qrgate_domain::MerchantOrderId::parse(f.refund_id.trim()).ok();
+    let result = match (amount, refund_id) {
+        (Some(amount), Some(refund_id)) => state
+            .engine
+            .refund(RefundOrder {
+                merchant: session.merchant.clone(),
+                refund_order_id: Some(refund_id),
+                ori_order_id: order.order_id.clone(),
+                amount: Money::new(amount, session.merchant.currency),
+                operator_id: Some(session.operator.id.as_str().to_owned()),
+            })
+            .await
+            .map_err(|e| refusal_text(lang, &e)),
+        (None, _) => Err(lang
+            .pick(
+                "Enter the amount to refund, like 5.00.",
+                "请输入退款金额，如 5.00。",
+            )
+            .into()),
+        (_, None) => Err(lang
+            .pick(
+                "This refund form is out of date: open Today's sales again.",
+                "此退款表单已失效，请重新打开今日交易。",
+            )
+            .into()),
+    };
+    let (status, message) = match &result {
+        Ok(view) => {
+            let amount = i18n::money(lang, view.refund.amount);
+            match view.refund.status {
+                RefundStatus::Succeeded => (
+                    StatusCode::OK,
+                    notice(
+                        "ok",
+                        "refund-result",
+                        &match lang {
+                            Lang::En => format!("Refunded {amount}."),
+                            Lang::Zh => format!("已退款 {amount}。"),
+                        },
+                        lang.pick(
+                            "The money goes back to the customer's wallet.",
+                            "款项将退回顾客的钱包。",
+                        ),
+                    ),
+                ),
+                RefundStatus::Processing => (
+                    StatusCode::ACCEPTED,
+                    notice(
+                        "info",
+                        "refund-result",
+                        &match lang {
+                            Lang::En => {
+                                format!("Refund of {amount} sent: the wallet is processing it.")
+                            }
+                            Lang::Zh => format!("已提交退款 {amount}：钱包处理中。"),
+                        },
+                        lang.pick(
+                            "It finishes by itself; Today's sales shows when it is done.",
+                            "退款会自动完成；完成后在今日交易中显示。",
+                        ),
+                    ),
+                ),
+                RefundStatus::Failed => (
+                    StatusCode::OK,
+                    notice(
+                        "error",
+                        "refund-result",
+                        &match lang {
+                            Lang::En => format!("Refund of {amount} failed: nothing was refunded."),
+                            Lang::Zh => format!("退款 {amount} 失败：未退款。"),
+                        },
+                        &format!(
+                            "{} {}",
+                            view.refund.wallet_message.as_deref().unwrap_or(""),
+                            view.refund
+                                .wallet_code
+                                .as_deref()
+                                .map(|c| format!("({c})"))
+                                .unwrap_or_default()
+                        ),
+                    ),
+                ),
+            }
+        }
+        Err(text) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            notice("error", "refund-result", text, ""),
+        ),
+    };
+    let body = html! {
+        h1 { (lang.pick("Refund", "退款")) " · " (order.order_id) }
+        (message)
+        div.actions {
+            a.button #back-to-today href="/pos/today" autofocus { (lang.pick("Today's sales", "今日交易")) }
+            a.button.secondary href={ "/pos/orders/" (order.order_id) "/receipt?paper=80" } { (lang.pick("Receipt", "小票")) }
+        }
+    };
+    Page::new(locale, lang.pick("Refund", "退款"), Some(&session))
+        .status(status)
+        .render(&uri, body)
+}

@@ -1,0 +1,809 @@
+//! The web till (`/pos`) over real HTTP, as a browser without JavaScript would use it: the
+//! gateway with its engine and the wallet sandbox in process, on SQLite and PostgreSQL. The
+//! gateway's clock and the sandbox's move together, by hand.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use qrgate_connectors::{TimeoutSettings, WalletSettings};
+use qrgate_domain::{Currency, MerchantOrderId, Order, OrderStatus, Wallet};
+use qrgate_engine::{
+    ClosingPolicy, CreatedMerchant, Engine, FixedClock, MasterKey, MerchantRequest, Wallets,
+};
+use qrgate_http::{AppState, HttpConfig};
+use qrgate_sandbox::{wallet_modules, RunningSandbox, Sandbox, SandboxConfig};
+use qrgate_testkit::{backend_tests, TestDb};
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const PIN: &str = "4321";
+
+struct World {
+    engine: Engine,
+    clock: Arc<FixedClock>,
+    sandbox: Sandbox,
+    running: RunningSandbox,
+    _secapi: qrgate_sandbox::wechat::SecapiServer,
+    merchant: CreatedMerchant,
+    base: String,
+    http: reqwest::Client,
+    _db: TestDb,
+}
+
+/// One browser: its cookies, by hand (no redirects followed, so each answer can be checked).
+struct Till<'w> {
+    w: &'w World,
+    cookies: Vec<(String, String)>,
+    accept_language: &'static str,
+}
+
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    body: String,
+}
+
+impl Page {
+    /// The value of the first input named `name`.
+    fn field(&self, name: &str) -> String {
+        let at = self
+            .body
+            .find(&format!("name=\"{name}\""))
+            .unwrap_or_else(|| panic!("no field {name} in {}", self.body));
+        let tag = self.body[at..].split('>').next().unwrap();
+        let start = tag.find("value=\"").unwrap() + "value=\"".len();
+        tag[start..].split('"').next().unwrap().to_owned()
+    }
+
+    fn attribute(&self, name: &str) -> String {
+        let needle = format!("{name}=\"");
+        let start = self.body.find(&needle).unwrap() + needle.len();
+        self.body[start..]
+            .split('"')
+            .next()
+            .unwrap()
+            .replace("&amp;", "&")
+    }
+}
+
+impl World {
+    async fn start(db: TestDb) -> World {
+        let sandbox = Sandbox::new(
+            SandboxConfig {
+                seed: 9,
+                ..Default::default()
+            },
+            wallet_modules(),
+        )
+        .unwrap();
+        let running = sandbox
+            .clone()
+            .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let secapi = qrgate_sandbox::wechat::serve_secapi(
+            sandbox.clone(),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await
+        .unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut creds: Value = http
+            .get(format!("{}/control/credentials", running.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        creds["unionpay"]["back_url"] = json!(format!("http://{addr}/notify/unionpay"));
+        let settings = WalletSettings {
+            wechatpay: Some(serde_json::from_value(creds["wechat"].take()).unwrap()),
+            alipay: Some(serde_json::from_value(creds["alipay"].take()).unwrap()),
+            unionpay: Some(serde_json::from_value(creds["unionpay"].take()).unwrap()),
+            timeouts: TimeoutSettings {
+                connect_timeout_ms: 2_000,
+                request_timeout_ms: 3_000,
+            },
+        };
+        let policy = ClosingPolicy {
+            first_check: Duration::seconds(2),
+            interval: Duration::seconds(2),
+            confirm_window: Duration::seconds(20),
+            reverse_retry: Duration::seconds(1),
+        };
+        let mut wallets = Wallets::new(settings.build().unwrap());
+        for w in Wallet::ALL {
+            wallets = wallets.with_policy(w, policy);
+        }
+        wallets.notify_base_url = format!("http://{addr}");
+        let clock = Arc::new(FixedClock::new(Utc::now()));
+        let engine = Engine::new(db.store.clone(), MasterKey::generate(), clock.clone())
+            .await
+            .unwrap()
+            .with_wallets(wallets);
+        let merchant = engine
+            .create_merchant(&MerchantRequest {
+                name: "Maple Tea".into(),
+                currency: Currency::Cad,
+                time_zone: "America/Toronto".parse().unwrap(),
+                id_prefix: "ON".into(),
+            })
+            .await
+            .unwrap();
+        engine
+            .set_operator_pin(&merchant.merchant.id, &merchant.operator.id, PIN)
+            .await
+            .unwrap();
+        tokio::spawn(qrgate_http::serve(
+            listener,
+            AppState::new(engine.clone(), HttpConfig::default()),
+            std::future::pending(),
+        ));
+        World {
+            engine,
+            clock,
+            sandbox,
+            running,
+            _secapi: secapi,
+            merchant,
+            base: format!("http://{addr}"),
+            http,
+            _db: db,
+        }
+    }
+
+    fn till(&self) -> Till<'_> {
+        Till {
+            w: self,
+            cookies: Vec::new(),
+            accept_language: "en-US,en",
+        }
+    }
+
+    fn merchant_id(&self) -> &str {
+        self.merchant.merchant.id.as_str()
+    }
+
+    async fn control(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}/control{path}", self.running.url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn customer(&self, balance_fen: i64) -> String {
+        self.control(
+            "/customers",
+            json!({"name": "Li Lei", "balance_fen": balance_fen}),
+        )
+        .await
+        .1["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn code(&self, customer: &str, wallet: &str, kind: &str) -> String {
+        self.control(
+            "/codes",
+            json!({"customer_id": customer, "wallet": wallet, "behaviour": {"kind": kind}}),
+        )
+        .await
+        .1["code"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn balance(&self, customer: &str) -> i64 {
+        let c: Value = self
+            .http
+            .get(format!(
+                "{}/control/customers/{customer}",
+                self.running.url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        c["balance_fen"].as_i64().unwrap()
+    }
+
+    async fn trades(&self) -> usize {
+        let t: Value = self
+            .http
+            .get(format!("{}/control/trades", self.running.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        t.as_array().unwrap().len()
+    }
+
+    /// Moves both clocks forward and runs the closing and refund loops until nothing is due.
+    async fn advance(&self, seconds: i64) {
+        self.clock.advance(Duration::seconds(seconds));
+        self.sandbox.clock().advance(Duration::seconds(seconds));
+        self.sandbox.tick().await;
+        for _ in 0..50 {
+            let orders = self.engine.close_due_orders("test", 16).await.unwrap();
+            let refunds = self.engine.settle_due_refunds("test", 16).await.unwrap();
+            if orders + refunds == 0 {
+                return;
+            }
+        }
+        panic!("the closing loop never ran dry");
+    }
+
+    async fn order(&self, order_id: &str) -> Option<Order> {
+        self.engine
+            .find_order(
+                &self.merchant.merchant,
+                &MerchantOrderId::parse(order_id).unwrap(),
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn orders_today(&self) -> Vec<Order> {
+        let m = &self.merchant.merchant;
+        let day = self.engine.merchant_day(m, self.engine.now());
+        self.engine.orders_of_day(m, day).await.unwrap()
+    }
+}
+
+impl Till<'_> {
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn keep(&mut self, r: reqwest::Response) -> Page {
+        for value in r.headers().get_all(SET_COOKIE) {
+            let pair = value.to_str().unwrap().split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                self.cookies.push((k.to_owned(), v.to_owned()));
+            }
+        }
+        Page {
+            status: r.status(),
+            location: r
+                .headers()
+                .get(LOCATION)
+                .map(|l| l.to_str().unwrap().to_owned()),
+            body: r.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let r = self
+            .w
+            .http
+            .get(format!("{}{path}", self.w.base))
+            .header(COOKIE, self.cookie_header())
+            .header("accept-language", self.accept_language)
+            .send()
+            .await
+            .unwrap();
+        self.keep(r).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let r = self
+            .w
+            .http
+            .post(format!("{}{path}", self.w.base))
+            .header(COOKIE, self.cookie_header())
+            .header("accept-language", self.accept_language)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(r).await
+    }
+
+    async fn sign_in_with(&mut self, merchant: &str, operator: &str, pin: &str) -> Page {
+        self.post(
+            "/pos/sign-in",
+            &[
+                ("merchant_id", merchant),
+                ("operator_id", operator),
+                ("pin", pin),
+            ],
+        )
+        .await
+    }
+
+    async fn sign_in(&mut self) -> Page {
+        let merchant = self.w.merchant_id().to_owned();
+        let page = self.sign_in_with(&merchant, "0000000001", PIN).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        assert_eq!(page.location.as_deref(), Some("/pos"));
+        page
+    }
+
+    /// The sale screen, then its form sent with the code (a scan) or a wallet (a QR).
+    async fn sell(&mut self, amount: &str, tip: &str, how: (&str, &str)) -> (Page, String) {
+        let sale = self.get("/pos").await;
+        assert_eq!(sale.status, StatusCode::OK, "{}", sale.body);
+        let csrf = sale.field("csrf");
+        let order_id = sale.field("order_id");
+        let path = if how.0 == "code" {
+            "/pos/charge"
+        } else {
+            "/pos/qr"
+        };
+        let page = self
+            .post(
+                path,
+                &[
+                    ("csrf", &csrf),
+                    ("order_id", &order_id),
+                    ("amount", amount),
+                    ("tip", tip),
+                    how,
+                ],
+            )
+            .await;
+        (page, order_id)
+    }
+}
+
+async fn a_wrong_pin_gets_one_message_and_five_lock_the_operator(db: TestDb) {
+    let w = World::start(db).await;
+    let mut till = w.till();
+    let merchant = w.merchant_id().to_owned();
+    for (m, op, pin) in [
+        (merchant.as_str(), "0000000001", "0000"),
+        ("ON99999999", "0000000001", PIN),
+        (merchant.as_str(), "0000000009", PIN),
+        ("not an id", "x", "1"),
+    ] {
+        let page = till.sign_in_with(m, op, pin).await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{m} {op}");
+        assert!(page
+            .body
+            .contains("Merchant id, operator id or PIN is wrong."));
+        assert!(till.cookies.iter().all(|(k, _)| k != "qrgate_till"));
+    }
+    // Four wrong PINs so far for the real operator would be one: three more are fine...
+    for _ in 0..3 {
+        let page = till.sign_in_with(&merchant, "0000000001", "9999").await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    }
+    // ...the fifth within five minutes locks it, and then even the right PIN is refused.
+    let page = till.sign_in_with(&merchant, "0000000001", "9999").await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
+    assert!(page.body.contains("Too many wrong PINs"), "{}", page.body);
+    let page = till.sign_in_with(&merchant, "0000000001", PIN).await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    // The form keeps the ids typed.
+    assert!(page.body.contains(&format!("value=\"{merchant}\"")));
+
+    w.advance(5 * 60 + 1).await;
+    till.sign_in().await;
+    let sale = till.get("/pos").await;
+    assert_eq!(sale.status, StatusCode::OK);
+    assert!(sale.body.contains("Maple Tea"));
+}
+
+async fn a_session_ends_after_thirty_idle_minutes_or_twelve_hours(db: TestDb) {
+    let w = World::start(db).await;
+    let mut till = w.till();
+    assert_eq!(
+        till.get("/pos").await.location.as_deref(),
+        Some("/pos/sign-in"),
+        "not signed in"
+    );
+    till.sign_in().await;
+    w.advance(29 * 60).await;
+    assert_eq!(till.get("/pos").await.status, StatusCode::OK);
+    w.advance(31 * 60).await;
+    let page = till.get("/pos").await;
+    assert_eq!(page.location.as_deref(), Some("/pos/sign-in?expired=1"));
+    let page = till.get("/pos/sign-in?expired=1").await;
+    assert!(page
+        .body
+        .contains("Your session expired, please sign in again."));
+    // The polling endpoint says so in JSON.
+    till.sign_in().await;
+    let token = till.cookies.clone();
+    w.advance(31 * 60).await;
+    let r = till.get("/pos/orders/T1/status").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("session_expired"), "{}", r.body);
+
+    // Used every 25 minutes, a session still ends 12 hours after sign-in.
+    till.cookies = token;
+    till.sign_in().await;
+    let mut ended_after = None;
+    for i in 1..=30 {
+        w.advance(25 * 60).await;
+        if till.get("/pos").await.status != StatusCode::OK {
+            ended_after = Some(i * 25);
+            break;
+        }
+    }
+    assert_eq!(ended_after, Some(725), "12 h = 720 min");
+}
+
+async fn a_form_without_the_csrf_token_is_refused_and_does_nothing(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    let code = w.code(&customer, "wechat", "instant").await;
+    let mut till = w.till();
+    till.sign_in().await;
+    let sale = till.get("/pos").await;
+    let order_id = sale.field("order_id");
+    for csrf in ["", "0123456789abcdef"] {
+        let page = till
+            .post(
+                "/pos/charge",
+                &[
+                    ("csrf", csrf),
+                    ("order_id", &order_id),
+                    ("amount", "5"),
+                    ("code", &code),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN);
+        assert!(page.body.contains("nothing was done"));
+        let page = till
+            .post(
+                "/pos/qr",
+                &[
+                    ("csrf", csrf),
+                    ("order_id", &order_id),
+                    ("amount", "5"),
+                    ("wallet", "alipay"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(
+        till.post("/pos/sign-out", &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert!(w.orders_today().await.is_empty());
+    assert_eq!(w.trades().await, 0);
+    assert_eq!(w.balance(&customer).await, 100_000);
+    // Signing out with the token works, and ends the session.
+    let csrf = sale.field("csrf");
+    let page = till.post("/pos/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(page.location.as_deref(), Some("/pos/sign-in"));
+    assert_eq!(
+        till.get("/pos").await.location.as_deref(),
+        Some("/pos/sign-in")
+    );
+}
+
+async fn a_scanned_code_is_charged_once_even_when_the_form_is_sent_twice(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    let code = w.code(&customer, "alipay", "instant").await;
+    let mut till = w.till();
+    till.sign_in().await;
+    let (page, order_id) = till.sell("12.50", "1", ("code", &code)).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location, Some(format!("/pos/orders/{order_id}")));
+    let shown = till.get(&format!("/pos/orders/{order_id}")).await;
+    assert!(shown.body.contains("id=\"result\">Paid<"), "{}", shown.body);
+    assert!(shown.body.contains("CA$13.50"));
+    assert!(shown.body.contains("data-final=\"true\""));
+    let order = w.order(&order_id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Paid);
+    assert_eq!(order.operator_id.as_deref(), Some("0000000001"));
+    assert_eq!(order.terminal_no.as_deref(), Some("WEB-TILL"));
+    // 13.50 CAD at the sandbox's 5.2.
+    assert_eq!(w.balance(&customer).await, 100_000 - 7020);
+
+    // The same form again (the network dropped the answer; the script resends it): the
+    // same sale, not a second charge. The script gets JSON.
+    let sale_csrf = till.get("/pos").await.field("csrf");
+    let r = w
+        .http
+        .post(format!("{}/pos/charge", w.base))
+        .header(COOKIE, till.cookie_header())
+        .header("x-till-fetch", "1")
+        .form(&[
+            ("csrf", sale_csrf.as_str()),
+            ("order_id", &order_id),
+            ("amount", "12.50"),
+            ("tip", "1"),
+            ("code", &code),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["redirect"], format!("/pos/orders/{order_id}"));
+    assert_eq!(w.balance(&customer).await, 100_000 - 7020);
+    assert_eq!(w.orders_today().await.len(), 1);
+}
+
+async fn a_mistyped_code_is_refused_before_any_wallet_call(db: TestDb) {
+    let w = World::start(db).await;
+    let mut till = w.till();
+    till.sign_in().await;
+    let (page, order_id) = till.sell("8", "", ("code", "13456")).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.body
+            .contains("This is not a payment code: check the digits."),
+        "{}",
+        page.body
+    );
+    // The amount is kept, and so is the sale's id: nothing was stored under it.
+    assert!(page.body.contains("value=\"8\""));
+    assert_eq!(page.field("order_id"), order_id);
+    assert_eq!(w.trades().await, 0);
+    assert!(w.orders_today().await.is_empty());
+    // No amount: said so, nothing sent.
+    let (page, _) = till.sell("", "", ("code", "134567890123456789")).await;
+    assert!(page.body.contains("Enter the amount first."));
+    assert_eq!(w.trades().await, 0);
+}
+
+async fn a_declined_code_says_why_in_plain_words(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    let mut till = w.till();
+    till.sign_in().await;
+    for (kind, wallet, reason) in [
+        ("insufficient_balance", "alipay", "Insufficient balance"),
+        ("expired", "wechat", "The payment code expired"),
+    ] {
+        let code = w.code(&customer, wallet, kind).await;
+        let (page, order_id) = till.sell("20", "", ("code", &code)).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        let shown = till.get(&format!("/pos/orders/{order_id}")).await;
+        assert!(shown.body.contains("Payment failed"), "{}", shown.body);
+        assert!(shown.body.contains(reason), "{kind}: {}", shown.body);
+    }
+    assert_eq!(w.balance(&customer).await, 100_000);
+}
+
+async fn a_qr_is_shown_paid_by_the_customer_and_the_till_sees_it(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    let mut till = w.till();
+    till.sign_in().await;
+    let (page, order_id) = till.sell("10", "", ("wallet", "wechatpay")).await;
+    assert_eq!(
+        page.location,
+        Some(format!("/pos/orders/{order_id}")),
+        "{}",
+        page.body
+    );
+    let shown = till.get(&format!("/pos/orders/{order_id}")).await;
+    assert!(shown.body.contains("<svg class=\"qr\""), "{}", shown.body);
+    assert!(shown.body.contains("Scan with WeChat Pay to pay"));
+    let left: i64 = shown.attribute("data-seconds-left").parse().unwrap();
+    assert!((890..=900).contains(&left), "15 minutes to pay: {left}");
+    let code_url = shown.attribute("data-code-url");
+    let status = till.get(&format!("/pos/orders/{order_id}/status")).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&status.body).unwrap(),
+        json!({"status": "pending", "final": false})
+    );
+
+    let (paid, _) = w
+        .control(
+            "/qr/pay",
+            json!({"code_url": code_url, "customer_id": customer}),
+        )
+        .await;
+    assert!(paid.is_success(), "{paid}");
+    let mut seen = String::new();
+    for _ in 0..20 {
+        seen = till
+            .get(&format!("/pos/orders/{order_id}/status"))
+            .await
+            .body;
+        if seen.contains("paid") {
+            break;
+        }
+        w.advance(1).await;
+    }
+    assert_eq!(
+        serde_json::from_str::<Value>(&seen).unwrap()["status"],
+        "paid"
+    );
+    let shown = till.get(&format!("/pos/orders/{order_id}")).await;
+    assert!(shown.body.contains("id=\"result\">Paid<"));
+    assert_eq!(w.balance(&customer).await, 100_000 - 5200);
+}
+
+async fn an_expired_qr_says_nothing_was_charged(db: TestDb) {
+    let w = World::start(db).await;
+    let mut till = w.till();
+    till.sign_in().await;
+    let (_, order_id) = till.sell("3", "", ("wallet", "alipay")).await;
+    for _ in 0..3 {
+        w.advance(8 * 60).await;
+        // Keep the session alive, as the polling page does.
+        till.get(&format!("/pos/orders/{order_id}/status")).await;
+    }
+    let shown = till.get(&format!("/pos/orders/{order_id}")).await;
+    assert!(
+        shown.body.contains("QR expired, nothing was charged"),
+        "{}",
+        shown.body
+    );
+    assert_eq!(
+        w.order(&order_id).await.unwrap().status,
+        OrderStatus::Closed
+    );
+}
+
+async fn todays_list_shows_paid_failed_and_pending_sales_and_refunds_one(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    let mut till = w.till();
+    till.sign_in().await;
+    let paid_code = w.code(&customer, "alipay", "instant").await;
+    let (_, paid) = till.sell("12", "", ("code", &paid_code)).await;
+    w.advance(1).await;
+    let poor_code = w.code(&customer, "wechat", "insufficient_balance").await;
+    let (_, failed) = till.sell("30", "", ("code", &poor_code)).await;
+    w.advance(1).await;
+    let (_, pending) = till.sell("7", "", ("wallet", "unionpay")).await;
+    let today = till.get("/pos/today").await;
+    assert_eq!(today.status, StatusCode::OK);
+    for (id, status) in [(&paid, "paid"), (&failed, "failed"), (&pending, "pending")] {
+        assert!(
+            today
+                .body
+                .contains(&format!("data-order-id=\"{id}\" data-status=\"{status}\"")),
+            "{id} {status}: {}",
+            today.body
+        );
+    }
+    assert!(today.body.contains("Waiting for customer"));
+    assert!(
+        today.body.contains("1 paid, CA$12.00 taken"),
+        "{}",
+        today.body
+    );
+    // Newest first.
+    assert!(today.body.find(pending.as_str()) < today.body.find(paid.as_str()));
+
+    // Refund part of the paid sale: the form offers what is left.
+    let form_start = today
+        .body
+        .find(&format!("action=\"/pos/orders/{paid}/refund\""))
+        .unwrap();
+    let form = Page {
+        status: StatusCode::OK,
+        location: None,
+        body: today.body[form_start..].to_owned(),
+    };
+    assert_eq!(form.field("amount"), "12.00");
+    let refund_id = form.field("refund_id");
+    let csrf = form.field("csrf");
+    let path = format!("/pos/orders/{paid}/refund");
+    let done = till
+        .post(
+            &path,
+            &[("csrf", &csrf), ("refund_id", &refund_id), ("amount", "5")],
+        )
+        .await;
+    assert!(done.body.contains("Refunded CA$5.00."), "{}", done.body);
+    // Sent twice, refunded once.
+    let again = till
+        .post(
+            &path,
+            &[("csrf", &csrf), ("refund_id", &refund_id), ("amount", "5")],
+        )
+        .await;
+    assert!(again.body.contains("Refunded CA$5.00."), "{}", again.body);
+    // More than is left: refused, nothing refunded.
+    let fresh = till.get("/pos/today").await;
+    let start = fresh
+        .body
+        .find(&format!("action=\"/pos/orders/{paid}/refund\""))
+        .unwrap();
+    let fresh_form = Page {
+        status: StatusCode::OK,
+        location: None,
+        body: fresh.body[start..].to_owned(),
+    };
+    assert_eq!(fresh_form.field("amount"), "7.00");
+    let too_much = till
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("refund_id", &fresh_form.field("refund_id")),
+                ("amount", "8"),
+            ],
+        )
+        .await;
+    assert!(
+        too_much.body.contains("at most CA$7.00"),
+        "{}",
+        too_much.body
+    );
+    let order = w.order(&paid).await.unwrap();
+    assert_eq!(order.refunded.minor(), 500);
+    assert_eq!(w.balance(&customer).await, 100_000 - 6240 + 2600);
+    // The receipt lists the refund; 58 mm paper is narrower.
+    let receipt = till
+        .get(&format!("/pos/orders/{paid}/receipt?paper=58"))
+        .await;
+    assert!(receipt.body.contains("data-paper=\"58\""));
+    assert!(receipt.body.contains("width:48mm"));
+    assert!(
+        receipt.body.contains("-CA$5.00 refunded"),
+        "{}",
+        receipt.body
+    );
+    assert!(receipt.body.contains(&paid));
+    assert!(receipt.body.contains("0000000001"));
+    let today = till.get("/pos/today").await;
+    assert!(
+        today.body.contains("1 paid, CA$7.00 taken"),
+        "{}",
+        today.body
+    );
+}
+
+async fn the_till_speaks_chinese_when_asked_or_when_the_browser_does(db: TestDb) {
+    let w = World::start(db).await;
+    let mut till = w.till();
+    till.accept_language = "zh-CN,zh;q=0.9";
+    let page = till.get("/pos/sign-in").await;
+    assert!(page.body.contains("登录收银台"), "{}", page.body);
+    assert!(page.body.contains("lang=\"zh-CN\""));
+    till.sign_in().await;
+    let sale = till.get("/pos").await;
+    assert!(sale.body.contains("顾客出示付款码"));
+    assert!(sale.body.contains("微信支付"));
+    // ?lang= wins and is kept in a cookie.
+    till.get("/pos?lang=en").await;
+    assert!(till
+        .get("/pos")
+        .await
+        .body
+        .contains("Customer shows a code"));
+    let (page, _) = till.sell("8", "", ("code", "99")).await;
+    assert!(page.body.contains("This is not a payment code"));
+}
+
+backend_tests!(
+    a_wrong_pin_gets_one_message_and_five_lock_the_operator,
+    a_session_ends_after_thirty_idle_minutes_or_twelve_hours,
+    a_form_without_the_csrf_token_is_refused_and_does_nothing,
+    a_scanned_code_is_charged_once_even_when_the_form_is_sent_twice,
+    a_mistyped_code_is_refused_before_any_wallet_call,
+    a_declined_code_says_why_in_plain_words,
+    a_qr_is_shown_paid_by_the_customer_and_the_till_sees_it,
+    an_expired_qr_says_nothing_was_charged,
+    todays_list_shows_paid_failed_and_pending_sales_and_refunds_one,
+    the_till_speaks_chinese_when_asked_or_when_the_browser_does,
+);
