@@ -27,7 +27,35 @@ struct World {
     http: reqwest::Client,
     stop: tokio::sync::watch::Sender<bool>,
     loops: Option<tokio::task::JoinHandle<()>>,
+    engine: Engine,
+    addr: SocketAddr,
+    /// Stops the gateway's HTTP server (the network drop), and the server's task.
+    server: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
     _db: TestDb,
+}
+
+/// Serves the gateway on `listener` until told to stop.
+fn serve_gateway(
+    listener: tokio::net::TcpListener,
+    engine: &Engine,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn({
+        let state = AppState::new(engine.clone(), HttpConfig::default());
+        async move {
+            let _ = qrgate_http::serve(listener, state, async {
+                let _ = stopped.await;
+            })
+            .await;
+        }
+    });
+    (stop, task)
 }
 
 impl World {
@@ -105,17 +133,14 @@ impl World {
             .set_operator_pin(&merchant.merchant.id, &merchant.operator.id, PIN)
             .await
             .unwrap();
-        tokio::spawn(qrgate_http::serve(
-            listener,
-            AppState::new(engine.clone(), HttpConfig::default()),
-            std::future::pending(),
-        ));
+        let server = serve_gateway(listener, &engine);
         // The closing loop, as `serve` runs it: settles what the wallets' notifications have
         // not (yet).
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let looping = engine.clone();
         let loops = tokio::spawn(async move {
             loop {
-                let _ = engine.close_due_orders("browser-test", 16).await;
+                let _ = looping.close_due_orders("browser-test", 16).await;
                 tokio::select! {
                     _ = stopped.changed() => return,
                     () = tokio::time::sleep(StdDuration::from_millis(300)) => {}
@@ -130,8 +155,26 @@ impl World {
             http,
             stop,
             loops: Some(loops),
+            engine,
+            addr,
+            server: Some(server),
             _db: db,
         }
+    }
+
+    /// The till loses the gateway: its HTTP server stops and closes its connections (the
+    /// engine and its closing loop go on, as they would on the other side of a cut cable).
+    async fn drop_gateway(&mut self) {
+        if let Some((stop, task)) = self.server.take() {
+            let _ = stop.send(());
+            let _ = tokio::time::timeout(StdDuration::from_secs(10), task).await;
+        }
+    }
+
+    /// The network is back: the gateway answers again on the same address.
+    async fn restore_gateway(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.server = Some(serve_gateway(listener, &self.engine));
     }
 
     fn till_url(&self, path: &str) -> String {
@@ -287,6 +330,62 @@ async fn activepay_the_phone_pays_the_qr_the_till_shows() {
     till.goto(&w.till_url("/pos/today")).await.unwrap();
     assert!(till.text("#sales").await.unwrap().contains("Paid"));
     till.screenshot("today").await.unwrap();
+    till.close().await.unwrap();
+    phone.close().await.unwrap();
+    w.stop().await;
+}
+
+/// The network drops while the QR is on the till's screen: the till says so and keeps
+/// asking; the customer pays meanwhile; when the network is back the till shows the payment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_drop_during_a_payment_is_shown_and_recovered() {
+    let test = "a_network_drop_during_a_payment_is_shown_and_recovered";
+    let Some((mut till, mut phone)) = till_and_phone(test, "en-US,en").await else {
+        return;
+    };
+    let mut w = World::start().await;
+    let customer = w.customer("Wang Fang", 100_000).await;
+    sign_in(&mut till, &w, PIN).await;
+    till.find("#amount").await.unwrap();
+    key_in(&till, "8.00").await;
+    till.click("#qr-alipay").await.unwrap();
+    let qr = till.find("#qr").await.unwrap();
+    let code_url = qr.attr("data-code-url").await.unwrap().unwrap();
+
+    w.drop_gateway().await;
+    till.wait_for_text("#connection", "Connection lost")
+        .await
+        .unwrap();
+    till.screenshot("connection-lost").await.unwrap();
+
+    // The customer pays while the till cannot reach the gateway.
+    phone
+        .goto(&w.phone_url(&format!(
+            "/phone/{customer}/scan?code_url={}",
+            url_encode(&code_url)
+        )))
+        .await
+        .unwrap();
+    phone.find("button[data-digit='1']").await.unwrap();
+    for digit in ["1", "2", "3", "4", "5", "6"] {
+        phone
+            .click(&format!("button[data-digit='{digit}']"))
+            .await
+            .unwrap();
+    }
+    phone.wait_for_text(".notice", "Paid").await.unwrap();
+    phone
+        .screenshot("paid-while-the-till-is-offline")
+        .await
+        .unwrap();
+
+    // The network is back: the till shows the sale as it now stands, without a reload by hand.
+    w.restore_gateway().await;
+    till.wait_for_text("#result", "Paid").await.unwrap();
+    till.screenshot("paid-after-the-network-came-back")
+        .await
+        .unwrap();
+    assert_eq!(w.balance(&customer).await, 100_000 - 4160);
     till.close().await.unwrap();
     phone.close().await.unwrap();
     w.stop().await;
