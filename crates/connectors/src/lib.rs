@@ -8,6 +8,7 @@
 //! database.
 
 pub mod alipay;
+mod rsa_sign;
 mod settings;
 pub mod unionpay;
 pub mod wechat_pay;

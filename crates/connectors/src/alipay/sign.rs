@@ -14,9 +14,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use qrgate_connector_api::ConnectorError;
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
+use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
+use rsa::signature::Verifier;
 use rsa::traits::PublicKeyParts;
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::Sha256;
@@ -31,7 +31,7 @@ const SIGN_TYPE: &str = "sign_type";
 
 /// Our application private key, used to sign requests.
 pub(super) struct AlipaySigner {
-    key: SigningKey<Sha256>,
+    key: crate::rsa_sign::RsaSha256Signer,
 }
 
 /// Alipay's public key, used to verify responses and notifications.
@@ -45,17 +45,22 @@ impl AlipaySigner {
     pub(super) fn from_text(text: &str) -> Result<Self, ConnectorError> {
         let key = parse_private_key(text)?;
         check_modulus(key.size(), "app_private_key_pem")?;
-        Ok(AlipaySigner {
-            key: SigningKey::new(key),
-        })
+        let key = crate::rsa_sign::RsaSha256Signer::new(&key).ok_or_else(|| {
+            ConnectorError::Credentials(
+                "app_private_key_pem cannot sign (an RSA key of 2048 to 8192 bits is needed)"
+                    .into(),
+            )
+        })?;
+        Ok(AlipaySigner { key })
     }
 
     /// Signs `content` and returns the Base64 signature as the `sign` parameter wants it.
     pub(super) fn sign(&self, content: &str) -> Result<String, ConnectorError> {
-        let signature: Signature = self.key.try_sign(content.as_bytes()).map_err(|e| {
-            ConnectorError::Credentials(format!("cannot sign with the app key: {e}"))
-        })?;
-        Ok(BASE64.encode(signature.to_bytes()))
+        let signature = self
+            .key
+            .sign(content.as_bytes())
+            .ok_or_else(|| ConnectorError::Credentials("cannot sign with the app key".into()))?;
+        Ok(BASE64.encode(signature))
     }
 }
 

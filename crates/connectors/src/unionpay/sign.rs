@@ -23,9 +23,9 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use qrgate_connector_api::ConnectorError;
 use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
+use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
+use rsa::signature::Verifier;
 use rsa::traits::PublicKeyParts;
 use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
 use sha2::{Digest, Sha256, Sha384, Sha512};
@@ -79,7 +79,7 @@ pub(super) fn digest_hex(content: &str) -> String {
 
 /// The merchant's signing key.
 pub(super) struct UnionPaySigner {
-    key: SigningKey<Sha256>,
+    key: crate::rsa_sign::RsaSha256Signer,
 }
 
 impl UnionPaySigner {
@@ -103,9 +103,13 @@ impl UnionPaySigner {
                 "merchant_private_key_pem: UnionPay needs an RSA key of at least 2048 bits".into(),
             ));
         }
-        Ok(UnionPaySigner {
-            key: SigningKey::new(key),
-        })
+        let key = crate::rsa_sign::RsaSha256Signer::new(&key).ok_or_else(|| {
+            ConnectorError::Credentials(
+                "merchant_private_key_pem cannot sign (an RSA key of 2048 to 8192 bits is needed)"
+                    .into(),
+            )
+        })?;
+        Ok(UnionPaySigner { key })
     }
 
     /// The `signature` value for these fields (which must not contain `signature` itself;
@@ -115,10 +119,10 @@ impl UnionPaySigner {
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
         let digest = digest_hex(&sign_content(fields));
-        let signature: Signature = self.key.try_sign(digest.as_bytes()).map_err(|e| {
-            ConnectorError::Credentials(format!("cannot sign with the merchant key: {e}"))
+        let signature = self.key.sign(digest.as_bytes()).ok_or_else(|| {
+            ConnectorError::Credentials("cannot sign with the merchant key".into())
         })?;
-        Ok(BASE64.encode(signature.to_bytes()))
+        Ok(BASE64.encode(signature))
     }
 }
 
