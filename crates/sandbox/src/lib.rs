@@ -18,6 +18,7 @@ pub mod model;
 mod notify;
 mod pay_page;
 mod phone;
+mod rsa_sha256;
 pub mod state;
 pub mod unionpay;
 pub mod wechat;

@@ -27,11 +27,11 @@ use std::sync::{Arc, Mutex};
 use axum::routing::post;
 use axum::Router;
 use rand_chacha::ChaCha8Rng;
-use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::model::{Trade, Wallet};
+use crate::rsa_sha256::{RsaSha256Signer, RsaSha256Verifier};
 use crate::state::digits;
 use crate::{Sandbox, WalletModule};
 use sign::AlipayKeyError;
@@ -73,12 +73,13 @@ impl AlipayAccount {
     }
 }
 
-/// Parsed RSA keys by PEM text: parsing a 2048-bit key is not free (noticeably so in debug
-/// builds), and the same few keys are used for every call.
+/// Keys ready to sign or verify, by PEM text: parsing a 2048-bit key and handing it to
+/// `ring` is not free (noticeably so in debug builds), and the same few keys are used for
+/// every call.
 #[derive(Default)]
 pub(crate) struct AlipayKeyCache {
-    private: Mutex<Vec<(String, Arc<RsaPrivateKey>)>>,
-    public: Mutex<Vec<(String, Arc<RsaPublicKey>)>>,
+    private: Mutex<Vec<(String, Arc<RsaSha256Signer>)>>,
+    public: Mutex<Vec<(String, Arc<RsaSha256Verifier>)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -87,20 +88,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl AlipayKeyCache {
-    pub fn private(&self, pem: &str) -> Result<Arc<RsaPrivateKey>, AlipayKeyError> {
+    pub fn private(&self, pem: &str) -> Result<Arc<RsaSha256Signer>, AlipayKeyError> {
         if let Some((_, key)) = lock(&self.private).iter().find(|(p, _)| p == pem) {
             return Ok(key.clone());
         }
-        let key = Arc::new(sign::private_key_from_pem(pem)?);
+        let key = Arc::new(RsaSha256Signer::new(&sign::private_key_from_pem(pem)?));
         lock(&self.private).push((pem.to_owned(), key.clone()));
         Ok(key)
     }
 
-    pub fn public(&self, pem: &str) -> Result<Arc<RsaPublicKey>, AlipayKeyError> {
+    pub fn public(&self, pem: &str) -> Result<Arc<RsaSha256Verifier>, AlipayKeyError> {
         if let Some((_, key)) = lock(&self.public).iter().find(|(p, _)| p == pem) {
             return Ok(key.clone());
         }
-        let key = Arc::new(sign::public_key_from_pem(pem)?);
+        let key = Arc::new(RsaSha256Verifier::new(&sign::public_key_from_pem(pem)?));
         lock(&self.public).push((pem.to_owned(), key.clone()));
         Ok(key)
     }

@@ -7,7 +7,6 @@
 //! same notification.
 
 use chrono::{DateTime, Utc};
-use rsa::RsaPrivateKey;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -15,11 +14,12 @@ use super::sign;
 use super::wire;
 use super::AlipayAccount;
 use crate::model::Trade;
+use crate::rsa_sha256::RsaSha256Signer;
 
 /// The form body, or `None` for a trade that was never paid.
 pub(crate) fn body(
     account: &AlipayAccount,
-    key: &RsaPrivateKey,
+    key: &RsaSha256Signer,
     trade: &Trade,
     forged: bool,
     now: DateTime<Utc>,

@@ -1,6 +1,7 @@
 //! RSA2 signing as the Alipay OpenAPI does it (`wallets.md` §2.2), written from the
 //! documentation: the string-to-sign of a parameter set, SHA256withRSA (PKCS#1 v1.5) with
-//! Base64 signatures, and PEM key loading.
+//! Base64 signatures, and PEM key loading. The RSA arithmetic itself is `crate::rsa_sha256`'s
+//! (`ring` for the fixture keys).
 //!
 //! The same string-to-sign serves requests (which keep `sign_type` in the signed set) and
 //! notifications (which drop it): the caller says which keys to leave out.
@@ -10,11 +11,10 @@ use std::collections::BTreeMap;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use rsa::{RsaPrivateKey, RsaPublicKey};
-use sha2::Sha256;
+
+use crate::rsa_sha256::{RsaSha256Signer, RsaSha256Verifier};
 
 /// Why a key could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -70,12 +70,11 @@ pub fn public_key_from_pem(pem: &str) -> Result<RsaPublicKey, AlipayKeyError> {
 
 /// `Base64(SHA256withRSA(key, text))`. PKCS#1 v1.5 signatures are deterministic, so the same
 /// key and text always give the same signature.
-pub fn sign(key: &RsaPrivateKey, text: &str) -> Result<String, AlipayKeyError> {
-    let signer = SigningKey::<Sha256>::new(key.clone());
-    let signature = signer
-        .try_sign(text.as_bytes())
+pub(crate) fn sign(key: &RsaSha256Signer, text: &str) -> Result<String, AlipayKeyError> {
+    let signature = key
+        .sign(text.as_bytes())
         .map_err(|_| AlipayKeyError::SigningFailed)?;
-    Ok(BASE64.encode(signature.to_bytes()))
+    Ok(BASE64.encode(signature))
 }
 
 /// A signature that looks right but does not verify: the real one with its first byte
@@ -95,14 +94,9 @@ pub fn forge(signature: &str) -> String {
 
 /// Whether `signature` (Base64) is a valid SHA256withRSA signature of `text` under `key`.
 /// Surrounding whitespace is tolerated; anything else malformed is simply "not valid".
-pub fn verify(key: &RsaPublicKey, text: &str, signature: &str) -> bool {
+pub(crate) fn verify(key: &RsaSha256Verifier, text: &str, signature: &str) -> bool {
     let Ok(bytes) = BASE64.decode(signature.trim()) else {
         return false;
     };
-    let Ok(signature) = Signature::try_from(bytes.as_slice()) else {
-        return false;
-    };
-    VerifyingKey::<Sha256>::new(key.clone())
-        .verify(text.as_bytes(), &signature)
-        .is_ok()
+    key.verify(text.as_bytes(), &bytes)
 }

@@ -21,6 +21,7 @@ use sha2::Sha256;
 
 use super::{module, sign, wire};
 use crate::model::{Behaviour, Wallet};
+use crate::rsa_sha256::{RsaSha256Signer, RsaSha256Verifier};
 use crate::{RunningSandbox, Sandbox, SandboxConfig};
 
 // ---------------------------------------------------------------------------------------
@@ -424,8 +425,9 @@ fn vector_6_string_to_sign() {
     // verifies with the public key.
     let key = sign::private_key_from_pem(super::APP_PRIVATE_KEY_PEM).unwrap();
     let public = sign::public_key_from_pem(super::APP_PUBLIC_KEY_PEM).unwrap();
-    let signature = sign::sign(&key, &expected).unwrap();
+    let signature = sign::sign(&RsaSha256Signer::new(&key), &expected).unwrap();
     assert_eq!(signature, client_sign(&key, &expected));
+    let public = RsaSha256Verifier::new(&public);
     assert!(sign::verify(&public, &expected, &signature));
     assert!(!sign::verify(&public, &expected, &sign::forge(&signature)));
     assert!(!sign::verify(&public, &format!("{expected} "), &signature));

@@ -217,7 +217,7 @@ fn verify_signature(
             format!("certId {cert_id} is not the merchant's certificate"),
         ));
     }
-    if !sign::verify(&cert.public_key, fields) {
+    if !sign::verify(&cert.verifier, fields) {
         return Err(refuse(
             UnionpayCode::SignatureFailed,
             "the signature does not verify",

@@ -93,11 +93,11 @@ use axum::routing::post;
 use axum::Router;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rsa::RsaPrivateKey;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::model::{Trade, Wallet};
+use crate::rsa_sha256::RsaSha256Signer;
 use crate::state::{digits, State};
 use crate::{Sandbox, WalletModule};
 use pki::{UnionpayCert, UnionpayPkiError};
@@ -150,20 +150,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Parsed keys and certificates by PEM text: parsing RSA keys is slow in debug builds, and
-/// the same two are used on every call.
+/// Keys ready to sign and certificates ready to verify with, by PEM text: parsing RSA keys
+/// (and handing them to `ring`) is slow in debug builds, and the same two are used on every
+/// call.
 #[derive(Default)]
 pub(crate) struct UnionpayKeyring {
-    private: Mutex<Vec<(String, Arc<RsaPrivateKey>)>>,
+    private: Mutex<Vec<(String, Arc<RsaSha256Signer>)>>,
     certs: Mutex<Vec<(String, Arc<UnionpayCert>)>>,
 }
 
 impl UnionpayKeyring {
-    pub(crate) fn private(&self, pem: &str) -> Result<Arc<RsaPrivateKey>, UnionpayPkiError> {
+    pub(crate) fn private(&self, pem: &str) -> Result<Arc<RsaSha256Signer>, UnionpayPkiError> {
         if let Some((_, key)) = lock(&self.private).iter().find(|(p, _)| p == pem) {
             return Ok(key.clone());
         }
-        let key = Arc::new(pki::read_private_key(pem)?);
+        let key = Arc::new(RsaSha256Signer::new(&pki::read_private_key(pem)?));
         lock(&self.private).push((pem.to_owned(), key.clone()));
         Ok(key)
     }

@@ -12,6 +12,8 @@ use base64::Engine;
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use rsa::{RsaPrivateKey, RsaPublicKey};
 
+use crate::rsa_sha256::RsaSha256Verifier;
+
 /// UnionPay's root CA certificate (self-signed; the gateway is configured with it).
 pub(crate) const ROOT_CERT_PEM: &str = include_str!("pki/root_cert.pem");
 /// UnionPay's signing certificate, issued by the root; sent as `signPubKeyCert`.
@@ -109,11 +111,20 @@ const EXPLICIT_0: u8 = 0xa0;
 pub(crate) struct UnionpayCert {
     /// The serial number in decimal: UnionPay's `certId`.
     pub serial: String,
-    pub public_key: RsaPublicKey,
+    /// The certificate's RSA public key, ready to verify signatures.
+    pub verifier: RsaSha256Verifier,
 }
 
 /// Reads a PEM certificate's serial number and RSA public key.
 pub(crate) fn read_cert(pem: &str) -> Result<UnionpayCert, UnionpayPkiError> {
+    let (serial, public_key) = read_serial_and_public_key(pem)?;
+    Ok(UnionpayCert {
+        serial,
+        verifier: RsaSha256Verifier::new(&public_key),
+    })
+}
+
+fn read_serial_and_public_key(pem: &str) -> Result<(String, RsaPublicKey), UnionpayPkiError> {
     let der = pem_block(pem, "CERTIFICATE")?;
     let (cert, _) = read_tlv(&der).ok_or(UnionpayPkiError::BadDer)?;
     let (tbs, _) = read_tlv(cert.content).ok_or(UnionpayPkiError::BadDer)?;
@@ -142,7 +153,7 @@ pub(crate) fn read_cert(pem: &str) -> Result<UnionpayCert, UnionpayPkiError> {
     }
     let public_key = RsaPublicKey::from_public_key_der(spki.whole)
         .map_err(|e| UnionpayPkiError::BadPublicKey(e.to_string()))?;
-    Ok(UnionpayCert { serial, public_key })
+    Ok((serial, public_key))
 }
 
 /// A non-negative big-endian integer in decimal (serials may exceed 64 bits).
@@ -183,17 +194,18 @@ mod unit {
 
     #[test]
     fn fixtures_parse_and_match() {
-        let merchant = read_cert(MERCHANT_CERT_PEM).unwrap();
-        assert_eq!(merchant.serial, super::super::MERCHANT_CERT_ID);
-        let signing = read_cert(SIGNING_CERT_PEM).unwrap();
-        assert_eq!(signing.serial, "69115910859");
-        let root = read_cert(ROOT_CERT_PEM).unwrap();
-        assert_eq!(root.serial, "1");
-        assert_eq!(root.public_key.size(), 256);
+        let (serial, merchant) = read_serial_and_public_key(MERCHANT_CERT_PEM).unwrap();
+        assert_eq!(serial, super::super::MERCHANT_CERT_ID);
+        assert_eq!(read_cert(MERCHANT_CERT_PEM).unwrap().serial, serial);
+        let (serial, signing) = read_serial_and_public_key(SIGNING_CERT_PEM).unwrap();
+        assert_eq!(serial, "69115910859");
+        let (serial, root) = read_serial_and_public_key(ROOT_CERT_PEM).unwrap();
+        assert_eq!(serial, "1");
+        assert_eq!(root.size(), 256);
         let merchant_key = read_private_key(MERCHANT_KEY_PEM).unwrap();
-        assert_eq!(RsaPublicKey::from(&merchant_key), merchant.public_key);
+        assert_eq!(RsaPublicKey::from(&merchant_key), merchant);
         let signing_key = read_private_key(SIGNING_KEY_PEM).unwrap();
-        assert_eq!(RsaPublicKey::from(&signing_key), signing.public_key);
+        assert_eq!(RsaPublicKey::from(&signing_key), signing);
     }
 
     #[test]

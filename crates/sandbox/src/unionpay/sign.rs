@@ -1,18 +1,17 @@
 //! ACP 5.1.0 signatures (`signMethod=01`, `wallets.md` §3.1): every non-empty field except
 //! `signature`, sorted by key, joined `k=v` with `&` (raw values); the lower-case hex SHA-256
 //! of that string; `signature` = Base64 of RSA-SHA256-PKCS#1 v1.5 over the hex string's ASCII
-//! bytes (so the message is hashed twice: once here, once by the RSA scheme).
+//! bytes (so the message is hashed twice: once here, once by the RSA scheme). The RSA
+//! arithmetic itself is `crate::rsa_sha256`'s (`ring` for the fixture keys).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
-use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::{Digest, Sha256};
 
 use super::pki::UnionpayPkiError;
 use super::wire::UnionpayFields;
 use super::{UnionpayAccount, UnionpayKeyring};
+use crate::rsa_sha256::{RsaSha256Signer, RsaSha256Verifier};
 
 /// The string whose digest is signed.
 pub(crate) fn string_to_sign(fields: &UnionpayFields) -> String {
@@ -31,18 +30,18 @@ pub(crate) fn digest_hex(text: &str) -> String {
 
 /// The `signature` value for `fields`.
 pub(crate) fn sign(
-    key: &RsaPrivateKey,
+    key: &RsaSha256Signer,
     fields: &UnionpayFields,
 ) -> Result<String, UnionpayPkiError> {
     let digest = digest_hex(&string_to_sign(fields));
-    let signature = SigningKey::<Sha256>::new(key.clone())
-        .try_sign(digest.as_bytes())
+    let signature = key
+        .sign(digest.as_bytes())
         .map_err(|e| UnionpayPkiError::Sign(e.to_string()))?;
-    Ok(BASE64.encode(signature.to_bytes()))
+    Ok(BASE64.encode(signature))
 }
 
 /// Whether `fields["signature"]` is a valid signature of `fields` by `key`.
-pub(crate) fn verify(key: &RsaPublicKey, fields: &UnionpayFields) -> bool {
+pub(crate) fn verify(key: &RsaSha256Verifier, fields: &UnionpayFields) -> bool {
     let Some(encoded) = fields.get("signature") else {
         return false;
     };
@@ -51,13 +50,8 @@ pub(crate) fn verify(key: &RsaPublicKey, fields: &UnionpayFields) -> bool {
     let Ok(bytes) = BASE64.decode(encoded) else {
         return false;
     };
-    let Ok(signature) = Signature::try_from(bytes.as_slice()) else {
-        return false;
-    };
     let digest = digest_hex(&string_to_sign(fields));
-    VerifyingKey::<Sha256>::new(key.clone())
-        .verify(digest.as_bytes(), &signature)
-        .is_ok()
+    key.verify(digest.as_bytes(), &bytes)
 }
 
 /// Signs an answer or a notification as UnionPay does: adds `certId` (the signing
@@ -125,7 +119,8 @@ mod unit {
     #[test]
     fn sign_then_verify() {
         let key = super::super::pki::read_private_key(super::super::pki::SIGNING_KEY_PEM).unwrap();
-        let public = RsaPublicKey::from(&key);
+        let public = RsaSha256Verifier::new(&rsa::RsaPublicKey::from(&key));
+        let key = RsaSha256Signer::new(&key);
         let mut f = fields(&[("merId", "123456789012345"), ("orderId", "ORDER0001")]);
         let signature = sign(&key, &f).unwrap();
         f.insert("signature".to_owned(), signature.clone());

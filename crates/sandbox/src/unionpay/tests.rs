@@ -556,7 +556,11 @@ fn vector_8_with_the_test_signer() {
     );
     // The module's own signer agrees with the test-side one.
     let key = super::pki::read_private_key(super::pki::MERCHANT_KEY_PEM).unwrap();
-    assert_eq!(super::sign::sign(&key, &f).unwrap(), client_sign(&key, &f));
+    let signer = crate::rsa_sha256::RsaSha256Signer::new(&key);
+    assert_eq!(
+        super::sign::sign(&signer, &f).unwrap(),
+        client_sign(&key, &f)
+    );
 }
 
 #[tokio::test]
