@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use qrgate_domain::{Account, Currency, Money, Posting, PostingKind};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
 use crate::time::{from_millis, to_millis};
 use crate::{Store, StoreError};
@@ -34,11 +34,11 @@ pub struct AccountBalance {
     pub entries: i64,
 }
 
-/// Writes a posting's entries in `tx`. A posting is balanced by construction
+/// Writes a posting's entries on `conn`, inside the caller's transaction. A posting is balanced by construction
 /// ([`Posting::new`]); `UNIQUE (txn, account)` makes a second write of the same posting fail
 /// instead of counting money twice.
 pub(crate) async fn insert_posting(
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut sqlx::AnyConnection,
     posting: &Posting,
     order_key: &str,
     refund_key: Option<&str>,
@@ -59,7 +59,7 @@ pub(crate) async fn insert_posting(
         .bind(order_key)
         .bind(refund_key)
         .bind(to_millis(now))
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await
         .map_err(|err| StoreError::from_sqlx(err, "ledger posting"))?;
     }

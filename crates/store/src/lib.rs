@@ -21,6 +21,7 @@ mod pool;
 mod refunds;
 mod till;
 mod time;
+mod writer;
 
 pub use callbacks::{Callback, CallbackAttempt, CallbackStatus};
 pub use error::StoreError;

@@ -104,46 +104,11 @@ impl Store {
     /// Stores a new order. [`StoreError::Conflict`] `order` when the merchant already has
     /// that `order_id`.
     pub async fn insert_order(&self, o: &Order) -> Result<(), StoreError> {
-        // A new order has no refunds: `refund_reserved` and `refunded` take their default 0.
-        sqlx::query(
-            "INSERT INTO orders (key, merchant_id, order_id, mode, wallet, currency, amount, tip, \
-             cny_amount, rate_e8, operator_id, terminal_no, sale_num, status, wallet_code, \
-             wallet_message, channel_ref, buyer, paid_at, wallet_created_at, next_check_at, \
-             request_digest, created_at, updated_at, code_url, expires_at, call_back_url) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
-        )
-        .bind(&o.key)
-        .bind(o.merchant_id.as_str())
-        .bind(o.order_id.as_str())
-        .bind(o.mode.as_str())
-        .bind(o.wallet.as_str())
-        .bind(o.amount.currency().code())
-        .bind(o.amount.minor())
-        .bind(o.tip.minor())
-        .bind(o.cny_amount.map(Money::minor))
-        .bind(o.rate.map(FxRate::scaled))
-        .bind(o.operator_id.as_deref())
-        .bind(o.terminal_no.as_deref())
-        .bind(o.sale_num.as_deref())
-        .bind(o.status.as_str())
-        .bind(o.wallet_code.as_deref())
-        .bind(o.wallet_message.as_deref())
-        .bind(o.channel_ref.as_deref())
-        .bind(o.buyer.as_deref())
-        .bind(o.paid_at.map(to_millis))
-        .bind(to_millis(o.wallet_created_at))
-        .bind(o.next_check_at.map(to_millis))
-        .bind(&o.request_digest)
-        .bind(to_millis(o.created_at))
-        .bind(to_millis(o.updated_at))
-        .bind(o.code_url.as_deref())
-        .bind(o.expires_at.map(to_millis))
-        .bind(o.call_back_url.as_deref())
-        .execute(&self.pool)
+        let o = o.clone();
+        self.write("order", move |conn| {
+            Box::pin(async move { insert_order(conn, &o).await })
+        })
         .await
-        .map(|_| ())
-        .map_err(|e| StoreError::from_sqlx(e, "order"))
     }
 
     pub async fn order(&self, key: &str) -> Result<Option<Order>, StoreError> {
@@ -216,85 +181,15 @@ impl Store {
         now: DateTime<Utc>,
         event: Option<&OrderEvent>,
     ) -> Result<bool, StoreError> {
-        let claim = match holder {
-            Some(_) => "claimed_by = $13 AND claimed_until >= $14",
-            // `$13` is always bound, so both forms have the same parameters.
-            None => "(claimed_until IS NULL OR claimed_until < $14) AND $13 = '-'",
-        };
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| StoreError::from_sqlx(e, "order"))?;
-        if let Some(event) = event {
-            insert_event(&mut tx, &o.key, event).await?;
-        }
-        let done = sqlx::query(&format!(
-            "UPDATE orders SET status = $1, wallet_code = $2, wallet_message = $3, channel_ref = $4, \
-             buyer = $5, paid_at = $6, cny_amount = $7, rate_e8 = $8, next_check_at = $9, \
-             claimed_by = NULL, claimed_until = NULL, updated_at = $10, code_url = $15 \
-             WHERE key = $11 AND status = $12 AND {claim}"
-        ))
-        .bind(o.status.as_str())
-        .bind(o.wallet_code.as_deref())
-        .bind(o.wallet_message.as_deref())
-        .bind(o.channel_ref.as_deref())
-        .bind(o.buyer.as_deref())
-        .bind(o.paid_at.map(to_millis))
-        .bind(o.cny_amount.map(Money::minor))
-        .bind(o.rate.map(FxRate::scaled))
-        .bind(o.next_check_at.map(to_millis))
-        .bind(to_millis(o.updated_at))
-        .bind(&o.key)
-        .bind(from.as_str())
-        .bind(holder.unwrap_or("-"))
-        .bind(to_millis(now))
-        .bind(o.code_url.as_deref())
-        .execute(&mut *tx)
+        let o = o.clone();
+        let holder = holder.map(str::to_owned);
+        let event = event.cloned();
+        self.write("order", move |conn| {
+            Box::pin(async move {
+                update_order_recorded(conn, &o, from, holder.as_deref(), now, event.as_ref()).await
+            })
+        })
         .await
-        .map_err(|e| StoreError::from_sqlx(e, "order"))?;
-        if done.rows_affected() != 1 {
-            if event.is_some() {
-                tx.commit()
-                    .await
-                    .map_err(|e| StoreError::from_sqlx(e, "order event"))?;
-            }
-            return Ok(false);
-        }
-        // The ledger: an order that becomes paid posts its payment in the same transaction,
-        // so money is never recorded for a state that was not stored, nor the other way round.
-        if o.status == OrderStatus::Paid && from != OrderStatus::Paid {
-            let fee_bps: i64 = sqlx::query_scalar("SELECT fee_bps FROM merchants WHERE id = $1")
-                .bind(o.merchant_id.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| StoreError::from_sqlx(e, "merchant"))?;
-            let fee_rate = FeeRate::from_bps(fee_bps).map_err(StoreError::corrupt)?;
-            let posting = payment_posting(o, fee_rate).map_err(StoreError::corrupt)?;
-            crate::ledger::insert_posting(&mut tx, &posting, &o.key, None, now).await?;
-        }
-        // The outbox: an order that becomes paid owes its merchant a notification, queued in
-        // the same transaction, so it can be neither lost nor sent for a state never stored.
-        if let (OrderStatus::Paid, Some(url)) = (o.status, o.call_back_url.as_deref()) {
-            if from != OrderStatus::Paid {
-                sqlx::query(
-                    "INSERT INTO callbacks (order_key, merchant_id, url, status, attempts, \
-                     next_attempt_at, created_at, updated_at) \
-                     VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4) ON CONFLICT (order_key) DO NOTHING",
-                )
-                .bind(&o.key)
-                .bind(o.merchant_id.as_str())
-                .bind(url)
-                .bind(to_millis(now))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::from_sqlx(e, "callback"))?;
-            }
-        }
-        tx.commit()
-            .await
-            .map_err(|e| StoreError::from_sqlx(e, "order"))?;
-        Ok(true)
     }
 
     /// Claims up to `limit` orders due for a check at `now` for `worker` until `lease_until`,
@@ -369,4 +264,126 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Inserts `o` (see [`Store::insert_order`]).
+async fn insert_order(conn: &mut sqlx::AnyConnection, o: &Order) -> Result<(), StoreError> {
+    // A new order has no refunds: `refund_reserved` and `refunded` take their default 0.
+    sqlx::query(
+        "INSERT INTO orders (key, merchant_id, order_id, mode, wallet, currency, amount, tip, \
+         cny_amount, rate_e8, operator_id, terminal_no, sale_num, status, wallet_code, \
+         wallet_message, channel_ref, buyer, paid_at, wallet_created_at, next_check_at, \
+         request_digest, created_at, updated_at, code_url, expires_at, call_back_url) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+    )
+    .bind(&o.key)
+    .bind(o.merchant_id.as_str())
+    .bind(o.order_id.as_str())
+    .bind(o.mode.as_str())
+    .bind(o.wallet.as_str())
+    .bind(o.amount.currency().code())
+    .bind(o.amount.minor())
+    .bind(o.tip.minor())
+    .bind(o.cny_amount.map(Money::minor))
+    .bind(o.rate.map(FxRate::scaled))
+    .bind(o.operator_id.as_deref())
+    .bind(o.terminal_no.as_deref())
+    .bind(o.sale_num.as_deref())
+    .bind(o.status.as_str())
+    .bind(o.wallet_code.as_deref())
+    .bind(o.wallet_message.as_deref())
+    .bind(o.channel_ref.as_deref())
+    .bind(o.buyer.as_deref())
+    .bind(o.paid_at.map(to_millis))
+    .bind(to_millis(o.wallet_created_at))
+    .bind(o.next_check_at.map(to_millis))
+    .bind(&o.request_digest)
+    .bind(to_millis(o.created_at))
+    .bind(to_millis(o.updated_at))
+    .bind(o.code_url.as_deref())
+    .bind(o.expires_at.map(to_millis))
+    .bind(o.call_back_url.as_deref())
+    .execute(conn)
+    .await
+    .map(|_| ())
+    .map_err(|e| StoreError::from_sqlx(e, "order"))
+}
+
+/// The transaction of [`Store::update_order_recorded`], on the caller's connection.
+async fn update_order_recorded(
+    conn: &mut sqlx::AnyConnection,
+    o: &Order,
+    from: OrderStatus,
+    holder: Option<&str>,
+    now: DateTime<Utc>,
+    event: Option<&OrderEvent>,
+) -> Result<bool, StoreError> {
+    let claim = match holder {
+        Some(_) => "claimed_by = $13 AND claimed_until >= $14",
+        // `$13` is always bound, so both forms have the same parameters.
+        None => "(claimed_until IS NULL OR claimed_until < $14) AND $13 = '-'",
+    };
+    if let Some(event) = event {
+        insert_event(conn, &o.key, event).await?;
+    }
+    let done = sqlx::query(&format!(
+        "UPDATE orders SET status = $1, wallet_code = $2, wallet_message = $3, channel_ref = $4, \
+         buyer = $5, paid_at = $6, cny_amount = $7, rate_e8 = $8, next_check_at = $9, \
+         claimed_by = NULL, claimed_until = NULL, updated_at = $10, code_url = $15 \
+         WHERE key = $11 AND status = $12 AND {claim}"
+    ))
+    .bind(o.status.as_str())
+    .bind(o.wallet_code.as_deref())
+    .bind(o.wallet_message.as_deref())
+    .bind(o.channel_ref.as_deref())
+    .bind(o.buyer.as_deref())
+    .bind(o.paid_at.map(to_millis))
+    .bind(o.cny_amount.map(Money::minor))
+    .bind(o.rate.map(FxRate::scaled))
+    .bind(o.next_check_at.map(to_millis))
+    .bind(to_millis(o.updated_at))
+    .bind(&o.key)
+    .bind(from.as_str())
+    .bind(holder.unwrap_or("-"))
+    .bind(to_millis(now))
+    .bind(o.code_url.as_deref())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx(e, "order"))?;
+    if done.rows_affected() != 1 {
+        // Not written; the event, if any, is committed all the same.
+        return Ok(false);
+    }
+    // The ledger: an order that becomes paid posts its payment in the same transaction,
+    // so money is never recorded for a state that was not stored, nor the other way round.
+    if o.status == OrderStatus::Paid && from != OrderStatus::Paid {
+        let fee_bps: i64 = sqlx::query_scalar("SELECT fee_bps FROM merchants WHERE id = $1")
+            .bind(o.merchant_id.as_str())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "merchant"))?;
+        let fee_rate = FeeRate::from_bps(fee_bps).map_err(StoreError::corrupt)?;
+        let posting = payment_posting(o, fee_rate).map_err(StoreError::corrupt)?;
+        crate::ledger::insert_posting(conn, &posting, &o.key, None, now).await?;
+    }
+    // The outbox: an order that becomes paid owes its merchant a notification, queued in
+    // the same transaction, so it can be neither lost nor sent for a state never stored.
+    if let (OrderStatus::Paid, Some(url)) = (o.status, o.call_back_url.as_deref()) {
+        if from != OrderStatus::Paid {
+            sqlx::query(
+                "INSERT INTO callbacks (order_key, merchant_id, url, status, attempts, \
+                 next_attempt_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4) ON CONFLICT (order_key) DO NOTHING",
+            )
+            .bind(&o.key)
+            .bind(o.merchant_id.as_str())
+            .bind(url)
+            .bind(to_millis(now))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "callback"))?;
+        }
+    }
+    Ok(true)
 }

@@ -1,10 +1,12 @@
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{AnyPool, Executor};
 
+use crate::writer::{ConnFuture, Writer};
 use crate::StoreError;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -31,6 +33,8 @@ impl Backend {
 pub struct Store {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    /// SQLite only: the group-commit writer the payment paths write through.
+    writer: Option<Arc<Writer>>,
 }
 
 impl Store {
@@ -96,11 +100,56 @@ impl Store {
                 message: format!("cannot connect to the {} database: {e}", backend.name()),
                 source: Some(e),
             })?;
-        Ok(Store { pool, backend })
+        let writer = match backend {
+            // One pooled connection, set up like the others, becomes the writer's own.
+            Backend::Sqlite => {
+                let conn = pool
+                    .acquire()
+                    .await
+                    .map_err(|e| StoreError::from_sqlx(e, "database writer"))?
+                    .detach();
+                Some(Arc::new(Writer::start(conn)))
+            }
+            Backend::Postgres => None,
+        };
+        Ok(Store {
+            pool,
+            backend,
+            writer,
+        })
+    }
+
+    /// Runs `write` as one transaction and returns its result once committed. On SQLite the
+    /// write is committed together with the others waiting at the time (see `writer.rs`);
+    /// on PostgreSQL it is a transaction of its own. `write` must not commit or roll back.
+    pub(crate) async fn write<T, F>(&self, what: &'static str, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut sqlx::AnyConnection) -> ConnFuture<'c, T> + Send + 'static,
+    {
+        if let Some(writer) = &self.writer {
+            return writer.write(what, write).await;
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, what))?;
+        let value = write(&mut tx).await?;
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, what))?;
+        Ok(value)
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// SQLite: how many group commits were made and how many writes they held, since the
+    /// store was opened. `None` on PostgreSQL, where each write commits on its own.
+    pub fn group_commits(&self) -> Option<(u64, u64)> {
+        self.writer.as_ref().map(|writer| writer.counts())
     }
 
     /// Brings the schema up to date with the migrations embedded in this binary. Refuses a
@@ -155,6 +204,9 @@ impl Store {
 
     /// Closes every connection; waits for those in use to be returned.
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
         self.pool.close().await;
     }
 }

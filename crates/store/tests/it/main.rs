@@ -445,7 +445,94 @@ async fn a_second_order_with_the_same_merchant_order_id_is_a_conflict(db: TestDb
     );
 }
 
+/// Many payments written at once (on SQLite, in shared group commits): each is recorded
+/// exactly as if alone, a refused write spoils none of the others, and the ledger holds.
+async fn concurrent_payments_are_each_recorded_as_if_alone(db: TestDb) {
+    use qrgate_domain::OrderStatus::{Paid, Paying};
+    let m = create(&db.store, "m").await.unwrap().merchant;
+    let paying = |n: usize| {
+        let mut o = order(&m.id, n, now());
+        o.status = Paying;
+        o
+    };
+    for n in 2000..2010 {
+        db.store.insert_order(&paying(n)).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for n in 0..120 {
+        let store = db.store.clone();
+        let o = paying(n);
+        tasks.push(tokio::spawn(async move {
+            store.insert_order(&o).await?;
+            let mut paid = o.clone();
+            paid.status = Paid;
+            paid.paid_at = Some(now());
+            paid.next_check_at = None;
+            let event = qrgate_store::OrderEvent {
+                at: now(),
+                operation: "pay".into(),
+                outcome: "paid".into(),
+                wallet_code: None,
+                detail: None,
+                latency_ms: 1,
+            };
+            // Every fifth one is written from a state it is not in: refused, event kept.
+            let from = if n % 5 == 0 { Paid } else { Paying };
+            store
+                .update_order_recorded(&paid, from, None, now(), Some(&event))
+                .await
+        }));
+    }
+    // Twins of orders already stored (same order_id): refused, in whichever batch they land.
+    for n in 0..10 {
+        let store = db.store.clone();
+        let mut twin = paying(1000 + n);
+        twin.order_id = order(&m.id, 2000 + n, now()).order_id;
+        tasks.push(tokio::spawn(async move {
+            store.insert_order(&twin).await.map(|()| true)
+        }));
+    }
+    let mut written = 0;
+    let mut stale = 0;
+    let mut conflicts = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(true) => written += 1,
+            Ok(false) => stale += 1,
+            Err(StoreError::Conflict { what: "order" }) => conflicts += 1,
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((written, stale, conflicts), (96, 24, 10));
+    for n in 0..120 {
+        let o = db
+            .store
+            .order(&order(&m.id, n, now()).key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            o.status,
+            if n % 5 == 0 { Paying } else { Paid },
+            "order {n}"
+        );
+        assert_eq!(db.store.order_events(&o.key).await.unwrap().len(), 1);
+    }
+    for n in 0..10 {
+        assert!(db
+            .store
+            .order(&paying(1000 + n).key)
+            .await
+            .unwrap()
+            .is_none());
+    }
+    assert!(db.store.check_ledger().await.unwrap().is_empty());
+    let balances = db.store.ledger_balances().await.unwrap();
+    assert!(!balances.is_empty(), "the 96 payments were posted");
+}
+
 backend_tests!(
+    concurrent_payments_are_each_recorded_as_if_alone,
     merchants_get_sequential_ids_with_a_first_shop_and_operator,
     concurrent_merchant_creation_never_reuses_an_id,
     a_taken_merchant_id_is_a_conflict,
