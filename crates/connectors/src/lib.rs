@@ -8,7 +8,7 @@
 //! database.
 
 pub mod alipay;
-mod rsa_sign;
+mod rsa_pkcs1;
 mod settings;
 pub mod unionpay;
 pub mod wechat_pay;

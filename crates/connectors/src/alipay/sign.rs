@@ -14,12 +14,11 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use qrgate_connector_api::ConnectorError;
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
-use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::signature::Verifier;
 use rsa::traits::PublicKeyParts;
 use rsa::{RsaPrivateKey, RsaPublicKey};
-use sha2::Sha256;
+
+use crate::rsa_pkcs1::{RsaPkcs1Verifier, RsaSha256Signer};
 
 /// RSA2 requires 2048-bit keys; anything shorter is a configuration mistake.
 const MIN_MODULUS_BYTES: usize = 256;
@@ -31,12 +30,12 @@ const SIGN_TYPE: &str = "sign_type";
 
 /// Our application private key, used to sign requests.
 pub(super) struct AlipaySigner {
-    key: crate::rsa_sign::RsaSha256Signer,
+    key: RsaSha256Signer,
 }
 
-/// Alipay's public key, used to verify responses and notifications.
+/// Alipay's public key, used to verify responses and notifications (with `ring`).
 pub(super) struct AlipayVerifier {
-    key: VerifyingKey<Sha256>,
+    key: RsaPkcs1Verifier,
 }
 
 impl AlipaySigner {
@@ -45,7 +44,7 @@ impl AlipaySigner {
     pub(super) fn from_text(text: &str) -> Result<Self, ConnectorError> {
         let key = parse_private_key(text)?;
         check_modulus(key.size(), "app_private_key_pem")?;
-        let key = crate::rsa_sign::RsaSha256Signer::new(&key).ok_or_else(|| {
+        let key = RsaSha256Signer::new(&key).ok_or_else(|| {
             ConnectorError::Credentials(
                 "app_private_key_pem cannot sign (an RSA key of 2048 to 8192 bits is needed)"
                     .into(),
@@ -70,9 +69,13 @@ impl AlipayVerifier {
     pub(super) fn from_text(text: &str) -> Result<Self, ConnectorError> {
         let key = parse_public_key(text)?;
         check_modulus(key.size(), "alipay_public_key_pem")?;
-        Ok(AlipayVerifier {
-            key: VerifyingKey::new(key),
-        })
+        let key = RsaPkcs1Verifier::new(&key).ok_or_else(|| {
+            ConnectorError::Credentials(
+                "alipay_public_key_pem cannot verify (an RSA key of 2048 to 8192 bits is needed)"
+                    .into(),
+            )
+        })?;
+        Ok(AlipayVerifier { key })
     }
 
     /// Whether `sign_base64` is Alipay's signature over exactly `content`.
@@ -82,10 +85,7 @@ impl AlipayVerifier {
         let Ok(bytes) = BASE64.decode(sign_base64.trim()) else {
             return false;
         };
-        let Ok(signature) = Signature::try_from(bytes.as_slice()) else {
-            return false;
-        };
-        self.key.verify(content, &signature).is_ok()
+        self.key.verify_sha256(content, &bytes)
     }
 }
 

@@ -82,7 +82,8 @@ pub struct UnionPayConfig {
     pub http: HttpClientConfig,
 }
 
-/// The UnionPay connector. Stateless apart from its parsed keys; cheap to share in an `Arc`.
+/// The UnionPay connector. Stateless apart from its parsed keys and the few UnionPay signing
+/// certificates it has already checked (`sign.rs`); cheap to share in an `Arc`.
 pub struct UnionPayConnector {
     base_url: String,
     mer_id: String,

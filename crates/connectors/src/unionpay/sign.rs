@@ -16,22 +16,30 @@
 //! within their validity period at `now`. Nothing else of X.509 path validation is attempted
 //! (no revocation, no policy, no name constraints): the anchors are few and configured by hand.
 //!
+//! UnionPay sends the same signing certificate with every answer, so the outcome of the chain
+//! check is remembered for a few certificates, by their exact text: a certificate seen before
+//! is only checked against the clock (its validity and its anchor's, as on the first time),
+//! then its key verifies the answer. All RSA work is done with `ring` (`crate::rsa_pkcs1`).
+//!
 //! This module does cryptography only; it never decides what an answer means.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use qrgate_connector_api::ConnectorError;
 use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::signature::Verifier;
 use rsa::traits::PublicKeyParts;
-use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
-use sha2::{Digest, Sha256, Sha384, Sha512};
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use sha2::{Digest, Sha256};
 use x509_cert::der::{self, Decode, Encode, Reader, SliceReader, Tag, Tagged};
 use x509_cert::time::Time;
 use x509_cert::Certificate;
+
+use crate::rsa_pkcs1::{RsaPkcs1Hash, RsaPkcs1Verifier, RsaSha256Signer};
 
 /// The field that carries the signature; never part of what is signed.
 pub(super) const SIGNATURE: &str = "signature";
@@ -44,6 +52,10 @@ const MIN_MODULUS_BYTES: usize = 256;
 const PEM_BEGIN: &str = "-----BEGIN CERTIFICATE-----";
 const PEM_END: &str = "-----END CERTIFICATE-----";
 const PEM_LABEL: &str = "CERTIFICATE";
+
+/// How many signing certificates that passed the chain check are remembered. UnionPay signs
+/// with one certificate at a time (two while it changes them); the rest is headroom.
+const CHECKED_CERTIFICATES: usize = 4;
 
 /// The 5.1.0 string-to-sign: non-empty fields except `signature`, sorted by key in byte
 /// order (ASCII for UnionPay's field names), `k=v` joined with `&`, values raw.
@@ -79,7 +91,7 @@ pub(super) fn digest_hex(content: &str) -> String {
 
 /// The merchant's signing key.
 pub(super) struct UnionPaySigner {
-    key: crate::rsa_sign::RsaSha256Signer,
+    key: RsaSha256Signer,
 }
 
 impl UnionPaySigner {
@@ -103,7 +115,7 @@ impl UnionPaySigner {
                 "merchant_private_key_pem: UnionPay needs an RSA key of at least 2048 bits".into(),
             ));
         }
-        let key = crate::rsa_sign::RsaSha256Signer::new(&key).ok_or_else(|| {
+        let key = RsaSha256Signer::new(&key).ok_or_else(|| {
             ConnectorError::Credentials(
                 "merchant_private_key_pem cannot sign (an RSA key of 2048 to 8192 bits is needed)"
                     .into(),
@@ -146,17 +158,78 @@ pub(super) enum UnionPaySignatureError {
     Mismatch,
 }
 
-/// The certificates UnionPay's signing certificates must be issued by.
+/// The certificates UnionPay's signing certificates must be issued by, and the signing
+/// certificates already found to be issued by one of them.
 pub(super) struct UnionPayTrust {
     anchors: Vec<UnionPayAnchor>,
+    checked: UnionPayCheckedCertificates,
 }
 
 /// One configured issuer: the UnionPay root, or (production) the middle certificate that
 /// actually issues UnionPay's signing certificates.
 struct UnionPayAnchor {
     subject_der: Vec<u8>,
-    key: RsaPublicKey,
+    key: RsaPkcs1Verifier,
     validity: UnionPayValidity,
+}
+
+/// A signing certificate that passed the chain check: everything needed to trust it again
+/// without redoing that check. What depends on the time is kept to be checked again.
+struct UnionPayCheckedCertificate {
+    /// The exact `signPubKeyCert` value it was read from.
+    pem: Box<str>,
+    key: RsaPkcs1Verifier,
+    validity: UnionPayValidity,
+    /// The validity of the anchor that issued it.
+    anchor_validity: UnionPayValidity,
+}
+
+impl UnionPayCheckedCertificate {
+    /// The per-answer check: the certificate and its anchor are both valid at `now`.
+    fn check_validity(&self, now: DateTime<Utc>) -> Result<(), UnionPaySignatureError> {
+        if self.validity.contains(now) && self.anchor_validity.contains(now) {
+            Ok(())
+        } else {
+            Err(UnionPaySignatureError::CertificateOutOfValidity)
+        }
+    }
+}
+
+/// A small cache of checked signing certificates, keyed by their exact text and compared
+/// in full (no hash to collide). When full, the oldest entry goes.
+struct UnionPayCheckedCertificates {
+    entries: Mutex<VecDeque<Arc<UnionPayCheckedCertificate>>>,
+    /// How many certificates were put through the chain check, for the tests.
+    #[cfg(test)]
+    chain_checks: std::sync::atomic::AtomicUsize,
+}
+
+impl UnionPayCheckedCertificates {
+    fn new() -> Self {
+        UnionPayCheckedCertificates {
+            entries: Mutex::new(VecDeque::with_capacity(CHECKED_CERTIFICATES)),
+            #[cfg(test)]
+            chain_checks: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn get(&self, pem: &str) -> Option<Arc<UnionPayCheckedCertificate>> {
+        // Nothing panics while the lock is held; a poisoned lock still holds whole entries.
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.iter().find(|e| *e.pem == *pem).cloned()
+    }
+
+    fn insert(&self, checked: Arc<UnionPayCheckedCertificate>) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        // Two answers with a new certificate may have been checked at the same time.
+        if entries.iter().any(|e| e.pem == checked.pem) {
+            return;
+        }
+        while entries.len() >= CHECKED_CERTIFICATES {
+            entries.pop_front();
+        }
+        entries.push_back(checked);
+    }
 }
 
 /// A certificate's validity period in Unix seconds, inclusive at both ends (RFC 5280 §4.1.2.5).
@@ -203,7 +276,7 @@ impl UnionPayTrust {
         for block in blocks {
             let parsed =
                 UnionPayCertificate::parse(block).map_err(|e| credentials(e.to_string()))?;
-            let key = parsed.rsa_key().map_err(|e| credentials(e.to_string()))?;
+            let key = parsed.verifier().map_err(|e| credentials(e.to_string()))?;
             let subject_der = parsed
                 .cert
                 .tbs_certificate
@@ -229,7 +302,10 @@ impl UnionPayTrust {
                 validity,
             });
         }
-        Ok(UnionPayTrust { anchors })
+        Ok(UnionPayTrust {
+            anchors,
+            checked: UnionPayCheckedCertificates::new(),
+        })
     }
 
     /// Checks a signed message: `signPubKeyCert` must be issued by an anchor, both valid at
@@ -252,25 +328,48 @@ impl UnionPayTrust {
         };
         let signature = value(SIGNATURE).ok_or(UnionPaySignatureError::Unsigned)?;
         let cert_pem = value(SIGN_PUB_KEY_CERT).ok_or(UnionPaySignatureError::NoCertificate)?;
-        let key = self.signing_key(cert_pem, now)?;
+        let certificate = self.signing_certificate(cert_pem, now)?;
         // A `+` that was not percent-encoded arrives as a space after form decoding; Base64
         // has no spaces, so mapping them back cannot make a wrong signature right.
         let signature = BASE64
             .decode(signature.trim().replace(' ', "+"))
             .map_err(|_| UnionPaySignatureError::Mismatch)?;
-        let signature = Signature::try_from(signature.as_slice())
-            .map_err(|_| UnionPaySignatureError::Mismatch)?;
         let digest = digest_hex(&sign_content(fields));
-        key.verify(digest.as_bytes(), &signature)
-            .map_err(|_| UnionPaySignatureError::Mismatch)
+        if certificate.key.verify_sha256(digest.as_bytes(), &signature) {
+            Ok(())
+        } else {
+            Err(UnionPaySignatureError::Mismatch)
+        }
     }
 
-    /// The verifying key of a signing certificate that chains to one of the anchors.
-    fn signing_key(
+    /// A signing certificate that chains to one of the anchors, both valid at `now`. The
+    /// chain check is done once per certificate text (then remembered); the validity periods
+    /// of the certificate and of its anchor are checked every time.
+    fn signing_certificate(
         &self,
         cert_pem: &str,
         now: DateTime<Utc>,
-    ) -> Result<VerifyingKey<Sha256>, UnionPaySignatureError> {
+    ) -> Result<Arc<UnionPayCheckedCertificate>, UnionPaySignatureError> {
+        if let Some(checked) = self.checked.get(cert_pem) {
+            checked.check_validity(now)?;
+            return Ok(checked);
+        }
+        let checked = Arc::new(self.check_certificate(cert_pem, now)?);
+        self.checked.insert(Arc::clone(&checked));
+        Ok(checked)
+    }
+
+    /// The full check of a signing certificate not seen before: readable, issued by an
+    /// anchor (issuer name and signature), both valid at `now`, an RSA key `ring` takes.
+    fn check_certificate(
+        &self,
+        cert_pem: &str,
+        now: DateTime<Utc>,
+    ) -> Result<UnionPayCheckedCertificate, UnionPaySignatureError> {
+        #[cfg(test)]
+        self.checked
+            .chain_checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let unreadable = |e: &dyn std::fmt::Display| {
             UnionPaySignatureError::UnreadableCertificate(e.to_string())
         };
@@ -290,11 +389,35 @@ impl UnionPayTrust {
             .ok_or(UnionPaySignatureError::UntrustedCertificate)?;
         let validity = UnionPayValidity::of(&parsed.cert)
             .ok_or_else(|| unreadable(&"unreadable validity period"))?;
-        if !validity.contains(now) || !anchor.validity.contains(now) {
+        let anchor_validity = anchor.validity;
+        if !validity.contains(now) || !anchor_validity.contains(now) {
             return Err(UnionPaySignatureError::CertificateOutOfValidity);
         }
-        let key = parsed.rsa_key().map_err(|e| unreadable(&e))?;
-        Ok(VerifyingKey::new(key))
+        let key = parsed.verifier().map_err(|e| unreadable(&e))?;
+        Ok(UnionPayCheckedCertificate {
+            pem: cert_pem.into(),
+            key,
+            validity,
+            anchor_validity,
+        })
+    }
+
+    /// How many signing certificates were put through the chain check so far.
+    #[cfg(test)]
+    pub(super) fn chain_checks(&self) -> usize {
+        self.checked
+            .chain_checks
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many checked signing certificates are remembered.
+    #[cfg(test)]
+    pub(super) fn checked_certificates(&self) -> usize {
+        self.checked
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 
@@ -314,23 +437,14 @@ fn pem_blocks(text: &str) -> Vec<&str> {
     blocks
 }
 
-/// Signature algorithms accepted on certificates: RSA PKCS#1 v1.5 with SHA-2. SHA-1 and
-/// MD5 certificates are refused as forgeable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum UnionPayCertAlgorithm {
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
-impl UnionPayCertAlgorithm {
-    fn from_oid(oid: &der::asn1::ObjectIdentifier) -> Option<Self> {
-        match oid.to_string().as_str() {
-            "1.2.840.113549.1.1.11" => Some(UnionPayCertAlgorithm::Sha256),
-            "1.2.840.113549.1.1.12" => Some(UnionPayCertAlgorithm::Sha384),
-            "1.2.840.113549.1.1.13" => Some(UnionPayCertAlgorithm::Sha512),
-            _ => None,
-        }
+/// Signature algorithms accepted on certificates: RSA PKCS#1 v1.5 with SHA-2
+/// (sha256/384/512WithRSAEncryption). SHA-1 and MD5 certificates are refused as forgeable.
+fn cert_signature_hash(oid: &der::asn1::ObjectIdentifier) -> Option<RsaPkcs1Hash> {
+    match oid.to_string().as_str() {
+        "1.2.840.113549.1.1.11" => Some(RsaPkcs1Hash::Sha256),
+        "1.2.840.113549.1.1.12" => Some(RsaPkcs1Hash::Sha384),
+        "1.2.840.113549.1.1.13" => Some(RsaPkcs1Hash::Sha512),
+        _ => None,
     }
 }
 
@@ -352,8 +466,8 @@ impl UnionPayCertificate {
         Ok(UnionPayCertificate { der, cert })
     }
 
-    /// The certificate's RSA public key, refused below 2048 bits.
-    fn rsa_key(&self) -> Result<RsaPublicKey, String> {
+    /// The certificate's RSA public key, refused below 2048 bits (or when `ring` cannot use it).
+    fn verifier(&self) -> Result<RsaPkcs1Verifier, String> {
         let spki = self
             .cert
             .tbs_certificate
@@ -365,18 +479,18 @@ impl UnionPayCertificate {
         if key.size() < MIN_MODULUS_BYTES {
             return Err("the certificate's RSA key is shorter than 2048 bits".into());
         }
-        Ok(key)
+        RsaPkcs1Verifier::new(&key).ok_or_else(|| "the certificate's RSA key is unusable".into())
     }
 
     /// Whether `issuer_key` made this certificate's signature.
-    fn is_signed_by(&self, issuer_key: &RsaPublicKey) -> bool {
+    fn is_signed_by(&self, issuer_key: &RsaPkcs1Verifier) -> bool {
         let outer = &self.cert.signature_algorithm;
         // RFC 5280 §4.1.1.2: the outer algorithm must equal the one inside the signed part,
         // or an attacker could relabel the signature.
         if *outer != self.cert.tbs_certificate.signature || !params_absent_or_null(outer) {
             return false;
         }
-        let Some(algorithm) = UnionPayCertAlgorithm::from_oid(&outer.oid) else {
+        let Some(hash) = cert_signature_hash(&outer.oid) else {
             return false;
         };
         let Some(signature) = self.cert.signature.as_bytes() else {
@@ -385,24 +499,8 @@ impl UnionPayCertificate {
         let Ok(tbs) = signed_part(&self.der) else {
             return false;
         };
-        let verified = match algorithm {
-            UnionPayCertAlgorithm::Sha256 => issuer_key.verify(
-                Pkcs1v15Sign::new::<Sha256>(),
-                &Sha256::digest(tbs),
-                signature,
-            ),
-            UnionPayCertAlgorithm::Sha384 => issuer_key.verify(
-                Pkcs1v15Sign::new::<Sha384>(),
-                &Sha384::digest(tbs),
-                signature,
-            ),
-            UnionPayCertAlgorithm::Sha512 => issuer_key.verify(
-                Pkcs1v15Sign::new::<Sha512>(),
-                &Sha512::digest(tbs),
-                signature,
-            ),
-        };
-        verified.is_ok()
+        // `ring` hashes the signed part itself.
+        issuer_key.verify(hash, tbs, signature)
     }
 }
 
@@ -424,4 +522,43 @@ fn signed_part(der: &[u8]) -> der::Result<&[u8]> {
         Ok(tbs)
     })?;
     reader.finish(tbs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A remembered certificate is refused once its anchor (not only itself) has expired,
+    /// as the full check would.
+    #[test]
+    fn a_remembered_certificate_is_refused_once_its_anchor_expired() {
+        let fields: Vec<(String, String)> =
+            url::form_urlencoded::parse(include_bytes!("fixtures/consume_paid.form"))
+                .into_owned()
+                .collect();
+        let pairs = || fields.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let now: DateTime<Utc> = "2024-03-15T04:00:05Z".parse().unwrap();
+        let mut trust = UnionPayTrust::from_pem(include_str!("fixtures/test_root_ca.pem")).unwrap();
+        // The root ends ten seconds from `now`; the signing certificate runs until 2044.
+        for anchor in &mut trust.anchors {
+            anchor.validity.not_after = now.timestamp() + 10;
+        }
+        assert_eq!(trust.verify(pairs(), now), Ok(()));
+        assert_eq!(trust.checked_certificates(), 1);
+        let later = now + chrono::Duration::seconds(11);
+        assert_eq!(
+            trust.verify(pairs(), later),
+            Err(UnionPaySignatureError::CertificateOutOfValidity)
+        );
+        assert_eq!(trust.chain_checks(), 1, "answered from the cache");
+        // A trust that never saw the certificate says the same.
+        let mut fresh = UnionPayTrust::from_pem(include_str!("fixtures/test_root_ca.pem")).unwrap();
+        for anchor in &mut fresh.anchors {
+            anchor.validity.not_after = now.timestamp() + 10;
+        }
+        assert_eq!(
+            fresh.verify(pairs(), later),
+            Err(UnionPaySignatureError::CertificateOutOfValidity)
+        );
+    }
 }

@@ -475,6 +475,130 @@ fn certificates_are_only_trusted_inside_their_validity_period() {
 }
 
 #[test]
+fn a_checked_certificate_is_remembered_but_still_checked_against_the_clock() {
+    let trust = trust();
+    let consume = form_fields(fixture!("consume_paid.form").as_bytes());
+    assert_eq!(trust.verify(as_pairs(&consume), now()), Ok(()));
+    assert_eq!((trust.chain_checks(), trust.checked_certificates()), (1, 1));
+
+    // Later answers with the same certificate are accepted without a second chain check:
+    // another OpenSSL-signed fixture, and an answer signed here.
+    let query = form_fields(fixture!("query_paid_cross_border.form").as_bytes());
+    assert_eq!(trust.verify(as_pairs(&query), now()), Ok(()));
+    let fresh = form_fields(&sign_as_unionpay(answer_fields(
+        OUT_TRADE_NO,
+        &[("respCode", "00")],
+    )));
+    assert_eq!(trust.verify(as_pairs(&fresh), now()), Ok(()));
+    assert_eq!((trust.chain_checks(), trust.checked_certificates()), (1, 1));
+
+    // The remembered certificate is still refused outside its validity period, on either
+    // side, and accepted again inside it (its last second included).
+    let before: DateTime<Utc> = "2023-12-31T23:59:59Z".parse().unwrap();
+    let after: DateTime<Utc> = "2044-01-01T00:00:01Z".parse().unwrap();
+    let last_second: DateTime<Utc> = "2044-01-01T00:00:00Z".parse().unwrap();
+    for at in [after, before] {
+        assert_eq!(
+            trust.verify(as_pairs(&query), at),
+            Err(UnionPaySignatureError::CertificateOutOfValidity),
+            "{at}"
+        );
+    }
+    assert_eq!(trust.verify(as_pairs(&query), last_second), Ok(()));
+    assert_eq!(trust.chain_checks(), 1, "served from the cache");
+
+    // A tampered answer carrying the remembered certificate is refused…
+    for (name, tampered_value) in [
+        ("txnAmt", "100"),
+        ("origRespCode", "05"),
+        ("merId", "777290058110049"),
+    ] {
+        let mut tampered = query.clone();
+        set(&mut tampered, name, tampered_value);
+        assert_eq!(
+            trust.verify(as_pairs(&tampered), now()),
+            Err(UnionPaySignatureError::Mismatch),
+            "tampering {name} went unnoticed"
+        );
+    }
+    let mut added = query.clone();
+    added.push(("reqReserved".into(), "x".into()));
+    assert_eq!(
+        trust.verify(as_pairs(&added), now()),
+        Err(UnionPaySignatureError::Mismatch)
+    );
+    // …and so is one signed by another key (the rogue's) that names the genuine certificate.
+    let mut forged = query.clone();
+    forged.retain(|(k, _)| k != "signature");
+    let rogue_key =
+        SigningKey::<Sha256>::new(RsaPrivateKey::from_pkcs8_pem(ROGUE_SIGN_KEY).unwrap());
+    let signature = key_signature(&rogue_key, &forged);
+    forged.push(("signature".into(), signature));
+    assert_eq!(
+        trust.verify(as_pairs(&forged), now()),
+        Err(UnionPaySignatureError::Mismatch)
+    );
+    assert_eq!(trust.chain_checks(), 1);
+
+    // The look-alike certificate is not the remembered one: it gets the chain check, fails
+    // it, and is not remembered.
+    let rogue = form_fields(fixture!("rogue_query_paid.form").as_bytes());
+    for _ in 0..2 {
+        assert_eq!(
+            trust.verify(as_pairs(&rogue), now()),
+            Err(UnionPaySignatureError::UntrustedCertificate)
+        );
+    }
+    assert_eq!((trust.chain_checks(), trust.checked_certificates()), (3, 1));
+    assert_eq!(trust.verify(as_pairs(&consume), now()), Ok(()));
+    assert_eq!(trust.chain_checks(), 3);
+}
+
+#[test]
+fn a_certificate_first_seen_out_of_its_validity_is_not_remembered() {
+    let trust = trust();
+    let fields = form_fields(fixture!("consume_paid.form").as_bytes());
+    let after: DateTime<Utc> = "2044-01-01T00:00:01Z".parse().unwrap();
+    assert_eq!(
+        trust.verify(as_pairs(&fields), after),
+        Err(UnionPaySignatureError::CertificateOutOfValidity)
+    );
+    assert_eq!(trust.checked_certificates(), 0);
+    assert_eq!(trust.verify(as_pairs(&fields), now()), Ok(()));
+    assert_eq!((trust.chain_checks(), trust.checked_certificates()), (2, 1));
+}
+
+#[test]
+fn only_a_few_checked_certificates_are_remembered() {
+    // Distinct texts of the same certificate (trailing line ends, which parsing ignores but
+    // the signature covers) stand for distinct certificates.
+    let trust = trust();
+    let answer = |variant: usize| {
+        let mut fields = answer_fields(OUT_TRADE_NO, &[("respCode", "00")]);
+        let text = format!("{}{}", UNIONPAY_SIGN_CERT.trim(), "\n".repeat(variant));
+        set(&mut fields, "signPubKeyCert", &text);
+        let signature = key_signature(unionpay_key(), &fields);
+        fields.push(("signature".into(), signature));
+        fields
+    };
+    let answers: Vec<_> = (0..10).map(answer).collect();
+    for fields in &answers {
+        assert_eq!(trust.verify(as_pairs(fields), now()), Ok(()));
+    }
+    assert_eq!(trust.chain_checks(), 10);
+    assert!(
+        (1..=8).contains(&trust.checked_certificates()),
+        "{} remembered",
+        trust.checked_certificates()
+    );
+    // The latest is remembered, the first was evicted and is checked (and accepted) again.
+    assert_eq!(trust.verify(as_pairs(&answers[9]), now()), Ok(()));
+    assert_eq!(trust.chain_checks(), 10);
+    assert_eq!(trust.verify(as_pairs(&answers[0]), now()), Ok(()));
+    assert_eq!(trust.chain_checks(), 11);
+}
+
+#[test]
 fn unsigned_answers_and_answers_without_a_certificate_are_never_trusted() {
     let signed = form_fields(fixture!("consume_paid.form").as_bytes());
     let mut unsigned = signed.clone();
