@@ -34,9 +34,9 @@ pub struct AccountBalance {
     pub entries: i64,
 }
 
-/// Writes a posting's entries on `conn`, inside the caller's transaction. A posting is balanced by construction
-/// ([`Posting::new`]); `UNIQUE (txn, account)` makes a second write of the same posting fail
-/// instead of counting money twice.
+/// Writes a posting's entries on `conn`, inside the caller's transaction. A posting is
+/// balanced by construction ([`Posting::new`]); `UNIQUE (txn, account)` makes a second write
+/// of the same posting fail instead of counting money twice.
 pub(crate) async fn insert_posting(
     conn: &mut sqlx::AnyConnection,
     posting: &Posting,
@@ -44,25 +44,36 @@ pub(crate) async fn insert_posting(
     refund_key: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    for e in posting.entries() {
-        sqlx::query(
-            "INSERT INTO ledger_entries (txn, kind, account, currency, amount, payer_amount, \
-             order_key, refund_key, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-        )
-        .bind(posting.txn())
-        .bind(posting.kind().as_str())
-        .bind(e.account.to_string())
-        .bind(e.amount.currency().code())
-        .bind(e.amount.minor())
-        .bind(e.payer_amount.map(Money::minor))
-        .bind(order_key)
-        .bind(refund_key)
-        .bind(to_millis(now))
+    // One statement for the whole posting: one round trip, whatever its number of legs.
+    let entries = posting.entries();
+    let rows: Vec<String> = (0..entries.len())
+        .map(|i| {
+            let n: Vec<String> = (1..=9).map(|k| format!("${}", i * 9 + k)).collect();
+            format!("({}, {})", n.join(", "), n[8])
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO ledger_entries (txn, kind, account, currency, amount, payer_amount, \
+         order_key, refund_key, created_at, updated_at) VALUES {}",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for e in entries {
+        query = query
+            .bind(posting.txn())
+            .bind(posting.kind().as_str())
+            .bind(e.account.to_string())
+            .bind(e.amount.currency().code())
+            .bind(e.amount.minor())
+            .bind(e.payer_amount.map(Money::minor))
+            .bind(order_key)
+            .bind(refund_key)
+            .bind(to_millis(now));
+    }
+    query
         .execute(&mut *conn)
         .await
         .map_err(|err| StoreError::from_sqlx(err, "ledger posting"))?;
-    }
     Ok(())
 }
 

@@ -105,7 +105,7 @@ impl Store {
     /// that `order_id`.
     pub async fn insert_order(&self, o: &Order) -> Result<(), StoreError> {
         let o = o.clone();
-        self.write("order", move |conn| {
+        self.write_statement("order", move |conn| {
             Box::pin(async move { insert_order(conn, &o).await })
         })
         .await

@@ -106,6 +106,8 @@ pub struct Setup {
     pub merchant_id: String,
     pub sign_key: String,
     pub operator_id: String,
+    /// The wallets the terminals take turns with.
+    pub wallets: Vec<(&'static str, BizType)>,
 }
 
 /// One timed request.
@@ -127,8 +129,14 @@ pub struct LoadFigures {
     /// Requests made outside the measured window, and untimed helper calls that failed.
     pub warmup_requests: u64,
     pub helper_errors: u64,
-    pub cpu_start: super::procfs::Reading,
-    pub cpu_end: super::procfs::Reading,
+    /// The processes' readings (in the order of `run`'s `pids`) when the measured window
+    /// began and when it ended.
+    pub cpu_start: Vec<super::procfs::Reading>,
+    pub cpu_end: Vec<super::procfs::Reading>,
+}
+
+fn read_all(pids: &[u32]) -> Vec<super::procfs::Reading> {
+    pids.iter().map(|&pid| super::procfs::read(pid)).collect()
 }
 
 struct Terminal {
@@ -138,11 +146,17 @@ struct Terminal {
     sequence: u64,
 }
 
-const WALLETS: [(&str, BizType); 3] = [
-    ("wechat", BizType::WechatPay),
-    ("alipay", BizType::Alipay),
-    ("unionpay", BizType::UnionPay),
-];
+/// The wallets the terminals take turns with: the sandbox's name and the wire's `biz_type`.
+pub fn wallet_turns(wallets: &[super::BenchWallet]) -> Vec<(&'static str, BizType)> {
+    wallets
+        .iter()
+        .map(|w| match w {
+            super::BenchWallet::Wechat => ("wechat", BizType::WechatPay),
+            super::BenchWallet::Alipay => ("alipay", BizType::Alipay),
+            super::BenchWallet::Unionpay => ("unionpay", BizType::UnionPay),
+        })
+        .collect()
+}
 
 /// One OTTPAY exchange over HTTP, timed.
 async fn call(
@@ -233,7 +247,8 @@ async fn one_request(
 ) -> (Option<Sample>, bool) {
     t.sequence += 1;
     let order_id = format!("B{}T{}N{}", std::process::id() % 10_000, t.id, t.sequence);
-    let (wallet, biz) = WALLETS[(t.sequence as usize + t.id) % WALLETS.len()];
+    let wallets = &setup.wallets;
+    let (wallet, biz) = wallets[(t.sequence as usize + t.id) % wallets.len()];
     let amount = Cents(rand::thread_rng().gen_range(100..10_000));
     let kind = match kind {
         Kind::Status | Kind::Refund if t.recent_paid.is_empty() => Kind::Passive,
@@ -323,7 +338,7 @@ pub async fn run(
     http: &reqwest::Client,
     setup: &Setup,
     args: &BenchArgs,
-    gateway_pid: u32,
+    pids: &[u32],
 ) -> anyhow::Result<LoadFigures> {
     // One customer per terminal, rich enough for the whole run.
     let mut terminals = Vec::with_capacity(args.terminals);
@@ -390,11 +405,13 @@ pub async fn run(
             merchant_id: setup.merchant_id.clone(),
             sign_key: setup.sign_key.clone(),
             operator_id: setup.operator_id.clone(),
+            wallets: setup.wallets.clone(),
         };
         let key = key.clone();
         let mix = args.mix.clone();
         let done = done.clone();
         let cpu_start = cpu_start.clone();
+        let pids = pids.to_vec();
         let offset = interval.map(|iv| iv.mul_f64(i as f64 / args.terminals as f64));
         tasks.push(tokio::spawn(async move {
             let mut samples = Vec::new();
@@ -415,7 +432,7 @@ pub async fn run(
                 if began >= measure_from {
                     let mut first = cpu_start.lock().unwrap_or_else(|e| e.into_inner());
                     if first.is_none() {
-                        *first = Some(super::procfs::read(gateway_pid));
+                        *first = Some(read_all(&pids));
                     }
                 }
                 let kind = mix.pick(&mut rand::thread_rng());
@@ -438,8 +455,8 @@ pub async fn run(
         measured: args.duration,
         warmup_requests: 0,
         helper_errors: 0,
-        cpu_start: super::procfs::Reading::default(),
-        cpu_end: super::procfs::Reading::default(),
+        cpu_start: Vec::new(),
+        cpu_end: Vec::new(),
     };
     for task in tasks {
         let (samples, warm, helper_errors) = task.await.context("a terminal failed")?;
@@ -447,10 +464,10 @@ pub async fn run(
         figures.warmup_requests += warm;
         figures.helper_errors += helper_errors;
     }
-    figures.cpu_end = super::procfs::read(gateway_pid);
+    figures.cpu_end = read_all(pids);
     figures.cpu_start = cpu_start
         .lock()
-        .map_or_else(|e| *e.into_inner(), |g| *g)
+        .map_or_else(|e| e.into_inner().clone(), |g| g.clone())
         .unwrap_or_default();
     let _ = ticker.await;
     progress.finish_and_clear();

@@ -61,12 +61,29 @@ pub struct BenchArgs {
     /// writers.
     #[arg(long)]
     pub storage: bool,
+    /// The wallets the terminals take turns with, comma-separated. WeChat Pay signs with
+    /// HMAC; Alipay and UnionPay with RSA-2048, which costs the gateway (and the sandbox)
+    /// far more CPU per payment.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "wechat,alipay,unionpay"
+    )]
+    pub wallets: Vec<BenchWallet>,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub json: bool,
     /// Keep the bench's working directory (databases, logs) instead of deleting it.
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchWallet {
+    Wechat,
+    Alipay,
+    Unionpay,
 }
 
 /// A child process killed when dropped, so a failed bench leaves nothing running.
@@ -218,6 +235,9 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<ExitCode> 
     if args.terminals == 0 || args.terminals > 10_000 {
         bail!("--terminals must be 1 to 10000");
     }
+    if args.wallets.is_empty() {
+        bail!("--wallets must name at least one wallet");
+    }
     if args.duration.is_zero() {
         bail!("--duration must be more than 0");
     }
@@ -319,13 +339,32 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<ExitCode> 
             .as_str()
             .unwrap_or_default()
             .to_owned(),
+        wallets: load::wallet_turns(&args.wallets),
     };
-    let figures = load::run(&http, &setup, args, gateway.pid()).await?;
-    let process =
-        report::ProcessFigures::between(idle, figures.cpu_start, figures.cpu_end, args.duration);
+    let pids = [gateway.pid(), sandbox.pid(), std::process::id()];
+    let figures = load::run(&http, &setup, args, &pids).await?;
+    let reading =
+        |readings: &[procfs::Reading], i: usize| readings.get(i).copied().unwrap_or_default();
+    let window = |i: usize| {
+        report::ProcessFigures::between(
+            if i == 0 {
+                idle
+            } else {
+                reading(&figures.cpu_end, i)
+            },
+            reading(&figures.cpu_start, i),
+            reading(&figures.cpu_end, i),
+            args.duration,
+        )
+    };
+    let processes = report::Processes {
+        gateway: window(0),
+        sandbox: window(1),
+        bench: window(2),
+    };
     report::print_load(
         &figures,
-        &process,
+        &processes,
         &machine,
         args,
         if database.is_some() {

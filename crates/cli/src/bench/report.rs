@@ -108,7 +108,16 @@ impl Percentiles {
     }
 }
 
-/// The gateway process over the run.
+/// The three processes of a load run, each over the measured window.
+pub struct Processes {
+    pub gateway: ProcessFigures,
+    /// The wallet sandbox: on the same machine, its CPU is taken from the gateway's.
+    pub sandbox: ProcessFigures,
+    /// The bench itself (the terminals).
+    pub bench: ProcessFigures,
+}
+
+/// One process over the run.
 #[derive(Debug, Clone, Copy)]
 pub struct ProcessFigures {
     pub cpu_seconds: Option<f64>,
@@ -157,7 +166,7 @@ fn own(s: &Sample) -> Duration {
 
 pub fn print_load(
     figures: &LoadFigures,
-    process: &ProcessFigures,
+    processes: &Processes,
     machine: &Machine,
     args: &BenchArgs,
     database: &str,
@@ -199,24 +208,38 @@ pub fn print_load(
             "by_action": by_kind,
             "warmup_requests": figures.warmup_requests,
             "helper_errors": figures.helper_errors,
+            "wallets": args.wallets.iter().map(|w| format!("{w:?}").to_lowercase()).collect::<Vec<_>>(),
             "gateway": {
-                "cpu_seconds": process.cpu_seconds,
-                "cpu_percent": process.cpu_percent,
-                "idle_rss_mib": process.idle_rss_mib,
-                "peak_rss_mib": process.peak_rss_mib,
+                "cpu_seconds": processes.gateway.cpu_seconds,
+                "cpu_percent": processes.gateway.cpu_percent,
+                "idle_rss_mib": processes.gateway.idle_rss_mib,
+                "peak_rss_mib": processes.gateway.peak_rss_mib,
+            },
+            "sandbox": {
+                "cpu_seconds": processes.sandbox.cpu_seconds,
+                "cpu_percent": processes.sandbox.cpu_percent,
+            },
+            "bench": {
+                "cpu_seconds": processes.bench.cpu_seconds,
+                "cpu_percent": processes.bench.cpu_percent,
             },
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     println!(
-        "qrgate bench — {database}, {} terminals, {}, mix {}",
+        "qrgate bench — {database}, {} terminals, {}, mix {}, wallets {}",
         args.terminals,
         args.rate.map_or_else(
             || "as fast as possible".to_owned(),
             |r| format!("{r} requests/s asked")
         ),
-        args.mix.describe()
+        args.mix.describe(),
+        args.wallets
+            .iter()
+            .map(|w| format!("{w:?}").to_lowercase())
+            .collect::<Vec<_>>()
+            .join(",")
     );
     println!("machine     {}", machine.line());
     println!(
@@ -255,12 +278,27 @@ pub fn print_load(
     let opt = |v: Option<f64>, unit: &str| {
         v.map_or_else(|| "unknown".to_owned(), |v| format!("{v:.1}{unit}"))
     };
+    let process = &processes.gateway;
     println!(
         "gateway     CPU {} ({} of one core), memory {} idle, {} peak",
         opt(process.cpu_seconds, " s"),
         opt(process.cpu_percent, " %"),
         opt(process.idle_rss_mib, " MiB"),
         opt(process.peak_rss_mib, " MiB"),
+    );
+    let per_request = |cpu: Option<f64>| {
+        cpu.filter(|_| !all.is_empty()).map_or_else(
+            || "unknown".to_owned(),
+            |c| format!("{:.2} ms", 1000.0 * c / all.len() as f64),
+        )
+    };
+    println!(
+        "CPU/request gateway {}, sandbox {} ({} of one core), terminals {} ({} of one core)",
+        per_request(processes.gateway.cpu_seconds),
+        per_request(processes.sandbox.cpu_seconds),
+        opt(processes.sandbox.cpu_percent, " %"),
+        per_request(processes.bench.cpu_seconds),
+        opt(processes.bench.cpu_percent, " %"),
     );
     if figures.helper_errors > 0 {
         println!(
@@ -291,6 +329,7 @@ pub fn print_storage(
                 "payments_per_second": rate,
                 "payment_latency": latency.json(),
                 "errors": figures.errors,
+                "group_commits": figures.group_commits.map(|(commits, writes)| json!({"commits": commits, "writes": writes})),
             }))?
         );
         return Ok(());
@@ -305,6 +344,12 @@ pub fn print_storage(
         seconds, figures.payments, rate
     );
     println!("per payment {}", latency.line());
+    if let Some((commits, writes)) = figures.group_commits {
+        println!(
+            "commits     {commits} group commits held {writes} writes ({:.1} a commit, whole run)",
+            writes as f64 / commits.max(1) as f64
+        );
+    }
     if figures.errors > 0 {
         println!("errors      {}", figures.errors);
     }

@@ -26,6 +26,8 @@ pub struct StorageFigures {
     pub payments: u64,
     pub latencies: Vec<Duration>,
     pub errors: u64,
+    /// SQLite: group commits made and the writes they held, over the whole run.
+    pub group_commits: Option<(u64, u64)>,
 }
 
 fn order_key() -> String {
@@ -183,6 +185,7 @@ pub async fn run(
         payments: 0,
         latencies: Vec::new(),
         errors: 0,
+        group_commits: None,
     };
     for task in tasks {
         let (latencies, errors) = task.await.context("a writer failed")?;
@@ -192,6 +195,7 @@ pub async fn run(
     }
     let _ = ticker.await;
     progress.finish_and_clear();
+    figures.group_commits = store.group_commits();
     store.close().await;
     Ok(figures)
 }

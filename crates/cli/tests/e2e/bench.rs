@@ -39,7 +39,48 @@ fn the_load_bench_drives_a_gateway_and_a_sandbox_and_reports_figures() {
     assert!(report["latency"]["p50_ms"].as_f64().unwrap() > 0.0);
     assert!(report["gateway"]["peak_rss_mib"].as_f64().unwrap() > 0.0);
     assert!(report["gateway"]["cpu_seconds"].as_f64().is_some());
+    assert!(
+        report["sandbox"]["cpu_seconds"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(
+        report["bench"]["cpu_seconds"].as_f64().is_some(),
+        "{report}"
+    );
+    assert_eq!(
+        report["wallets"],
+        serde_json::json!(["wechat", "alipay", "unionpay"])
+    );
     assert_eq!(report["helper_errors"], 0, "{report}");
+}
+
+#[test]
+fn the_load_bench_takes_the_wallets_asked_for() {
+    let install = Install::sqlite();
+    let out = install.ok(&[
+        "bench",
+        "--terminals",
+        "2",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--wallets",
+        "unionpay",
+        "--json",
+    ]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["wallets"], serde_json::json!(["unionpay"]));
+    assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(
+        report["codes"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["SUCCESS"],
+        "{report}"
+    );
 }
 
 #[tokio::test]
@@ -61,6 +102,14 @@ async fn the_storage_bench_replays_payments_on_both_databases() {
         let report: Value = serde_json::from_str(&out).unwrap();
         assert!(report["payments"].as_u64().unwrap() > 0, "{report}");
         assert_eq!(report["errors"], 0, "{report}");
+        // SQLite reports its group commits; PostgreSQL has none of its own.
+        if report["database"] == "sqlite" {
+            let commits = &report["group_commits"];
+            assert!(commits["writes"].as_u64().unwrap() >= commits["commits"].as_u64().unwrap());
+            assert!(commits["commits"].as_u64().unwrap() > 0, "{report}");
+        } else {
+            assert!(report["group_commits"].is_null(), "{report}");
+        }
     }
 }
 
@@ -76,6 +125,10 @@ fn bad_bench_options_are_refused_with_a_reason() {
         (
             &["bench", "--duration", "0s"][..],
             "--duration must be more than 0",
+        ),
+        (
+            &["bench", "--wallets", "paypal"][..],
+            "invalid value 'paypal'",
         ),
     ] {
         let out = install.run(args);
