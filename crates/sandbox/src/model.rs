@@ -240,6 +240,21 @@ pub struct Trade {
 }
 
 impl Trade {
+    /// Whether [`crate::state::State`]'s settling could change this trade at `now`: a
+    /// confirmation or revocation due while the customer is paying, an expiry due while
+    /// unpaid, or a refund due to succeed.
+    pub fn has_transition_due(&self, now: DateTime<Utc>) -> bool {
+        let due = |at: Option<DateTime<Utc>>| at.is_some_and(|at| at <= now);
+        match self.status {
+            TradeStatus::UserPaying if due(self.confirm_at) || due(self.revoke_at) => return true,
+            TradeStatus::NotPay if due(self.expires_at) => return true,
+            _ => {}
+        }
+        self.refunds
+            .iter()
+            .any(|r| r.status == RefundStatus::Processing && r.succeeds_at <= now)
+    }
+
     /// Refunded so far, counting refunds still processing (pricing currency minor units).
     pub fn refunded(&self) -> i64 {
         self.refunds.iter().map(|r| r.amount).sum()
