@@ -128,7 +128,7 @@ impl Store {
         F: for<'c> FnOnce(&'c mut sqlx::AnyConnection) -> ConnFuture<'c, T> + Send + 'static,
     {
         if let Some(writer) = &self.writer {
-            return writer.write(what, write).await;
+            return writer.write(what, false, write).await;
         }
         let mut tx = self
             .pool
@@ -154,7 +154,7 @@ impl Store {
         F: for<'c> FnOnce(&'c mut sqlx::AnyConnection) -> ConnFuture<'c, T> + Send + 'static,
     {
         if let Some(writer) = &self.writer {
-            return writer.write(what, write).await;
+            return writer.write(what, true, write).await;
         }
         let mut conn = self
             .pool

@@ -8,7 +8,9 @@
 //! each inside its own savepoint, and commits them together: one fsync for the batch.
 //!
 //! Each write behaves as its own transaction: a write that fails is rolled back to its
-//! savepoint and gets its error, the others go on; a caller hears `Ok` only after the
+//! savepoint and gets its error, the others go on (a write of one statement needs no
+//! savepoint: SQLite undoes a statement refused by a constraint alone; any other failure of
+//! it rolls the whole batch back, as SQLite itself may have); a caller hears `Ok` only after the
 //! commit that holds its write, so nothing is acknowledged that a crash could lose, and a
 //! crash before the commit loses the whole batch, acknowledged to nobody. A write sees the
 //! earlier writes of its batch, as it would have had they committed just before it.
@@ -46,12 +48,30 @@ type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// succeeded, with what to do once the batch is committed (or not); given an error instead,
 /// it did not run and tells its caller why.
 type Job = Box<dyn for<'c> FnOnce(Result<&'c mut AnyConnection, String>) -> JobFuture<'c> + Send>;
-type JobFuture<'c> = Pin<Box<dyn Future<Output = (bool, Finish)> + Send + 'c>>;
+type JobFuture<'c> = Pin<Box<dyn Future<Output = (Ran, Finish)> + Send + 'c>>;
+
+/// How a write went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    Succeeded,
+    /// Refused by a uniqueness rule.
+    Conflicted,
+    Failed,
+}
+
+/// A write waiting for the writer.
+struct Queued {
+    job: Job,
+    /// One statement, which SQLite makes atomic by itself: no savepoint needed around it
+    /// (two round trips fewer), since a statement refused by a constraint is undone alone
+    /// and the transaction goes on.
+    single_statement: bool,
+}
 
 /// The handle every clone of a SQLite [`crate::Store`] shares.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Queued>,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
     counts: Arc<Counts>,
@@ -98,7 +118,13 @@ impl Writer {
     }
 
     /// Runs `write` in the next batch and returns its result once that batch is committed.
-    pub(crate) async fn write<T, F>(&self, what: &'static str, write: F) -> Result<T, StoreError>
+    /// `single_statement`: `write` runs one statement (see [`Queued`]).
+    pub(crate) async fn write<T, F>(
+        &self,
+        what: &'static str,
+        single_statement: bool,
+        write: F,
+    ) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut AnyConnection) -> ConnFuture<'c, T> + Send + 'static,
@@ -116,11 +142,15 @@ impl Writer {
                         // The caller may have gone (its request was dropped): nothing to do.
                         let _ = reply.send(Err(unavailable(message)));
                         let nothing: Finish = Box::new(|_| {});
-                        return (false, nothing);
+                        return (Ran::Failed, nothing);
                     }
                 };
                 let outcome = write(conn).await;
-                let succeeded = outcome.is_ok();
+                let ran = match &outcome {
+                    Ok(_) => Ran::Succeeded,
+                    Err(StoreError::Conflict { .. }) => Ran::Conflicted,
+                    Err(_) => Ran::Failed,
+                };
                 let finish: Finish = Box::new(move |committed| {
                     let result = match (outcome, committed) {
                         (Err(e), _) => Err(e),
@@ -131,21 +161,25 @@ impl Writer {
                     };
                     let _ = reply.send(result);
                 });
-                (succeeded, finish)
+                (ran, finish)
             })
         });
         let gone = || StoreError::Unavailable {
             message: format!("{what}: the database writer has stopped"),
             source: None,
         };
-        self.jobs.send(job).await.map_err(|_| gone())?;
+        let queued = Queued {
+            job,
+            single_statement,
+        };
+        self.jobs.send(queued).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
 }
 
 async fn run(
     mut conn: AnyConnection,
-    mut rx: mpsc::Receiver<Job>,
+    mut rx: mpsc::Receiver<Queued>,
     mut stop: watch::Receiver<bool>,
     counts: Arc<Counts>,
 ) {
@@ -183,24 +217,38 @@ async fn run(
 /// finisher with what its caller must be told about the commit.
 async fn commit_batch(
     conn: &mut AnyConnection,
-    batch: &mut Vec<Job>,
+    batch: &mut Vec<Queued>,
 ) -> Vec<(Finish, Result<(), String>)> {
     let mut finishes = Vec::with_capacity(batch.len());
     if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
         let message = e.to_string();
         tracing::warn!(error = %message, writes = batch.len(), "cannot start a write batch");
         // Nothing runs: each caller hears the error, its write not made.
-        for job in batch.drain(..) {
-            let _ = job(Err(message.clone())).await;
+        for queued in batch.drain(..) {
+            let _ = (queued.job)(Err(message.clone())).await;
         }
         return finishes;
     }
     // Set when the transaction can no longer be trusted (a savepoint would not roll back):
     // the rest of the batch does not run, and the batch is rolled back.
     let mut broken: Option<String> = None;
-    for job in batch.drain(..) {
+    for Queued {
+        job,
+        single_statement,
+    } in batch.drain(..)
+    {
         if let Some(message) = &broken {
             let _ = job(Err(message.clone())).await;
+            continue;
+        }
+        if single_statement {
+            let (ran, finish) = job(Ok(&mut *conn)).await;
+            if ran == Ran::Failed {
+                // Not a constraint: SQLite may have rolled back more than the statement (a
+                // full disk, an I/O error). Trust nothing of this batch.
+                broken = Some("a write failed: the batch is rolled back".into());
+            }
+            finishes.push((finish, Ok(())));
             continue;
         }
         if let Err(e) = conn.execute("SAVEPOINT w").await {
@@ -208,8 +256,8 @@ async fn commit_batch(
             let _ = job(Err(e.to_string())).await;
             continue;
         }
-        let (succeeded, finish) = job(Ok(&mut *conn)).await;
-        let own = if succeeded {
+        let (ran, finish) = job(Ok(&mut *conn)).await;
+        let own = if ran == Ran::Succeeded {
             match conn.execute("RELEASE w").await {
                 Ok(_) => Ok(()),
                 Err(e) => {
@@ -343,13 +391,17 @@ mod tests {
     }
 
     /// Sends `write` from a task of its own; its result comes back on the handle.
-    fn send<T, F>(writer: &Arc<Writer>, write: F) -> JoinHandle<Result<T, StoreError>>
+    fn send<T, F>(
+        writer: &Arc<Writer>,
+        single_statement: bool,
+        write: F,
+    ) -> JoinHandle<Result<T, StoreError>>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut AnyConnection) -> ConnFuture<'c, T> + Send + 'static,
     {
         let writer = writer.clone();
-        tokio::spawn(async move { writer.write("t", write).await })
+        tokio::spawn(async move { writer.write("t", single_statement, write).await })
     }
 
     async fn wait_queued(writer: &Writer, n: usize) {
@@ -364,12 +416,14 @@ mod tests {
         let (writer, start) = paused(conn);
         let writer = Arc::new(writer);
         let mut handles = Vec::new();
+        // Half as single statements (no savepoint), half in savepoints.
         for n in 0..50 {
-            handles.push(send(&writer, insert(format!("k{n:02}"))));
+            handles.push(send(&writer, n % 2 == 0, insert(format!("k{n:02}"))));
         }
-        // The same key again: refused by the primary key, inside the same batch.
-        handles.push(send(&writer, insert("k07".into())));
-        wait_queued(&writer, 51).await;
+        // The same keys again: refused by the primary key, inside the same batch, alone.
+        handles.push(send(&writer, true, insert("k07".into())));
+        handles.push(send(&writer, false, insert("k08".into())));
+        wait_queued(&writer, 52).await;
         start();
         let mut conflicts = 0;
         for handle in handles {
@@ -379,10 +433,10 @@ mod tests {
                 Err(other) => panic!("unexpected {other}"),
             }
         }
-        assert_eq!(conflicts, 1);
+        assert_eq!(conflicts, 2);
         let expected: Vec<String> = (0..50).map(|n| format!("k{n:02}")).collect();
         assert_eq!(keys(&mut reader).await, expected);
-        assert_eq!(writer.counts(), (1, 51), "one commit for the 51 writes");
+        assert_eq!(writer.counts(), (1, 52), "one commit for the 52 writes");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,19 +444,23 @@ mod tests {
         let (_db, conn, mut reader) = open("broken").await;
         let (writer, start) = paused(conn);
         let writer = Arc::new(writer);
-        let before = send(&writer, insert("before".into()));
+        let before = send(&writer, true, insert("before".into()));
         wait_queued(&writer, 1).await;
         // A write that ends the batch's transaction under the writer's feet.
-        let rogue = send(&writer, |conn: &mut AnyConnection| -> ConnFuture<'_, ()> {
-            Box::pin(async move {
-                conn.execute("ROLLBACK")
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| StoreError::from_sqlx(e, "t"))
-            })
-        });
+        let rogue = send(
+            &writer,
+            false,
+            |conn: &mut AnyConnection| -> ConnFuture<'_, ()> {
+                Box::pin(async move {
+                    conn.execute("ROLLBACK")
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| StoreError::from_sqlx(e, "t"))
+                })
+            },
+        );
         wait_queued(&writer, 2).await;
-        let after = send(&writer, insert("after".into()));
+        let after = send(&writer, true, insert("after".into()));
         wait_queued(&writer, 3).await;
         start();
         for handle in [before, rogue, after] {
@@ -413,17 +471,55 @@ mod tests {
         }
         assert!(keys(&mut reader).await.is_empty(), "nothing was written");
         // The writer goes on with the next batch.
-        writer.write("t", insert("next".into())).await.unwrap();
+        writer
+            .write("t", true, insert("next".into()))
+            .await
+            .unwrap();
         assert_eq!(keys(&mut reader).await, ["next"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_single_statement_failing_other_than_by_a_constraint_rolls_the_batch_back() {
+        let (_db, conn, mut reader) = open("single").await;
+        let (writer, start) = paused(conn);
+        let writer = Arc::new(writer);
+        let before = send(&writer, true, insert("before".into()));
+        wait_queued(&writer, 1).await;
+        // Not a constraint (no such table): SQLite might have undone more than the
+        // statement, so the writer trusts nothing of the batch.
+        let failing = send(
+            &writer,
+            true,
+            |conn: &mut AnyConnection| -> ConnFuture<'_, ()> {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO missing (k) VALUES ('x')")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| StoreError::from_sqlx(e, "t"))
+                })
+            },
+        );
+        wait_queued(&writer, 2).await;
+        let after = send(&writer, false, insert("after".into()));
+        wait_queued(&writer, 3).await;
+        start();
+        for handle in [before, failing, after] {
+            assert!(matches!(
+                handle.await.unwrap(),
+                Err(StoreError::Unavailable { .. })
+            ));
+        }
+        assert!(keys(&mut reader).await.is_empty(), "nothing was written");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_closed_writer_refuses_writes_and_keeps_those_made() {
         let (_db, conn, mut reader) = open("close").await;
         let writer = Arc::new(Writer::start(conn));
-        writer.write("t", insert("a".into())).await.unwrap();
+        writer.write("t", true, insert("a".into())).await.unwrap();
         writer.close().await;
-        let refused = writer.write("t", insert("b".into())).await;
+        let refused = writer.write("t", true, insert("b".into())).await;
         assert!(
             matches!(&refused, Err(StoreError::Unavailable { message, .. }) if message.contains("stopped")),
             "{refused:?}"
