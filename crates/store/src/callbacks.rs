@@ -89,20 +89,28 @@ impl Store {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "UPDATE callbacks SET claimed_by = $1, claimed_until = $2 WHERE order_key IN ( \
                SELECT order_key FROM callbacks WHERE status = 'pending' AND next_attempt_at <= $3 \
                AND (claimed_until IS NULL OR claimed_until < $3) \
                ORDER BY next_attempt_at LIMIT $4 {lock}) \
              RETURNING {COLUMNS}"
-        ))
-        .bind(worker)
-        .bind(to_millis(lease_until))
-        .bind(to_millis(now))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| StoreError::from_sqlx(e, "callback"))?;
+        );
+        let worker = worker.to_owned();
+        let rows = self
+            .write_statement("claim", move |conn| {
+                Box::pin(async move {
+                    sqlx::query(&sql)
+                        .bind(&worker)
+                        .bind(to_millis(lease_until))
+                        .bind(to_millis(now))
+                        .bind(limit)
+                        .fetch_all(conn)
+                        .await
+                        .map_err(|e| StoreError::from_sqlx(e, "callback"))
+                })
+            })
+            .await?;
         rows.iter().map(callback_from_row).collect()
     }
 
@@ -115,32 +123,38 @@ impl Store {
         status: CallbackStatus,
         next_attempt_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        let err = |e| StoreError::from_sqlx(e, "callback");
-        let mut tx = self.pool.begin().await.map_err(err)?;
-        sqlx::query(
-            "INSERT INTO callback_attempts (order_key, http_status, latency_ms, excerpt, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(order_key)
-        .bind(attempt.http_status)
-        .bind(attempt.latency_ms)
-        .bind(&attempt.excerpt)
-        .bind(to_millis(attempt.at))
-        .execute(&mut *tx)
+        let order_key = order_key.to_owned();
+        let attempt = attempt.clone();
+        self.write("callback", move |conn| {
+            Box::pin(async move {
+                let err = |e| StoreError::from_sqlx(e, "callback");
+                sqlx::query(
+                    "INSERT INTO callback_attempts (order_key, http_status, latency_ms, excerpt, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5)",
+                )
+                .bind(&order_key)
+                .bind(attempt.http_status)
+                .bind(attempt.latency_ms)
+                .bind(&attempt.excerpt)
+                .bind(to_millis(attempt.at))
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+                sqlx::query(
+                    "UPDATE callbacks SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
+                     claimed_by = NULL, claimed_until = NULL, updated_at = $3 WHERE order_key = $4",
+                )
+                .bind(status.as_str())
+                .bind(next_attempt_at.map(to_millis))
+                .bind(to_millis(attempt.at))
+                .bind(&order_key)
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+                Ok(())
+            })
+        })
         .await
-        .map_err(err)?;
-        sqlx::query(
-            "UPDATE callbacks SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
-             claimed_by = NULL, claimed_until = NULL, updated_at = $3 WHERE order_key = $4",
-        )
-        .bind(status.as_str())
-        .bind(next_attempt_at.map(to_millis))
-        .bind(to_millis(attempt.at))
-        .bind(order_key)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
-        tx.commit().await.map_err(err)
     }
 
     /// A merchant's notifications (all merchants' when `None`), newest first, at most `limit`.

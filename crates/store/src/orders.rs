@@ -207,20 +207,28 @@ impl Store {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "UPDATE orders SET claimed_by = $1, claimed_until = $2 WHERE key IN ( \
                SELECT key FROM orders WHERE next_check_at IS NOT NULL AND next_check_at <= $3 \
                AND (claimed_until IS NULL OR claimed_until < $3) \
                ORDER BY next_check_at LIMIT $4 {lock}) \
              RETURNING {ORDER_COLUMNS}"
-        ))
-        .bind(worker)
-        .bind(to_millis(lease_until))
-        .bind(to_millis(now))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| StoreError::from_sqlx(e, "order"))?;
+        );
+        let worker = worker.to_owned();
+        let rows = self
+            .write_statement("claim", move |conn| {
+                Box::pin(async move {
+                    sqlx::query(&sql)
+                        .bind(&worker)
+                        .bind(to_millis(lease_until))
+                        .bind(to_millis(now))
+                        .bind(limit)
+                        .fetch_all(conn)
+                        .await
+                        .map_err(|e| StoreError::from_sqlx(e, "order"))
+                })
+            })
+            .await?;
         rows.iter().map(order_from_row).collect()
     }
 
@@ -233,12 +241,11 @@ impl Store {
     }
 
     pub async fn add_order_event(&self, key: &str, event: &OrderEvent) -> Result<(), StoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| StoreError::from_sqlx(e, "order event"))?;
-        insert_event(&mut conn, key, event).await
+        let (key, event) = (key.to_owned(), event.clone());
+        self.write_statement("order event", move |conn| {
+            Box::pin(async move { insert_event(conn, &key, &event).await })
+        })
+        .await
     }
 
     /// An order's timeline, oldest first.

@@ -7,7 +7,7 @@ use qrgate_domain::{
     PostingKind, Refund, RefundBasis, RefundStatus, Wallet,
 };
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
 use crate::orders::{opt_ms, order_from_row, ORDER_COLUMNS};
 use crate::time::{from_millis, to_millis};
@@ -91,57 +91,22 @@ impl Store {
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<RefundReservation, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(sqlx_err("refund"))?;
-        let reserved = sqlx::query(
-            "UPDATE orders SET refund_reserved = refund_reserved + $1, updated_at = $2 \
-             WHERE key = $3 AND status = 'paid' AND refund_reserved + $1 <= amount + tip",
-        )
-        .bind(r.amount.minor())
-        .bind(to_millis(now))
-        .bind(&r.order_key)
-        .execute(&mut *tx)
-        .await
-        .map_err(sqlx_err("order"))?;
-        if reserved.rows_affected() != 1 {
-            drop(tx);
-            let order = self
-                .order(&r.order_key)
-                .await?
-                .ok_or(StoreError::NotFound("order"))?;
-            return Ok(RefundReservation::NotRefundable(Box::new(order)));
+        let order_key = r.order_key.clone();
+        let r = r.clone();
+        let holder = holder.to_owned();
+        let reserved = self
+            .write("refund", move |conn| {
+                Box::pin(async move { reserve_refund(conn, &r, &holder, lease_until, now).await })
+            })
+            .await?;
+        if reserved {
+            return Ok(RefundReservation::Reserved);
         }
-        sqlx::query(&format!(
-            "INSERT INTO refunds ({REFUND_COLUMNS}, claimed_by, claimed_until) VALUES ($1, $2, \
-             $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-             $21, $22)"
-        ))
-        .bind(&r.key)
-        .bind(r.merchant_id.as_str())
-        .bind(r.refund_order_id.as_str())
-        .bind(&r.order_key)
-        .bind(r.wallet.as_str())
-        .bind(r.amount.currency().code())
-        .bind(r.amount.minor())
-        .bind(r.cny_amount.map(Money::minor))
-        .bind(r.status.as_str())
-        .bind(r.wallet_code.as_deref())
-        .bind(r.wallet_message.as_deref())
-        .bind(r.channel_ref.as_deref())
-        .bind(r.sends)
-        .bind(r.operator_id.as_deref())
-        .bind(&r.request_digest)
-        .bind(to_millis(r.wallet_created_at))
-        .bind(r.next_check_at.map(to_millis))
-        .bind(r.finished_at.map(to_millis))
-        .bind(to_millis(r.created_at))
-        .bind(to_millis(r.updated_at))
-        .bind(holder)
-        .bind(to_millis(lease_until))
-        .execute(&mut *tx)
-        .await
-        .map_err(sqlx_err("refund"))?;
-        tx.commit().await.map_err(sqlx_err("refund"))?;
-        Ok(RefundReservation::Reserved)
+        let order = self
+            .order(&order_key)
+            .await?
+            .ok_or(StoreError::NotFound("order"))?;
+        Ok(RefundReservation::NotRefundable(Box::new(order)))
     }
 
     async fn refund_where(&self, cond: &str, binds: &[&str]) -> Result<Option<Refund>, StoreError> {
@@ -226,17 +191,23 @@ impl Store {
         holder: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE refunds SET sends = sends + 1, updated_at = $3 WHERE key = $1 \
-             AND status = 'processing' AND claimed_by = $2 AND claimed_until >= $3",
-        )
-        .bind(key)
-        .bind(holder)
-        .bind(to_millis(now))
-        .execute(&self.pool)
+        let (key, holder) = (key.to_owned(), holder.to_owned());
+        self.write_statement("refund", move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE refunds SET sends = sends + 1, updated_at = $3 WHERE key = $1 \
+                     AND status = 'processing' AND claimed_by = $2 AND claimed_until >= $3",
+                )
+                .bind(key)
+                .bind(holder)
+                .bind(to_millis(now))
+                .execute(conn)
+                .await
+                .map_err(sqlx_err("refund"))?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
         .await
-        .map_err(sqlx_err("refund"))?;
-        Ok(done.rows_affected() == 1)
     }
 
     /// Makes a refund in progress due for the refund loop now. [`StoreError::NotFound`] when
@@ -268,23 +239,31 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let claim = claim_condition(holder, 7, 8);
-        let done = sqlx::query(&format!(
+        let sql = format!(
             "UPDATE refunds SET wallet_code = $1, wallet_message = $2, channel_ref = $3, \
              sends = $4, next_check_at = $5, updated_at = $8, claimed_by = NULL, \
              claimed_until = NULL WHERE key = $6 AND status = 'processing' AND {claim}"
-        ))
-        .bind(r.wallet_code.as_deref())
-        .bind(r.wallet_message.as_deref())
-        .bind(r.channel_ref.as_deref())
-        .bind(r.sends)
-        .bind(r.next_check_at.map(to_millis))
-        .bind(&r.key)
-        .bind(holder.unwrap_or("-"))
-        .bind(to_millis(now))
-        .execute(&self.pool)
+        );
+        let r = r.clone();
+        let holder = holder.unwrap_or("-").to_owned();
+        self.write_statement("refund", move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(&sql)
+                    .bind(r.wallet_code.as_deref())
+                    .bind(r.wallet_message.as_deref())
+                    .bind(r.channel_ref.as_deref())
+                    .bind(r.sends)
+                    .bind(r.next_check_at.map(to_millis))
+                    .bind(&r.key)
+                    .bind(&holder)
+                    .bind(to_millis(now))
+                    .execute(conn)
+                    .await
+                    .map_err(sqlx_err("refund"))?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
         .await
-        .map_err(sqlx_err("refund"))?;
-        Ok(done.rows_affected() == 1)
     }
 
     /// Finishes a refund in progress as `r.status` says (succeeded or failed), in one
@@ -304,57 +283,12 @@ impl Store {
                 r.key, r.status
             )));
         }
-        let mut tx = self.pool.begin().await.map_err(sqlx_err("refund"))?;
-        let claim = claim_condition(holder, 7, 8);
-        let done = sqlx::query(&format!(
-            "UPDATE refunds SET status = $1, wallet_code = $2, wallet_message = $3, \
-             channel_ref = $4, sends = $5, next_check_at = NULL, finished_at = $8, \
-             updated_at = $8, claimed_by = NULL, claimed_until = NULL \
-             WHERE key = $6 AND status = 'processing' AND {claim}"
-        ))
-        .bind(r.status.as_str())
-        .bind(r.wallet_code.as_deref())
-        .bind(r.wallet_message.as_deref())
-        .bind(r.channel_ref.as_deref())
-        .bind(r.sends)
-        .bind(&r.key)
-        .bind(holder.unwrap_or("-"))
-        .bind(to_millis(now))
-        .execute(&mut *tx)
+        let r = r.clone();
+        let holder = holder.map(str::to_owned);
+        self.write("refund", move |conn| {
+            Box::pin(async move { finish_refund(conn, &r, holder.as_deref(), now).await })
+        })
         .await
-        .map_err(sqlx_err("refund"))?;
-        if done.rows_affected() != 1 {
-            return Ok(None);
-        }
-        let mut finished = r.clone();
-        finished.next_check_at = None;
-        finished.finished_at = Some(now);
-        finished.updated_at = now;
-        match r.status {
-            RefundStatus::Succeeded => {
-                finished.cny_amount = post_refund(&mut tx, r, now).await?;
-                sqlx::query("UPDATE refunds SET cny_amount = $1 WHERE key = $2")
-                    .bind(finished.cny_amount.map(Money::minor))
-                    .bind(&r.key)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(sqlx_err("refund"))?;
-            }
-            _ => {
-                sqlx::query(
-                    "UPDATE orders SET refund_reserved = refund_reserved - $1, updated_at = $2 \
-                     WHERE key = $3",
-                )
-                .bind(r.amount.minor())
-                .bind(to_millis(now))
-                .bind(&r.order_key)
-                .execute(&mut *tx)
-                .await
-                .map_err(sqlx_err("order"))?;
-            }
-        }
-        tx.commit().await.map_err(sqlx_err("refund"))?;
-        Ok(Some(finished))
     }
 
     /// Claims up to `limit` refunds due for a check, as `claim_due_orders` does for orders.
@@ -369,20 +303,28 @@ impl Store {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "UPDATE refunds SET claimed_by = $1, claimed_until = $2 WHERE key IN ( \
                SELECT key FROM refunds WHERE next_check_at IS NOT NULL AND next_check_at <= $3 \
                AND (claimed_until IS NULL OR claimed_until < $3) \
                ORDER BY next_check_at LIMIT $4 {lock}) \
              RETURNING {REFUND_COLUMNS}"
-        ))
-        .bind(worker)
-        .bind(to_millis(lease_until))
-        .bind(to_millis(now))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(sqlx_err("refund"))?;
+        );
+        let worker = worker.to_owned();
+        let rows = self
+            .write_statement("claim", move |conn| {
+                Box::pin(async move {
+                    sqlx::query(&sql)
+                        .bind(&worker)
+                        .bind(to_millis(lease_until))
+                        .bind(to_millis(now))
+                        .bind(limit)
+                        .fetch_all(conn)
+                        .await
+                        .map_err(sqlx_err("refund"))
+                })
+            })
+            .await?;
         rows.iter().map(refund_from_row).collect()
     }
 }
@@ -391,7 +333,7 @@ impl Store {
 /// row is updated first, which locks it (PostgreSQL) or holds the writer lock (SQLite), so the
 /// amounts read after it are not moved by another refund before this one commits.
 async fn post_refund(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut sqlx::AnyConnection,
     r: &Refund,
     now: DateTime<Utc>,
 ) -> Result<Option<Money>, StoreError> {
@@ -402,7 +344,7 @@ async fn post_refund(
     .bind(r.amount.minor())
     .bind(to_millis(now))
     .bind(&r.order_key)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await
     .map_err(sqlx_err("order"))?;
     let order = order_from_row(&row)?;
@@ -411,7 +353,7 @@ async fn post_refund(
         "SELECT kind, account, amount, payer_amount FROM ledger_entries WHERE order_key = $1",
     )
     .bind(&order.key)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await
     .map_err(sqlx_err("ledger entry"))?;
     let wallet = Account::WalletClearing(order.wallet).to_string();
@@ -458,4 +400,116 @@ async fn post_refund(
         .iter()
         .find_map(|e| e.payer_amount)
         .map(|p| Money::new(-p.minor(), p.currency())))
+}
+
+/// The transaction of [`Store::insert_refund`]: false when the order cannot take the refund.
+async fn reserve_refund(
+    conn: &mut sqlx::AnyConnection,
+    r: &Refund,
+    holder: &str,
+    lease_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let reserved = sqlx::query(
+        "UPDATE orders SET refund_reserved = refund_reserved + $1, updated_at = $2 \
+         WHERE key = $3 AND status = 'paid' AND refund_reserved + $1 <= amount + tip",
+    )
+    .bind(r.amount.minor())
+    .bind(to_millis(now))
+    .bind(&r.order_key)
+    .execute(&mut *conn)
+    .await
+    .map_err(sqlx_err("order"))?;
+    if reserved.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query(&format!(
+        "INSERT INTO refunds ({REFUND_COLUMNS}, claimed_by, claimed_until) VALUES ($1, $2, \
+         $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+         $21, $22)"
+    ))
+    .bind(&r.key)
+    .bind(r.merchant_id.as_str())
+    .bind(r.refund_order_id.as_str())
+    .bind(&r.order_key)
+    .bind(r.wallet.as_str())
+    .bind(r.amount.currency().code())
+    .bind(r.amount.minor())
+    .bind(r.cny_amount.map(Money::minor))
+    .bind(r.status.as_str())
+    .bind(r.wallet_code.as_deref())
+    .bind(r.wallet_message.as_deref())
+    .bind(r.channel_ref.as_deref())
+    .bind(r.sends)
+    .bind(r.operator_id.as_deref())
+    .bind(&r.request_digest)
+    .bind(to_millis(r.wallet_created_at))
+    .bind(r.next_check_at.map(to_millis))
+    .bind(r.finished_at.map(to_millis))
+    .bind(to_millis(r.created_at))
+    .bind(to_millis(r.updated_at))
+    .bind(holder)
+    .bind(to_millis(lease_until))
+    .execute(&mut *conn)
+    .await
+    .map_err(sqlx_err("refund"))?;
+    Ok(true)
+}
+
+/// The transaction of [`Store::finish_refund`].
+async fn finish_refund(
+    conn: &mut sqlx::AnyConnection,
+    r: &Refund,
+    holder: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<Refund>, StoreError> {
+    let claim = claim_condition(holder, 7, 8);
+    let done = sqlx::query(&format!(
+        "UPDATE refunds SET status = $1, wallet_code = $2, wallet_message = $3, \
+         channel_ref = $4, sends = $5, next_check_at = NULL, finished_at = $8, \
+         updated_at = $8, claimed_by = NULL, claimed_until = NULL \
+         WHERE key = $6 AND status = 'processing' AND {claim}"
+    ))
+    .bind(r.status.as_str())
+    .bind(r.wallet_code.as_deref())
+    .bind(r.wallet_message.as_deref())
+    .bind(r.channel_ref.as_deref())
+    .bind(r.sends)
+    .bind(&r.key)
+    .bind(holder.unwrap_or("-"))
+    .bind(to_millis(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(sqlx_err("refund"))?;
+    if done.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let mut finished = r.clone();
+    finished.next_check_at = None;
+    finished.finished_at = Some(now);
+    finished.updated_at = now;
+    match r.status {
+        RefundStatus::Succeeded => {
+            finished.cny_amount = post_refund(conn, r, now).await?;
+            sqlx::query("UPDATE refunds SET cny_amount = $1 WHERE key = $2")
+                .bind(finished.cny_amount.map(Money::minor))
+                .bind(&r.key)
+                .execute(&mut *conn)
+                .await
+                .map_err(sqlx_err("refund"))?;
+        }
+        _ => {
+            sqlx::query(
+                "UPDATE orders SET refund_reserved = refund_reserved - $1, updated_at = $2 \
+                 WHERE key = $3",
+            )
+            .bind(r.amount.minor())
+            .bind(to_millis(now))
+            .bind(&r.order_key)
+            .execute(&mut *conn)
+            .await
+            .map_err(sqlx_err("order"))?;
+        }
+    }
+    Ok(Some(finished))
 }
