@@ -334,11 +334,14 @@ async fn update_order_recorded(
     if let Some(event) = event {
         insert_event(conn, &o.key, event).await?;
     }
-    let done = sqlx::query(&format!(
+    // The merchant's fee comes back with the write (the ledger needs it when the order
+    // becomes paid): one statement fewer than reading it after.
+    let written = sqlx::query(&format!(
         "UPDATE orders SET status = $1, wallet_code = $2, wallet_message = $3, channel_ref = $4, \
          buyer = $5, paid_at = $6, cny_amount = $7, rate_e8 = $8, next_check_at = $9, \
          claimed_by = NULL, claimed_until = NULL, updated_at = $10, code_url = $15 \
-         WHERE key = $11 AND status = $12 AND {claim}"
+         WHERE key = $11 AND status = $12 AND {claim} \
+         RETURNING (SELECT fee_bps FROM merchants WHERE id = orders.merchant_id) AS fee_bps"
     ))
     .bind(o.status.as_str())
     .bind(o.wallet_code.as_deref())
@@ -355,21 +358,17 @@ async fn update_order_recorded(
     .bind(holder.unwrap_or("-"))
     .bind(to_millis(now))
     .bind(o.code_url.as_deref())
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(|e| StoreError::from_sqlx(e, "order"))?;
-    if done.rows_affected() != 1 {
+    let Some(written) = written else {
         // Not written; the event, if any, is committed all the same.
         return Ok(false);
-    }
+    };
     // The ledger: an order that becomes paid posts its payment in the same transaction,
     // so money is never recorded for a state that was not stored, nor the other way round.
     if o.status == OrderStatus::Paid && from != OrderStatus::Paid {
-        let fee_bps: i64 = sqlx::query_scalar("SELECT fee_bps FROM merchants WHERE id = $1")
-            .bind(o.merchant_id.as_str())
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(|e| StoreError::from_sqlx(e, "merchant"))?;
+        let fee_bps: i64 = written.try_get("fee_bps").map_err(StoreError::corrupt)?;
         let fee_rate = FeeRate::from_bps(fee_bps).map_err(StoreError::corrupt)?;
         let posting = payment_posting(o, fee_rate).map_err(StoreError::corrupt)?;
         crate::ledger::insert_posting(conn, &posting, &o.key, None, now).await?;

@@ -423,7 +423,18 @@ mod tests {
         // The same keys again: refused by the primary key, inside the same batch, alone.
         handles.push(send(&writer, true, insert("k07".into())));
         handles.push(send(&writer, false, insert("k08".into())));
-        wait_queued(&writer, 52).await;
+        // Two statements, the second refused: the first is undone with it.
+        handles.push(send(
+            &writer,
+            false,
+            |conn: &mut AnyConnection| -> ConnFuture<'_, ()> {
+                Box::pin(async move {
+                    insert("k99".into())(&mut *conn).await?;
+                    insert("k00".into())(conn).await
+                })
+            },
+        ));
+        wait_queued(&writer, 53).await;
         start();
         let mut conflicts = 0;
         for handle in handles {
@@ -433,10 +444,10 @@ mod tests {
                 Err(other) => panic!("unexpected {other}"),
             }
         }
-        assert_eq!(conflicts, 2);
+        assert_eq!(conflicts, 3);
         let expected: Vec<String> = (0..50).map(|n| format!("k{n:02}")).collect();
         assert_eq!(keys(&mut reader).await, expected);
-        assert_eq!(writer.counts(), (1, 52), "one commit for the 52 writes");
+        assert_eq!(writer.counts(), (1, 53), "one commit for the 53 writes");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
