@@ -232,6 +232,11 @@ async fn commit_batch(
     // Set when the transaction can no longer be trusted (a savepoint would not roll back):
     // the rest of the batch does not run, and the batch is rolled back.
     let mut broken: Option<String> = None;
+    // Whether the last write's savepoint is still to be released. Its `RELEASE` travels with
+    // the next statement the writer sends (the next write's `SAVEPOINT`, or the `COMMIT`):
+    // one round trip fewer per write. If it fails, the transaction is not what it should be
+    // and the whole batch is rolled back.
+    let mut release_pending = false;
     for Queued {
         job,
         single_statement,
@@ -242,6 +247,14 @@ async fn commit_batch(
             continue;
         }
         if single_statement {
+            if release_pending {
+                release_pending = false;
+                if let Err(e) = conn.execute("RELEASE w").await {
+                    broken = Some(e.to_string());
+                    let _ = job(Err(e.to_string())).await;
+                    continue;
+                }
+            }
             let (ran, finish) = job(Ok(&mut *conn)).await;
             if ran == Ran::Failed {
                 // Not a constraint: SQLite may have rolled back more than the statement (a
@@ -251,31 +264,26 @@ async fn commit_batch(
             finishes.push((finish, Ok(())));
             continue;
         }
-        if let Err(e) = conn.execute("SAVEPOINT w").await {
+        let savepoint = if release_pending {
+            "RELEASE w; SAVEPOINT w"
+        } else {
+            "SAVEPOINT w"
+        };
+        release_pending = false;
+        if let Err(e) = conn.execute(savepoint).await {
             broken = Some(e.to_string());
             let _ = job(Err(e.to_string())).await;
             continue;
         }
         let (ran, finish) = job(Ok(&mut *conn)).await;
-        let own = if ran == Ran::Succeeded {
-            match conn.execute("RELEASE w").await {
-                Ok(_) => Ok(()),
-                Err(e) => {
-                    if let Err(undone) = undo(conn).await {
-                        broken = Some(undone);
-                    }
-                    Err(e.to_string())
-                }
-            }
-        } else {
-            // The write failed: undo its part, the batch goes on. Its caller hears its own
-            // error whatever the commit does.
-            if let Err(undone) = undo(conn).await {
-                broken = Some(undone);
-            }
-            Ok(())
-        };
-        finishes.push((finish, own));
+        if ran == Ran::Succeeded {
+            release_pending = true;
+        } else if let Err(undone) = undo(conn).await {
+            // The write failed and could not be undone alone.
+            broken = Some(undone);
+        }
+        // A failed write's caller hears its own error whatever the commit does.
+        finishes.push((finish, Ok(())));
     }
     let committed = match &broken {
         Some(message) => {
@@ -283,7 +291,15 @@ async fn commit_batch(
             let _ = conn.execute("ROLLBACK").await;
             Err(message.clone())
         }
-        None => match conn.execute("COMMIT").await {
+        // `execute` stops at the first error: no commit if the release fails.
+        None => match conn
+            .execute(if release_pending {
+                "RELEASE w; COMMIT"
+            } else {
+                "COMMIT"
+            })
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => {
                 let message = e.to_string();
