@@ -131,12 +131,22 @@ pub struct LoadFigures {
     pub helper_errors: u64,
     /// The processes' readings (in the order of `run`'s `pids`) when the measured window
     /// began and when it ended.
-    pub cpu_start: Vec<super::procfs::Reading>,
-    pub cpu_end: Vec<super::procfs::Reading>,
+    pub cpu_start: Snapshot,
+    pub cpu_end: Snapshot,
 }
 
-fn read_all(pids: &[u32]) -> Vec<super::procfs::Reading> {
-    pids.iter().map(|&pid| super::procfs::read(pid)).collect()
+/// The processes' readings and the machine's CPU at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub processes: Vec<super::procfs::Reading>,
+    pub machine: Option<super::procfs::MachineCpu>,
+}
+
+fn read_all(pids: &[u32]) -> Snapshot {
+    Snapshot {
+        processes: pids.iter().map(|&pid| super::procfs::read(pid)).collect(),
+        machine: super::procfs::machine_cpu(),
+    }
 }
 
 struct Terminal {
@@ -455,8 +465,8 @@ pub async fn run(
         measured: args.duration,
         warmup_requests: 0,
         helper_errors: 0,
-        cpu_start: Vec::new(),
-        cpu_end: Vec::new(),
+        cpu_start: Snapshot::default(),
+        cpu_end: Snapshot::default(),
     };
     for task in tasks {
         let (samples, warm, helper_errors) = task.await.context("a terminal failed")?;

@@ -350,10 +350,10 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<ExitCode> 
             if i == 0 {
                 idle
             } else {
-                reading(&figures.cpu_end, i)
+                reading(&figures.cpu_end.processes, i)
             },
-            reading(&figures.cpu_start, i),
-            reading(&figures.cpu_end, i),
+            reading(&figures.cpu_start.processes, i),
+            reading(&figures.cpu_end.processes, i),
             args.duration,
         )
     };
@@ -361,6 +361,10 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<ExitCode> 
         gateway: window(0),
         sandbox: window(1),
         bench: window(2),
+        machine_busy_percent: procfs::busy_percent(
+            figures.cpu_start.machine,
+            figures.cpu_end.machine,
+        ),
     };
     report::print_load(
         &figures,

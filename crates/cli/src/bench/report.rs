@@ -115,6 +115,9 @@ pub struct Processes {
     pub sandbox: ProcessFigures,
     /// The bench itself (the terminals).
     pub bench: ProcessFigures,
+    /// How busy all the machine's cores were (with the database server's, the kernel's and
+    /// anything else's work): near 100 % means the machine, not the gateway, is the limit.
+    pub machine_busy_percent: Option<f64>,
 }
 
 /// One process over the run.
@@ -223,6 +226,7 @@ pub fn print_load(
                 "cpu_seconds": processes.bench.cpu_seconds,
                 "cpu_percent": processes.bench.cpu_percent,
             },
+            "machine_busy_percent": processes.machine_busy_percent,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -299,6 +303,11 @@ pub fn print_load(
         opt(processes.sandbox.cpu_percent, " %"),
         per_request(processes.bench.cpu_seconds),
         opt(processes.bench.cpu_percent, " %"),
+    );
+    println!(
+        "machine     {} of all {} cores busy (every process, the kernel, a database server)",
+        opt(processes.machine_busy_percent, " %"),
+        machine.cores
     );
     if figures.helper_errors > 0 {
         println!(

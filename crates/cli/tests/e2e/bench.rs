@@ -47,6 +47,8 @@ fn the_load_bench_drives_a_gateway_and_a_sandbox_and_reports_figures() {
         report["bench"]["cpu_seconds"].as_f64().is_some(),
         "{report}"
     );
+    let busy = report["machine_busy_percent"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&busy), "{report}");
     assert_eq!(
         report["wallets"],
         serde_json::json!(["wechat", "alipay", "unionpay"])
