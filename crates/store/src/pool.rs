@@ -121,7 +121,10 @@ impl Store {
 
     /// Runs `write` as one transaction and returns its result once committed. On SQLite the
     /// write is committed together with the others waiting at the time (see `writer.rs`);
-    /// on PostgreSQL it is a transaction of its own. `write` must not commit or roll back.
+    /// on PostgreSQL it is a transaction of its own. `write` must not begin, commit or roll
+    /// back, must not use a savepoint named `w` or `batch`, and must not call the store (it
+    /// would wait for the writer it runs on). Once queued, the write is made even if the
+    /// caller stops waiting.
     pub(crate) async fn write<T, F>(&self, what: &'static str, write: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -217,6 +220,16 @@ impl Store {
 
     /// Whether the database answers a trivial query (for `/healthz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
+        if self
+            .writer
+            .as_ref()
+            .is_some_and(|writer| !writer.is_running())
+        {
+            return Err(StoreError::Unavailable {
+                message: "the database writer has stopped".into(),
+                source: None,
+            });
+        }
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
@@ -224,7 +237,8 @@ impl Store {
             .map_err(|e| StoreError::from_sqlx(e, "ping"))
     }
 
-    /// Closes every connection; waits for those in use to be returned.
+    /// Closes every connection; waits for those in use to be returned. On SQLite the writes
+    /// already queued are committed first, and later ones are refused.
     pub async fn close(&self) {
         if let Some(writer) = &self.writer {
             writer.close().await;

@@ -107,41 +107,47 @@ impl Store {
         lock_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let err = |e| StoreError::from_sqlx(e, "operator");
-        let failures: Option<i64> = sqlx::query_scalar(
-            "UPDATE operators SET \
+        let (merchant_id, operator_id) = (merchant_id.clone(), operator_id.clone());
+        self.write("operator", move |conn| {
+            Box::pin(async move {
+                let err = |e| StoreError::from_sqlx(e, "operator");
+                let failures: Option<i64> = sqlx::query_scalar(
+                    "UPDATE operators SET \
                pin_failures = CASE WHEN pin_failure_window_start IS NULL \
                  OR pin_failure_window_start < $1 THEN 1 ELSE pin_failures + 1 END, \
                pin_failure_window_start = CASE WHEN pin_failure_window_start IS NULL \
                  OR pin_failure_window_start < $1 THEN $2 ELSE pin_failure_window_start END, \
                updated_at = $2 \
              WHERE merchant_id = $3 AND id = $4 RETURNING pin_failures",
-        )
-        .bind(to_millis(window_cutoff))
-        .bind(to_millis(now))
-        .bind(merchant_id.as_str())
-        .bind(operator_id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(err)?;
-        match failures {
-            Some(n) if n >= max_failures => {
-                sqlx::query(
-                    "UPDATE operators SET pin_locked_until = $1, pin_failures = 0, \
-                     pin_failure_window_start = NULL, updated_at = $2 \
-                     WHERE merchant_id = $3 AND id = $4",
                 )
-                .bind(to_millis(lock_until))
+                .bind(to_millis(window_cutoff))
                 .bind(to_millis(now))
                 .bind(merchant_id.as_str())
                 .bind(operator_id.as_str())
-                .execute(&self.pool)
+                .fetch_optional(&mut *conn)
                 .await
                 .map_err(err)?;
-                Ok(Some(lock_until))
-            }
-            _ => Ok(None),
-        }
+                match failures {
+                    Some(n) if n >= max_failures => {
+                        sqlx::query(
+                            "UPDATE operators SET pin_locked_until = $1, pin_failures = 0, \
+                     pin_failure_window_start = NULL, updated_at = $2 \
+                     WHERE merchant_id = $3 AND id = $4",
+                        )
+                        .bind(to_millis(lock_until))
+                        .bind(to_millis(now))
+                        .bind(merchant_id.as_str())
+                        .bind(operator_id.as_str())
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(err)?;
+                        Ok(Some(lock_until))
+                    }
+                    _ => Ok(None),
+                }
+            })
+        })
+        .await
     }
 
     /// Forgets an operator's wrong PINs (after a right one).
@@ -151,6 +157,9 @@ impl Store {
         operator_id: &OperatorId,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let (merchant_id, operator_id) = (merchant_id.clone(), operator_id.clone());
+        self.write_statement("operator", move |conn| {
+            Box::pin(async move {
         sqlx::query(
             "UPDATE operators SET pin_failures = 0, pin_failure_window_start = NULL, \
              pin_locked_until = NULL, updated_at = $1 \
@@ -159,10 +168,13 @@ impl Store {
         .bind(to_millis(now))
         .bind(merchant_id.as_str())
         .bind(operator_id.as_str())
-        .execute(&self.pool)
+        .execute(conn)
         .await
         .map(|_| ())
         .map_err(|e| StoreError::from_sqlx(e, "operator"))
+            })
+        })
+        .await
     }
 
     /// Stores a new session under the hash of its token.
@@ -171,20 +183,26 @@ impl Store {
         token_hash: &str,
         session: &TillSessionRecord,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO till_sessions (token_hash, merchant_id, operator_id, created_at, \
+        let (token_hash, session) = (token_hash.to_owned(), session.clone());
+        self.write_statement("till session", move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO till_sessions (token_hash, merchant_id, operator_id, created_at, \
              expires_at, last_seen_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
-        )
-        .bind(token_hash)
-        .bind(session.merchant_id.as_str())
-        .bind(session.operator_id.as_str())
-        .bind(to_millis(session.created_at))
-        .bind(to_millis(session.expires_at))
-        .bind(to_millis(session.last_seen_at))
-        .execute(&self.pool)
+                )
+                .bind(&token_hash)
+                .bind(session.merchant_id.as_str())
+                .bind(session.operator_id.as_str())
+                .bind(to_millis(session.created_at))
+                .bind(to_millis(session.expires_at))
+                .bind(to_millis(session.last_seen_at))
+                .execute(conn)
+                .await
+                .map(|_| ())
+                .map_err(|e| StoreError::from_sqlx(e, "till session"))
+            })
+        })
         .await
-        .map(|_| ())
-        .map_err(|e| StoreError::from_sqlx(e, "till session"))
     }
 
     pub async fn till_session(
@@ -208,24 +226,37 @@ impl Store {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE till_sessions SET last_seen_at = $1, updated_at = $1 WHERE token_hash = $2",
-        )
-        .bind(to_millis(now))
-        .bind(token_hash)
-        .execute(&self.pool)
+        let token_hash = token_hash.to_owned();
+        self.write_statement("till session", move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE till_sessions SET last_seen_at = $1, updated_at = $1 \
+                     WHERE token_hash = $2",
+                )
+                .bind(to_millis(now))
+                .bind(&token_hash)
+                .execute(conn)
+                .await
+                .map(|_| ())
+                .map_err(|e| StoreError::from_sqlx(e, "till session"))
+            })
+        })
         .await
-        .map(|_| ())
-        .map_err(|e| StoreError::from_sqlx(e, "till session"))
     }
 
     pub async fn delete_till_session(&self, token_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM till_sessions WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreError::from_sqlx(e, "till session"))
+        let token_hash = token_hash.to_owned();
+        self.write_statement("till session", move |conn| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM till_sessions WHERE token_hash = $1")
+                    .bind(&token_hash)
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| StoreError::from_sqlx(e, "till session"))
+            })
+        })
+        .await
     }
 
     /// Deletes sessions past their end at `now` or idle since before `idle_cutoff`; returns
@@ -235,13 +266,18 @@ impl Store {
         idle_cutoff: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        sqlx::query("DELETE FROM till_sessions WHERE expires_at <= $1 OR last_seen_at < $2")
-            .bind(to_millis(now))
-            .bind(to_millis(idle_cutoff))
-            .execute(&self.pool)
-            .await
-            .map(|r| r.rows_affected())
-            .map_err(|e| StoreError::from_sqlx(e, "till session"))
+        self.write_statement("till session", move |conn| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM till_sessions WHERE expires_at <= $1 OR last_seen_at < $2")
+                    .bind(to_millis(now))
+                    .bind(to_millis(idle_cutoff))
+                    .execute(conn)
+                    .await
+                    .map(|r| r.rows_affected())
+                    .map_err(|e| StoreError::from_sqlx(e, "till session"))
+            })
+        })
+        .await
     }
 
     /// The merchant's orders created in `[from, to)`, newest first, at most `limit`.

@@ -3,22 +3,29 @@
 //! SQLite has one writer at a time, and with `synchronous = FULL` every commit waits for an
 //! fsync. When each request committed on its own pooled connection, concurrent writers
 //! queued on SQLite's lock (whose busy handler sleeps and retries) and the storage did about
-//! one fsync per write. Here the payment paths' writes are sent to a single writer task,
+//! one fsync per write. Here the writes of the busy paths (payments, refunds, notifications,
+//! claims, till sessions) are sent to a single writer task,
 //! which takes every write waiting when it starts a transaction (up to [`MAX_BATCH`]), runs
 //! each inside its own savepoint, and commits them together: one fsync for the batch.
 //!
-//! Each write behaves as its own transaction: a write that fails is rolled back to its
-//! savepoint and gets its error, the others go on (a write of one statement needs no
-//! savepoint: SQLite undoes a statement refused by a constraint alone; any other failure of
-//! it rolls the whole batch back, as SQLite itself may have); a caller hears `Ok` only after the
-//! commit that holds its write, so nothing is acknowledged that a crash could lose, and a
-//! crash before the commit loses the whole batch, acknowledged to nobody. A write sees the
-//! earlier writes of its batch, as it would have had they committed just before it.
+//! Each write behaves as its own transaction: a write that fails (or panics) is rolled back
+//! to its savepoint and gets its error, the others go on. A write of one statement needs no
+//! savepoint: SQLite undoes a statement refused by a constraint alone, and an error of ours
+//! (no row, a bad value) changes nothing; any other failure of it rolls the whole batch back,
+//! as SQLite itself may have. A caller hears `Ok` only after the commit that holds its write,
+//! so nothing is acknowledged that a crash could lose, and a crash before the commit loses
+//! the whole batch, acknowledged to nobody; when a batch does not commit, every caller hears
+//! it, even one whose own write had been refused (the refusal may have been caused by a write
+//! that is now undone). A write sees the earlier writes of its batch, as it would have had
+//! they committed just before it. A write queued is made even if its caller goes away.
 //!
 //! PostgreSQL needs none of this (its own group commit works across connections): there a
 //! write is a plain transaction on the pool.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 use std::pin::Pin;
 
 use sqlx::{AnyConnection, Executor};
@@ -54,9 +61,34 @@ type JobFuture<'c> = Pin<Box<dyn Future<Output = (Ran, Finish)> + Send + 'c>>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ran {
     Succeeded,
-    /// Refused by a uniqueness rule.
-    Conflicted,
+    /// Refused without harm to the transaction: a constraint (which SQLite undoes for the
+    /// statement alone), or an error of ours before or after the statement (a row not
+    /// found, a value that does not decode).
+    Refused,
     Failed,
+}
+
+/// Whether a write's error leaves the batch's transaction as it was, apart from the failed
+/// statement: SQLite undoes a statement refused by a constraint (primary code 19) alone;
+/// errors that are not the database's (no row, a bad value) change nothing. Anything else
+/// (a full disk, an I/O error, the database busy) may have rolled back more.
+fn statement_level(error: &StoreError) -> bool {
+    match error {
+        StoreError::Conflict { .. }
+        | StoreError::NotFound(_)
+        | StoreError::Corrupt(_)
+        | StoreError::Invalid(_)
+        | StoreError::Exhausted(_) => true,
+        StoreError::Unavailable { source, .. } => match source {
+            Some(sqlx::Error::Database(db)) => db
+                .code()
+                .and_then(|code| code.parse::<i64>().ok())
+                .is_some_and(|code| code & 0xff == 19),
+            Some(sqlx::Error::RowNotFound | sqlx::Error::ColumnDecode { .. }) => true,
+            _ => false,
+        },
+        StoreError::Migration(_) => false,
+    }
 }
 
 /// A write waiting for the writer.
@@ -98,6 +130,11 @@ impl Writer {
             task: Mutex::new(Some(task)),
             counts,
         }
+    }
+
+    /// Whether the writer takes writes (false once closed, or if its task ended).
+    pub(crate) fn is_running(&self) -> bool {
+        !self.jobs.is_closed()
     }
 
     /// Batches committed and the writes they held, since the start.
@@ -145,19 +182,35 @@ impl Writer {
                         return (Ran::Failed, nothing);
                     }
                 };
-                let outcome = write(conn).await;
+                // A panic in a write must not take the writer down with it: it counts as a
+                // failure (its statements may have run half-way), undone with its savepoint,
+                // or, for a one-statement write, with the whole batch.
+                let outcome = match AssertUnwindSafe(write(conn)).catch_unwind().await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        tracing::error!(write = what, "a database write panicked");
+                        let _ = reply.send(Err(unavailable("the write panicked".into())));
+                        let nothing: Finish = Box::new(|_| {});
+                        return (Ran::Failed, nothing);
+                    }
+                };
                 let ran = match &outcome {
                     Ok(_) => Ran::Succeeded,
-                    Err(StoreError::Conflict { .. }) => Ran::Conflicted,
+                    Err(e) if statement_level(e) => Ran::Refused,
                     Err(_) => Ran::Failed,
                 };
                 let finish: Finish = Box::new(move |committed| {
                     let result = match (outcome, committed) {
-                        (Err(e), _) => Err(e),
                         (Ok(value), Ok(())) => Ok(value),
+                        (Err(e), Ok(())) => Err(e),
+                        // The batch did not commit: whatever this write found (a conflict
+                        // with another write of the batch, say) may not be so any more.
                         (Ok(_), Err(message)) => {
                             Err(unavailable(format!("the commit failed: {message}")))
                         }
+                        (Err(e), Err(message)) => Err(unavailable(format!(
+                            "{e}; then its batch did not commit: {message}"
+                        ))),
                     };
                     let _ = reply.send(result);
                 });
@@ -192,12 +245,15 @@ async fn run(
                     break;
                 }
                 let finishes = commit_batch(&mut conn, &mut batch).await;
-                let written = finishes.iter().filter(|(_, told)| told.is_ok()).count();
+                let written = finishes
+                    .iter()
+                    .filter(|(_, told, made)| *made && told.is_ok())
+                    .count();
                 if written > 0 {
                     counts.commits.fetch_add(1, Ordering::Relaxed);
                     counts.writes.fetch_add(u64::try_from(written).unwrap_or(u64::MAX), Ordering::Relaxed);
                 }
-                for (finish, committed) in finishes {
+                for (finish, committed, _) in finishes {
                     finish(committed);
                 }
             }
@@ -215,10 +271,12 @@ async fn run(
 
 /// Runs the writes of `batch` (emptying it) in one transaction. Returns each write's
 /// finisher with what its caller must be told about the commit.
-async fn commit_batch(
-    conn: &mut AnyConnection,
-    batch: &mut Vec<Queued>,
-) -> Vec<(Finish, Result<(), String>)> {
+async fn commit_batch(conn: &mut AnyConnection, batch: &mut Vec<Queued>) -> Vec<Done> {
+    if batch.len() == 1 {
+        if let Some(queued) = batch.pop() {
+            return vec![commit_alone(conn, queued).await];
+        }
+    }
     let mut finishes = Vec::with_capacity(batch.len());
     if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
         let message = e.to_string();
@@ -257,11 +315,11 @@ async fn commit_batch(
             }
             let (ran, finish) = job(Ok(&mut *conn)).await;
             if ran == Ran::Failed {
-                // Not a constraint: SQLite may have rolled back more than the statement (a
-                // full disk, an I/O error). Trust nothing of this batch.
+                // Not a constraint nor an error of ours: SQLite may have rolled back more than
+                // the statement (a full disk, an I/O error). Trust nothing of this batch.
                 broken = Some("a write failed: the batch is rolled back".into());
             }
-            finishes.push((finish, Ok(())));
+            finishes.push((finish, Ok(()), ran == Ran::Succeeded));
             continue;
         }
         let savepoint = if release_pending {
@@ -283,7 +341,7 @@ async fn commit_batch(
             broken = Some(undone);
         }
         // A failed write's caller hears its own error whatever the commit does.
-        finishes.push((finish, Ok(())));
+        finishes.push((finish, Ok(()), ran == Ran::Succeeded));
     }
     let committed = match &broken {
         Some(message) => {
@@ -311,17 +369,62 @@ async fn commit_batch(
     };
     finishes
         .into_iter()
-        .map(|(finish, own)| (finish, own.and(committed.clone())))
+        .map(|(finish, own, made)| (finish, own.and(committed.clone()), made))
         .collect()
+}
+
+/// A write run: what to tell its caller once the commit is known, whether the commit held it,
+/// and whether the write itself succeeded (for the counts).
+type Done = (Finish, Result<(), String>, bool);
+
+/// A write with no other waiting (light load): committed on its own, without the batch's
+/// savepoints. One statement runs in SQLite's autocommit mode (itself a durable transaction:
+/// one round trip instead of three); more run between `BEGIN IMMEDIATE` and `COMMIT`, or
+/// `ROLLBACK` if the write fails.
+async fn commit_alone(conn: &mut AnyConnection, queued: Queued) -> Done {
+    let Queued {
+        job,
+        single_statement,
+    } = queued;
+    if single_statement {
+        // Failed or not, nothing is left open: a failed statement is undone whole.
+        let (ran, finish) = job(Ok(&mut *conn)).await;
+        return (finish, Ok(()), ran == Ran::Succeeded);
+    }
+    if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
+        let message = e.to_string();
+        tracing::warn!(error = %message, "cannot start a write");
+        // A transaction may be open after all: leave none behind.
+        let _ = conn.execute("ROLLBACK").await;
+        let (_, finish) = job(Err(message.clone())).await;
+        return (finish, Err(message), false);
+    }
+    let (ran, finish) = job(Ok(&mut *conn)).await;
+    if ran != Ran::Succeeded {
+        // Its caller hears its own error; nothing of it stays.
+        if let Err(e) = conn.execute("ROLLBACK").await {
+            tracing::error!(error = %e, "cannot roll a failed write back");
+        }
+        return (finish, Ok(()), false);
+    }
+    match conn.execute("COMMIT").await {
+        Ok(_) => (finish, Ok(()), true),
+        Err(e) => {
+            // Also when the write ended the transaction itself (a bug): never `Ok` for
+            // what may not be stored.
+            let message = e.to_string();
+            tracing::error!(error = %message, "a write did not commit");
+            let _ = conn.execute("ROLLBACK").await;
+            (finish, Err(message), true)
+        }
+    }
 }
 
 /// Rolls the current write back to its savepoint. `Err` when it could not be: SQLite may
 /// have rolled back the whole transaction after a serious error (a full disk, an I/O error).
 async fn undo(conn: &mut AnyConnection) -> Result<(), String> {
-    conn.execute("ROLLBACK TO w")
-        .await
-        .map_err(|e| format!("cannot roll a failed write back: {e}"))?;
-    conn.execute("RELEASE w")
+    // `execute` stops at the first error: no release of a savepoint not rolled back to.
+    conn.execute("ROLLBACK TO w; RELEASE w")
         .await
         .map(|_| ())
         .map_err(|e| format!("cannot roll a failed write back: {e}"))
@@ -355,7 +458,7 @@ mod tests {
         let mut a = AnyConnection::connect(&url).await.unwrap();
         a.execute(
             "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
-             CREATE TABLE t (k TEXT PRIMARY KEY)",
+             CREATE TABLE t (k TEXT PRIMARY KEY CHECK (length(k) < 10))",
         )
         .await
         .unwrap();
@@ -364,23 +467,43 @@ mod tests {
     }
 
     /// A writer whose task is not started yet, so that writes can queue first.
-    fn paused(conn: AnyConnection) -> (Writer, impl FnOnce()) {
+    struct Paused {
+        conn: AnyConnection,
+        rx: mpsc::Receiver<Queued>,
+        stopped: watch::Receiver<bool>,
+        counts: Arc<Counts>,
+    }
+
+    impl Paused {
+        /// Waits until `n` writes are in the queue (not merely reserved a place in it).
+        async fn wait_queued(&self, n: usize) {
+            while self.rx.len() < n {
+                tokio::task::yield_now().await;
+            }
+        }
+
+        fn start(self) {
+            tokio::spawn(run(self.conn, self.rx, self.stopped, self.counts));
+        }
+    }
+
+    fn paused(conn: AnyConnection) -> (Writer, Paused) {
         let (jobs, rx) = mpsc::channel(QUEUE);
         let (stop, stopped) = watch::channel(false);
         let counts = Arc::new(Counts::default());
-        let start = {
-            let counts = counts.clone();
-            move || {
-                tokio::spawn(run(conn, rx, stopped, counts));
-            }
-        };
         let writer = Writer {
             jobs,
             stop,
             task: Mutex::new(None),
+            counts: counts.clone(),
+        };
+        let queue = Paused {
+            conn,
+            rx,
+            stopped,
             counts,
         };
-        (writer, start)
+        (writer, queue)
     }
 
     fn insert(k: String) -> impl for<'c> FnOnce(&'c mut AnyConnection) -> ConnFuture<'c, ()> {
@@ -420,16 +543,10 @@ mod tests {
         tokio::spawn(async move { writer.write("t", single_statement, write).await })
     }
 
-    async fn wait_queued(writer: &Writer, n: usize) {
-        while QUEUE - writer.jobs.capacity() < n {
-            tokio::task::yield_now().await;
-        }
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn waiting_writes_commit_together_and_a_failing_one_spoils_none() {
         let (_db, conn, mut reader) = open("batch").await;
-        let (writer, start) = paused(conn);
+        let (writer, queue) = paused(conn);
         let writer = Arc::new(writer);
         let mut handles = Vec::new();
         // Half as single statements (no savepoint), half in savepoints.
@@ -450,8 +567,8 @@ mod tests {
                 })
             },
         ));
-        wait_queued(&writer, 53).await;
-        start();
+        queue.wait_queued(53).await;
+        queue.start();
         let mut conflicts = 0;
         for handle in handles {
             match handle.await.unwrap() {
@@ -463,16 +580,23 @@ mod tests {
         assert_eq!(conflicts, 3);
         let expected: Vec<String> = (0..50).map(|n| format!("k{n:02}")).collect();
         assert_eq!(keys(&mut reader).await, expected);
-        assert_eq!(writer.counts(), (1, 53), "one commit for the 53 writes");
+        assert_eq!(
+            writer.counts(),
+            (1, 50),
+            "one commit for the 50 writes made"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_that_breaks_the_transaction_leaves_nothing_acknowledged() {
         let (_db, conn, mut reader) = open("broken").await;
-        let (writer, start) = paused(conn);
+        let (writer, queue) = paused(conn);
         let writer = Arc::new(writer);
         let before = send(&writer, true, insert("before".into()));
-        wait_queued(&writer, 1).await;
+        queue.wait_queued(1).await;
+        // Refused because of `before`, which will not be committed: told so, not "conflict".
+        let twin = send(&writer, true, insert("before".into()));
+        queue.wait_queued(2).await;
         // A write that ends the batch's transaction under the writer's feet.
         let rogue = send(
             &writer,
@@ -486,11 +610,11 @@ mod tests {
                 })
             },
         );
-        wait_queued(&writer, 2).await;
+        queue.wait_queued(3).await;
         let after = send(&writer, true, insert("after".into()));
-        wait_queued(&writer, 3).await;
-        start();
-        for handle in [before, rogue, after] {
+        queue.wait_queued(4).await;
+        queue.start();
+        for handle in [before, twin, rogue, after] {
             assert!(matches!(
                 handle.await.unwrap(),
                 Err(StoreError::Unavailable { .. })
@@ -508,10 +632,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_single_statement_failing_other_than_by_a_constraint_rolls_the_batch_back() {
         let (_db, conn, mut reader) = open("single").await;
-        let (writer, start) = paused(conn);
+        let (writer, queue) = paused(conn);
         let writer = Arc::new(writer);
         let before = send(&writer, true, insert("before".into()));
-        wait_queued(&writer, 1).await;
+        queue.wait_queued(1).await;
         // Not a constraint (no such table): SQLite might have undone more than the
         // statement, so the writer trusts nothing of the batch.
         let failing = send(
@@ -527,10 +651,10 @@ mod tests {
                 })
             },
         );
-        wait_queued(&writer, 2).await;
+        queue.wait_queued(2).await;
         let after = send(&writer, false, insert("after".into()));
-        wait_queued(&writer, 3).await;
-        start();
+        queue.wait_queued(3).await;
+        queue.start();
         for handle in [before, failing, after] {
             assert!(matches!(
                 handle.await.unwrap(),
@@ -541,11 +665,143 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_check_refusal_or_an_error_of_ours_spoils_no_other_write() {
+        let (_db, conn, mut reader) = open("refused").await;
+        let (writer, queue) = paused(conn);
+        let writer = Arc::new(writer);
+        let a = send(&writer, true, insert("a".into()));
+        queue.wait_queued(1).await;
+        // A CHECK constraint: SQLite undoes the statement alone.
+        let long = send(&writer, true, insert("far-too-long-a-key".into()));
+        queue.wait_queued(2).await;
+        // An error of ours, after a statement that ran: in a savepoint, undone alone.
+        let ours = send(
+            &writer,
+            false,
+            |conn: &mut AnyConnection| -> ConnFuture<'_, ()> {
+                Box::pin(async move {
+                    insert("gone".into())(&mut *conn).await?;
+                    Err(StoreError::NotFound("thing"))
+                })
+            },
+        );
+        queue.wait_queued(3).await;
+        let b = send(&writer, true, insert("b".into()));
+        queue.wait_queued(4).await;
+        queue.start();
+        a.await.unwrap().unwrap();
+        assert!(matches!(
+            long.await.unwrap(),
+            Err(StoreError::Unavailable { ref message, .. }) if message.contains("CHECK")
+        ));
+        assert!(matches!(
+            ours.await.unwrap(),
+            Err(StoreError::NotFound("thing"))
+        ));
+        b.await.unwrap().unwrap();
+        assert_eq!(keys(&mut reader).await, ["a", "b"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_panics_is_undone_and_the_writer_goes_on() {
+        let (_db, conn, mut reader) = open("panic").await;
+        let (writer, queue) = paused(conn);
+        let writer = Arc::new(writer);
+        let before = send(&writer, true, insert("before".into()));
+        queue.wait_queued(1).await;
+        let panics = send(
+            &writer,
+            false,
+            |conn: &mut AnyConnection| -> ConnFuture<'_, ()> {
+                Box::pin(async move {
+                    insert("half".into())(&mut *conn).await?;
+                    panic!("a bug in a write");
+                })
+            },
+        );
+        queue.wait_queued(2).await;
+        queue.start();
+        assert!(matches!(
+            panics.await.unwrap(),
+            Err(StoreError::Unavailable { ref message, .. }) if message.contains("panicked")
+        ));
+        // Its half-made write was rolled back to its savepoint; the other write stands.
+        before.await.unwrap().unwrap();
+        assert_eq!(keys(&mut reader).await, ["before"]);
+        writer
+            .write("t", true, insert("next".into()))
+            .await
+            .unwrap();
+        assert_eq!(keys(&mut reader).await, ["before", "next"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_alone_is_committed_or_undone_whole() {
+        let (_db, conn, mut reader) = open("alone").await;
+        let writer = Writer::start(conn);
+        writer.write("t", true, insert("a".into())).await.unwrap();
+        let refused = writer.write("t", true, insert("a".into())).await;
+        assert!(matches!(refused, Err(StoreError::Conflict { .. })));
+        writer
+            .write(
+                "t",
+                false,
+                |conn: &mut AnyConnection| -> ConnFuture<'_, ()> {
+                    Box::pin(async move {
+                        insert("b".into())(&mut *conn).await?;
+                        insert("c".into())(conn).await
+                    })
+                },
+            )
+            .await
+            .unwrap();
+        // Two statements, the second refused: the first is undone with it.
+        let half = writer
+            .write(
+                "t",
+                false,
+                |conn: &mut AnyConnection| -> ConnFuture<'_, ()> {
+                    Box::pin(async move {
+                        insert("d".into())(&mut *conn).await?;
+                        insert("a".into())(conn).await
+                    })
+                },
+            )
+            .await;
+        assert!(matches!(half, Err(StoreError::Conflict { .. })));
+        // A write that ends its own transaction is never told `Ok`.
+        let rogue = writer
+            .write(
+                "t",
+                false,
+                |conn: &mut AnyConnection| -> ConnFuture<'_, ()> {
+                    Box::pin(async move {
+                        insert("e".into())(&mut *conn).await?;
+                        conn.execute("ROLLBACK")
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| StoreError::from_sqlx(e, "t"))
+                    })
+                },
+            )
+            .await;
+        assert!(matches!(rogue, Err(StoreError::Unavailable { .. })));
+        assert_eq!(keys(&mut reader).await, ["a", "b", "c"]);
+        assert_eq!(
+            writer.counts(),
+            (2, 2),
+            "the two writes made, each its own commit"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_closed_writer_refuses_writes_and_keeps_those_made() {
         let (_db, conn, mut reader) = open("close").await;
         let writer = Arc::new(Writer::start(conn));
         writer.write("t", true, insert("a".into())).await.unwrap();
+        assert!(writer.is_running());
         writer.close().await;
+        assert!(!writer.is_running());
         let refused = writer.write("t", true, insert("b".into())).await;
         assert!(
             matches!(&refused, Err(StoreError::Unavailable { message, .. }) if message.contains("stopped")),
