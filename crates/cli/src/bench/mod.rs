@@ -71,6 +71,11 @@ pub struct BenchArgs {
         default_value = "wechat,alipay,unionpay"
     )]
     pub wallets: Vec<BenchWallet>,
+    /// Run the gateway on this CPU only, and the sandbox and the terminals on the others
+    /// (with `taskset`), so that they do not take the gateway's core: closer to a gateway on
+    /// a machine of its own. Linux, at least 2 CPUs.
+    #[arg(long, value_name = "CPU")]
+    pub pin_gateway: Option<usize>,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub json: bool,
@@ -111,10 +116,66 @@ fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(listener.local_addr()?)
 }
 
-fn spawn(name: &'static str, args: &[&str], dir: &Path) -> anyhow::Result<Process> {
+/// Which CPUs the gateway, and everything else, may run on (`taskset` lists).
+#[derive(Debug, Clone)]
+pub struct Pinning {
+    pub gateway: String,
+    pub others: String,
+}
+
+impl Pinning {
+    fn new(gateway: usize, cores: usize) -> anyhow::Result<Pinning> {
+        if cores < 2 || gateway >= cores {
+            bail!(
+                "--pin-gateway needs a CPU from 0 to {} and at least 2 CPUs",
+                cores.max(1) - 1
+            );
+        }
+        let others: Vec<String> = (0..cores)
+            .filter(|c| *c != gateway)
+            .map(|c| c.to_string())
+            .collect();
+        Ok(Pinning {
+            gateway: gateway.to_string(),
+            others: others.join(","),
+        })
+    }
+
+    /// Moves this process (every thread) to the other CPUs.
+    fn pin_self(&self) -> anyhow::Result<()> {
+        let status = Command::new("taskset")
+            .args([
+                "-a",
+                "-p",
+                "-c",
+                &self.others,
+                &std::process::id().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .context("--pin-gateway needs `taskset` (util-linux)")?;
+        anyhow::ensure!(status.success(), "taskset could not pin the bench");
+        Ok(())
+    }
+}
+
+fn spawn(
+    name: &'static str,
+    args: &[&str],
+    dir: &Path,
+    cpus: Option<&str>,
+) -> anyhow::Result<Process> {
     let exe = std::env::current_exe().context("cannot find the qrgate binary")?;
     let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
-    let child = Command::new(exe)
+    let mut command = match cpus {
+        Some(cpus) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpus]).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let child = command
         .args(args)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -238,6 +299,9 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<ExitCode> 
     if args.wallets.is_empty() {
         bail!("--wallets must name at least one wallet");
     }
+    if args.storage && args.pin_gateway.is_some() {
+        bail!("--pin-gateway is for load runs: --storage runs no gateway");
+    }
     if args.duration.is_zero() {
         bail!("--duration must be more than 0");
     }
@@ -257,6 +321,13 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     }
 
+    let pinning = args
+        .pin_gateway
+        .map(|cpu| Pinning::new(cpu, machine.cores))
+        .transpose()?;
+    if let Some(pinning) = &pinning {
+        pinning.pin_self()?;
+    }
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.terminals)
         .build()?;
@@ -273,6 +344,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<ExitCode> 
             "127.0.0.1:0",
         ],
         &work.path,
+        pinning.as_ref().map(|p| p.others.as_str()),
     )?;
     wait_until_up(
         &http,
@@ -316,7 +388,12 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<ExitCode> 
         ]
         .concat(),
     )?)?;
-    let mut gateway = spawn("gateway", &[&common[..], &["serve"]].concat(), &work.path)?;
+    let mut gateway = spawn(
+        "gateway",
+        &[&common[..], &["serve"]].concat(),
+        &work.path,
+        pinning.as_ref().map(|p| p.gateway.as_str()),
+    )?;
     wait_until_up(
         &http,
         &format!("http://{gateway_addr}/healthz"),
@@ -370,6 +447,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<ExitCode> 
         &figures,
         &processes,
         &machine,
+        pinning.as_ref(),
         args,
         if database.is_some() {
             "postgresql"

@@ -171,6 +171,7 @@ pub fn print_load(
     figures: &LoadFigures,
     processes: &Processes,
     machine: &Machine,
+    pinning: Option<&super::Pinning>,
     args: &BenchArgs,
     database: &str,
 ) -> anyhow::Result<()> {
@@ -227,6 +228,7 @@ pub fn print_load(
                 "cpu_percent": processes.bench.cpu_percent,
             },
             "machine_busy_percent": processes.machine_busy_percent,
+            "pinning": pinning.map(|p| json!({"gateway_cpus": p.gateway, "other_cpus": p.others})),
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -246,6 +248,12 @@ pub fn print_load(
             .join(",")
     );
     println!("machine     {}", machine.line());
+    if let Some(p) = pinning {
+        println!(
+            "pinned      gateway on CPU {}; sandbox and terminals on CPU {}",
+            p.gateway, p.others
+        );
+    }
     println!(
         "measured    {:.1} s: {} requests, {:.0}/s ({:.0} SUCCESS/s)",
         seconds,

@@ -57,6 +57,39 @@ fn the_load_bench_drives_a_gateway_and_a_sandbox_and_reports_figures() {
 }
 
 #[test]
+fn the_load_bench_can_give_the_gateway_a_cpu_of_its_own() {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if cores < 2 {
+        eprintln!("SKIPPED the_load_bench_can_give_the_gateway_a_cpu_of_its_own: one CPU only");
+        return;
+    }
+    let install = Install::sqlite();
+    let out = install.ok(&[
+        "bench",
+        "--terminals",
+        "2",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--pin-gateway",
+        "1",
+        "--json",
+    ]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["pinning"]["gateway_cpus"], "1", "{report}");
+    assert!(
+        !report["pinning"]["other_cpus"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .any(|c| c == "1"),
+        "{report}"
+    );
+    assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
+}
+
+#[test]
 fn the_load_bench_takes_the_wallets_asked_for() {
     let install = Install::sqlite();
     let out = install.ok(&[
@@ -131,6 +164,14 @@ fn bad_bench_options_are_refused_with_a_reason() {
         (
             &["bench", "--wallets", "paypal"][..],
             "invalid value 'paypal'",
+        ),
+        (
+            &["bench", "--pin-gateway", "4096"][..],
+            "--pin-gateway needs a CPU from 0 to",
+        ),
+        (
+            &["bench", "--storage", "--pin-gateway", "0"][..],
+            "--pin-gateway is for load runs",
         ),
     ] {
         let out = install.run(args);
