@@ -108,7 +108,7 @@ impl Store {
                     .await
                     .map_err(|e| StoreError::from_sqlx(e, "database writer"))?
                     .detach();
-                Some(Arc::new(Writer::start(conn)))
+                Some(Arc::new(Writer::start(conn, pool.clone())))
             }
             Backend::Postgres => None,
         };

@@ -28,7 +28,7 @@ use std::panic::AssertUnwindSafe;
 use futures_util::FutureExt;
 use std::pin::Pin;
 
-use sqlx::{AnyConnection, Executor};
+use sqlx::{AnyConnection, AnyPool, Executor};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -115,15 +115,18 @@ pub(crate) struct Writer {
 pub(crate) struct Counts {
     commits: AtomicU64,
     writes: AtomicU64,
+    /// Times the writer took a fresh connection after a batch went wrong.
+    reconnects: AtomicU64,
 }
 
 impl Writer {
-    /// Starts the writer task on `conn`, a connection set up like the pool's.
-    pub(crate) fn start(conn: AnyConnection) -> Writer {
+    /// Starts the writer task on `conn`, a connection set up like the pool's; `pool` gives it
+    /// a fresh one whenever a batch goes wrong.
+    pub(crate) fn start(conn: AnyConnection, pool: AnyPool) -> Writer {
         let (jobs, rx) = mpsc::channel(QUEUE);
         let (stop, stopped) = watch::channel(false);
         let counts = Arc::new(Counts::default());
-        let task = tokio::spawn(run(conn, rx, stopped, counts.clone()));
+        let task = tokio::spawn(run(conn, pool, rx, stopped, counts.clone()));
         Writer {
             jobs,
             stop,
@@ -232,6 +235,7 @@ impl Writer {
 
 async fn run(
     mut conn: AnyConnection,
+    pool: AnyPool,
     mut rx: mpsc::Receiver<Queued>,
     mut stop: watch::Receiver<bool>,
     counts: Arc<Counts>,
@@ -253,8 +257,26 @@ async fn run(
                     counts.commits.fetch_add(1, Ordering::Relaxed);
                     counts.writes.fetch_add(u64::try_from(written).unwrap_or(u64::MAX), Ordering::Relaxed);
                 }
+                // A write told of a failure of its transaction (not of its own refusal):
+                // the connection may be left in a state of its own (a transaction open after
+                // a failed rollback). Start again on a fresh one; the old one, closed, rolls
+                // back whatever it still had.
+                let troubled = finishes.iter().any(|(_, told, _)| told.is_err());
                 for (finish, committed, _) in finishes {
                     finish(committed);
+                }
+                if troubled {
+                    match pool.acquire().await {
+                        Ok(fresh) => {
+                            let old = std::mem::replace(&mut conn, fresh.detach());
+                            let _ = sqlx::Connection::close(old).await;
+                            counts.reconnects.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!("the database writer took a fresh connection after a failed batch");
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "the database writer cannot get a fresh connection");
+                        }
+                    }
                 }
             }
             // Closing: refuse new writes; those queued are still received, then `recv_many`
@@ -447,7 +469,7 @@ mod tests {
         }
     }
 
-    async fn open(name: &str) -> (TempDb, AnyConnection, AnyConnection) {
+    async fn open(name: &str) -> (TempDb, AnyConnection, AnyConnection, AnyPool) {
         sqlx::any::install_default_drivers();
         let path = std::env::temp_dir().join(format!(
             "qrgate-writer-{name}-{}-{}.db",
@@ -463,12 +485,18 @@ mod tests {
         .await
         .unwrap();
         let b = AnyConnection::connect(&url).await.unwrap();
-        (TempDb(path), a, b)
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(2)
+            .connect(&url)
+            .await
+            .unwrap();
+        (TempDb(path), a, b, pool)
     }
 
     /// A writer whose task is not started yet, so that writes can queue first.
     struct Paused {
         conn: AnyConnection,
+        pool: AnyPool,
         rx: mpsc::Receiver<Queued>,
         stopped: watch::Receiver<bool>,
         counts: Arc<Counts>,
@@ -483,11 +511,17 @@ mod tests {
         }
 
         fn start(self) {
-            tokio::spawn(run(self.conn, self.rx, self.stopped, self.counts));
+            tokio::spawn(run(
+                self.conn,
+                self.pool,
+                self.rx,
+                self.stopped,
+                self.counts,
+            ));
         }
     }
 
-    fn paused(conn: AnyConnection) -> (Writer, Paused) {
+    fn paused(conn: AnyConnection, pool: AnyPool) -> (Writer, Paused) {
         let (jobs, rx) = mpsc::channel(QUEUE);
         let (stop, stopped) = watch::channel(false);
         let counts = Arc::new(Counts::default());
@@ -499,6 +533,7 @@ mod tests {
         };
         let queue = Paused {
             conn,
+            pool,
             rx,
             stopped,
             counts,
@@ -545,8 +580,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn waiting_writes_commit_together_and_a_failing_one_spoils_none() {
-        let (_db, conn, mut reader) = open("batch").await;
-        let (writer, queue) = paused(conn);
+        let (_db, conn, mut reader, pool) = open("batch").await;
+        let (writer, queue) = paused(conn, pool);
         let writer = Arc::new(writer);
         let mut handles = Vec::new();
         // Half as single statements (no savepoint), half in savepoints.
@@ -592,8 +627,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_that_breaks_the_transaction_leaves_nothing_acknowledged() {
-        let (_db, conn, mut reader) = open("broken").await;
-        let (writer, queue) = paused(conn);
+        let (_db, conn, mut reader, pool) = open("broken").await;
+        let (writer, queue) = paused(conn, pool);
         let writer = Arc::new(writer);
         let before = send(&writer, true, insert("before".into()));
         queue.wait_queued(1).await;
@@ -624,18 +659,19 @@ mod tests {
             ));
         }
         assert!(keys(&mut reader).await.is_empty(), "nothing was written");
-        // The writer goes on with the next batch.
+        // The writer goes on with the next batch, on a fresh connection.
         writer
             .write("t", true, insert("next".into()))
             .await
             .unwrap();
         assert_eq!(keys(&mut reader).await, ["next"]);
+        assert_eq!(writer.counts.reconnects.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_single_statement_failing_other_than_by_a_constraint_rolls_the_batch_back() {
-        let (_db, conn, mut reader) = open("single").await;
-        let (writer, queue) = paused(conn);
+        let (_db, conn, mut reader, pool) = open("single").await;
+        let (writer, queue) = paused(conn, pool);
         let writer = Arc::new(writer);
         let before = send(&writer, true, insert("before".into()));
         queue.wait_queued(1).await;
@@ -669,8 +705,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_check_refusal_or_an_error_of_ours_spoils_no_other_write() {
-        let (_db, conn, mut reader) = open("refused").await;
-        let (writer, queue) = paused(conn);
+        let (_db, conn, mut reader, pool) = open("refused").await;
+        let (writer, queue) = paused(conn, pool);
         let writer = Arc::new(writer);
         let a = send(&writer, true, insert("a".into()));
         queue.wait_queued(1).await;
@@ -707,8 +743,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_that_panics_is_undone_and_the_writer_goes_on() {
-        let (_db, conn, mut reader) = open("panic").await;
-        let (writer, queue) = paused(conn);
+        let (_db, conn, mut reader, pool) = open("panic").await;
+        let (writer, queue) = paused(conn, pool);
         let writer = Arc::new(writer);
         let before = send(&writer, true, insert("before".into()));
         queue.wait_queued(1).await;
@@ -740,8 +776,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_alone_is_committed_or_undone_whole() {
-        let (_db, conn, mut reader) = open("alone").await;
-        let writer = Writer::start(conn);
+        let (_db, conn, mut reader, pool) = open("alone").await;
+        let writer = Writer::start(conn, pool);
         writer.write("t", true, insert("a".into())).await.unwrap();
         let refused = writer.write("t", true, insert("a".into())).await;
         assert!(matches!(refused, Err(StoreError::Conflict { .. })));
@@ -799,8 +835,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_closed_writer_refuses_writes_and_keeps_those_made() {
-        let (_db, conn, mut reader) = open("close").await;
-        let writer = Arc::new(Writer::start(conn));
+        let (_db, conn, mut reader, pool) = open("close").await;
+        let writer = Arc::new(Writer::start(conn, pool));
         writer.write("t", true, insert("a".into())).await.unwrap();
         assert!(writer.is_running());
         writer.close().await;
