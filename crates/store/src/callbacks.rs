@@ -3,8 +3,9 @@ use qrgate_domain::MerchantId;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::claims::DueRows;
 use crate::time::{from_millis, to_millis};
-use crate::{Backend, Store, StoreError};
+use crate::{Store, StoreError};
 
 /// Where a merchant notification stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,31 +86,16 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<Callback>, StoreError> {
-        let lock = match self.backend() {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        let rows = DueRows {
+            table: "callbacks",
+            key: "order_key",
+            due: "status = 'pending' AND next_attempt_at <= $3",
+            order_by: "next_attempt_at",
+            columns: COLUMNS,
+            what: "callback",
         };
-        let sql = format!(
-            "UPDATE callbacks SET claimed_by = $1, claimed_until = $2 WHERE order_key IN ( \
-               SELECT order_key FROM callbacks WHERE status = 'pending' AND next_attempt_at <= $3 \
-               AND (claimed_until IS NULL OR claimed_until < $3) \
-               ORDER BY next_attempt_at LIMIT $4 {lock}) \
-             RETURNING {COLUMNS}"
-        );
-        let worker = worker.to_owned();
         let rows = self
-            .write_statement("claim", move |conn| {
-                Box::pin(async move {
-                    sqlx::query(&sql)
-                        .bind(&worker)
-                        .bind(to_millis(lease_until))
-                        .bind(to_millis(now))
-                        .bind(limit)
-                        .fetch_all(conn)
-                        .await
-                        .map_err(|e| StoreError::from_sqlx(e, "callback"))
-                })
-            })
+            .claim_due(rows, now, worker, lease_until, limit)
             .await?;
         rows.iter().map(callback_from_row).collect()
     }

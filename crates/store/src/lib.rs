@@ -11,6 +11,7 @@
 //! `created_at` / `updated_at` on every table.
 
 mod callbacks;
+mod claims;
 mod error;
 mod fx;
 mod ledger;

@@ -6,8 +6,9 @@ use qrgate_domain::{
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::claims::DueRows;
 use crate::time::{from_millis, to_millis};
-use crate::{Backend, Store, StoreError};
+use crate::{Store, StoreError};
 
 pub(crate) const ORDER_COLUMNS: &str =
     "key, merchant_id, order_id, mode, wallet, currency, amount, tip, \
@@ -193,9 +194,7 @@ impl Store {
     }
 
     /// Claims up to `limit` orders due for a check at `now` for `worker` until `lease_until`,
-    /// skipping orders another worker holds. Safe with several gateway nodes: on PostgreSQL
-    /// the candidate rows are locked with `FOR UPDATE SKIP LOCKED`; SQLite has one writer at a
-    /// time, so its single `UPDATE … RETURNING` is already exclusive.
+    /// skipping orders another worker holds (exclusive across nodes: see `claims.rs`).
     pub async fn claim_due_orders(
         &self,
         now: DateTime<Utc>,
@@ -203,31 +202,16 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<Order>, StoreError> {
-        let lock = match self.backend() {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        let rows = DueRows {
+            table: "orders",
+            key: "key",
+            due: "next_check_at IS NOT NULL AND next_check_at <= $3",
+            order_by: "next_check_at",
+            columns: ORDER_COLUMNS,
+            what: "order",
         };
-        let sql = format!(
-            "UPDATE orders SET claimed_by = $1, claimed_until = $2 WHERE key IN ( \
-               SELECT key FROM orders WHERE next_check_at IS NOT NULL AND next_check_at <= $3 \
-               AND (claimed_until IS NULL OR claimed_until < $3) \
-               ORDER BY next_check_at LIMIT $4 {lock}) \
-             RETURNING {ORDER_COLUMNS}"
-        );
-        let worker = worker.to_owned();
         let rows = self
-            .write_statement("claim", move |conn| {
-                Box::pin(async move {
-                    sqlx::query(&sql)
-                        .bind(&worker)
-                        .bind(to_millis(lease_until))
-                        .bind(to_millis(now))
-                        .bind(limit)
-                        .fetch_all(conn)
-                        .await
-                        .map_err(|e| StoreError::from_sqlx(e, "order"))
-                })
-            })
+            .claim_due(rows, now, worker, lease_until, limit)
             .await?;
         rows.iter().map(order_from_row).collect()
     }

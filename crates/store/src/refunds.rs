@@ -9,9 +9,10 @@ use qrgate_domain::{
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::claims::DueRows;
 use crate::orders::{opt_ms, order_from_row, ORDER_COLUMNS};
 use crate::time::{from_millis, to_millis};
-use crate::{Backend, Store, StoreError};
+use crate::{Store, StoreError};
 
 const REFUND_COLUMNS: &str = "key, merchant_id, refund_order_id, order_key, wallet, currency, \
     amount, cny_amount, status, wallet_code, wallet_message, channel_ref, sends, operator_id, \
@@ -299,31 +300,16 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<Refund>, StoreError> {
-        let lock = match self.backend() {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        let rows = DueRows {
+            table: "refunds",
+            key: "key",
+            due: "next_check_at IS NOT NULL AND next_check_at <= $3",
+            order_by: "next_check_at",
+            columns: REFUND_COLUMNS,
+            what: "refund",
         };
-        let sql = format!(
-            "UPDATE refunds SET claimed_by = $1, claimed_until = $2 WHERE key IN ( \
-               SELECT key FROM refunds WHERE next_check_at IS NOT NULL AND next_check_at <= $3 \
-               AND (claimed_until IS NULL OR claimed_until < $3) \
-               ORDER BY next_check_at LIMIT $4 {lock}) \
-             RETURNING {REFUND_COLUMNS}"
-        );
-        let worker = worker.to_owned();
         let rows = self
-            .write_statement("claim", move |conn| {
-                Box::pin(async move {
-                    sqlx::query(&sql)
-                        .bind(&worker)
-                        .bind(to_millis(lease_until))
-                        .bind(to_millis(now))
-                        .bind(limit)
-                        .fetch_all(conn)
-                        .await
-                        .map_err(sqlx_err("refund"))
-                })
-            })
+            .claim_due(rows, now, worker, lease_until, limit)
             .await?;
         rows.iter().map(refund_from_row).collect()
     }

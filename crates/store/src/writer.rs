@@ -251,7 +251,7 @@ async fn run(
                 let finishes = commit_batch(&mut conn, &mut batch).await;
                 let written = finishes
                     .iter()
-                    .filter(|(_, told, made)| *made && told.is_ok())
+                    .filter(|done| done.made && done.told.is_ok())
                     .count();
                 if written > 0 {
                     counts.commits.fetch_add(1, Ordering::Relaxed);
@@ -261,9 +261,9 @@ async fn run(
                 // the connection may be left in a state of its own (a transaction open after
                 // a failed rollback). Start again on a fresh one; the old one, closed, rolls
                 // back whatever it still had.
-                let troubled = finishes.iter().any(|(_, told, _)| told.is_err());
-                for (finish, committed, _) in finishes {
-                    finish(committed);
+                let troubled = finishes.iter().any(|done| done.told.is_err());
+                for done in finishes {
+                    (done.finish)(done.told);
                 }
                 if troubled {
                     match pool.acquire().await {
@@ -341,7 +341,7 @@ async fn commit_batch(conn: &mut AnyConnection, batch: &mut Vec<Queued>) -> Vec<
                 // the statement (a full disk, an I/O error). Trust nothing of this batch.
                 broken = Some("a write failed: the batch is rolled back".into());
             }
-            finishes.push((finish, Ok(()), ran == Ran::Succeeded));
+            finishes.push(Done::new(finish, Ok(()), ran == Ran::Succeeded));
             continue;
         }
         let savepoint = if release_pending {
@@ -363,7 +363,7 @@ async fn commit_batch(conn: &mut AnyConnection, batch: &mut Vec<Queued>) -> Vec<
             broken = Some(undone);
         }
         // A failed write's caller hears its own error whatever the commit does.
-        finishes.push((finish, Ok(()), ran == Ran::Succeeded));
+        finishes.push(Done::new(finish, Ok(()), ran == Ran::Succeeded));
     }
     let committed = match &broken {
         Some(message) => {
@@ -391,13 +391,26 @@ async fn commit_batch(conn: &mut AnyConnection, batch: &mut Vec<Queued>) -> Vec<
     };
     finishes
         .into_iter()
-        .map(|(finish, own, made)| (finish, own.and(committed.clone()), made))
+        .map(|done| Done {
+            told: done.told.and(committed.clone()),
+            ..done
+        })
         .collect()
 }
 
 /// A write run: what to tell its caller once the commit is known, whether the commit held it,
 /// and whether the write itself succeeded (for the counts).
-type Done = (Finish, Result<(), String>, bool);
+struct Done {
+    finish: Finish,
+    told: Result<(), String>,
+    made: bool,
+}
+
+impl Done {
+    fn new(finish: Finish, told: Result<(), String>, made: bool) -> Done {
+        Done { finish, told, made }
+    }
+}
 
 /// A write with no other waiting (light load): committed on its own, without the batch's
 /// savepoints. One statement runs in SQLite's autocommit mode (itself a durable transaction:
@@ -411,7 +424,7 @@ async fn commit_alone(conn: &mut AnyConnection, queued: Queued) -> Done {
     if single_statement {
         // Failed or not, nothing is left open: a failed statement is undone whole.
         let (ran, finish) = job(Ok(&mut *conn)).await;
-        return (finish, Ok(()), ran == Ran::Succeeded);
+        return Done::new(finish, Ok(()), ran == Ran::Succeeded);
     }
     if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
         let message = e.to_string();
@@ -419,7 +432,7 @@ async fn commit_alone(conn: &mut AnyConnection, queued: Queued) -> Done {
         // A transaction may be open after all: leave none behind.
         let _ = conn.execute("ROLLBACK").await;
         let (_, finish) = job(Err(message.clone())).await;
-        return (finish, Err(message), false);
+        return Done::new(finish, Err(message), false);
     }
     let (ran, finish) = job(Ok(&mut *conn)).await;
     if ran != Ran::Succeeded {
@@ -427,17 +440,17 @@ async fn commit_alone(conn: &mut AnyConnection, queued: Queued) -> Done {
         if let Err(e) = conn.execute("ROLLBACK").await {
             tracing::error!(error = %e, "cannot roll a failed write back");
         }
-        return (finish, Ok(()), false);
+        return Done::new(finish, Ok(()), false);
     }
     match conn.execute("COMMIT").await {
-        Ok(_) => (finish, Ok(()), true),
+        Ok(_) => Done::new(finish, Ok(()), true),
         Err(e) => {
             // Also when the write ended the transaction itself (a bug): never `Ok` for
             // what may not be stored.
             let message = e.to_string();
             tracing::error!(error = %message, "a write did not commit");
             let _ = conn.execute("ROLLBACK").await;
-            (finish, Err(message), true)
+            Done::new(finish, Err(message), true)
         }
     }
 }

@@ -56,6 +56,26 @@ fn the_load_bench_drives_a_gateway_and_a_sandbox_and_reports_figures() {
     assert_eq!(report["helper_errors"], 0, "{report}");
 }
 
+/// A one-second load run on SQLite with two terminals and `extra` options; its JSON report.
+fn short_load_run(extra: &[&str]) -> Value {
+    let install = Install::sqlite();
+    let args = [
+        &[
+            "bench",
+            "--terminals",
+            "2",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--json",
+        ][..],
+        extra,
+    ]
+    .concat();
+    serde_json::from_str(&install.ok(&args)).unwrap()
+}
+
 #[test]
 fn the_load_bench_can_give_the_gateway_a_cpu_of_its_own() {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -63,20 +83,7 @@ fn the_load_bench_can_give_the_gateway_a_cpu_of_its_own() {
         eprintln!("SKIPPED the_load_bench_can_give_the_gateway_a_cpu_of_its_own: one CPU only");
         return;
     }
-    let install = Install::sqlite();
-    let out = install.ok(&[
-        "bench",
-        "--terminals",
-        "2",
-        "--duration",
-        "1s",
-        "--warmup",
-        "0s",
-        "--pin-gateway",
-        "1",
-        "--json",
-    ]);
-    let report: Value = serde_json::from_str(&out).unwrap();
+    let report = short_load_run(&["--pin-gateway", "1"]);
     assert_eq!(report["pinning"]["gateway_cpus"], "1", "{report}");
     assert!(
         !report["pinning"]["other_cpus"]
@@ -91,20 +98,7 @@ fn the_load_bench_can_give_the_gateway_a_cpu_of_its_own() {
 
 #[test]
 fn the_load_bench_takes_the_wallets_asked_for() {
-    let install = Install::sqlite();
-    let out = install.ok(&[
-        "bench",
-        "--terminals",
-        "2",
-        "--duration",
-        "1s",
-        "--warmup",
-        "0s",
-        "--wallets",
-        "unionpay",
-        "--json",
-    ]);
-    let report: Value = serde_json::from_str(&out).unwrap();
+    let report = short_load_run(&["--wallets", "unionpay"]);
     assert_eq!(report["wallets"], serde_json::json!(["unionpay"]));
     assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(
