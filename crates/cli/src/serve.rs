@@ -52,7 +52,6 @@ async fn start_demo_sandbox(
     config: &Config,
     listen: SocketAddr,
     public_url: Option<String>,
-    gateway: SocketAddr,
 ) -> anyhow::Result<(DemoSandbox, WalletSettings)> {
     // A sandbox on 0.0.0.0 would write `http://0.0.0.0:…` into its QR codes: use loopback
     // unless told the address phones use.
@@ -90,10 +89,9 @@ async fn start_demo_sandbox(
             module.credentials(&sandbox),
         );
     }
+    // UnionPay's back_url is not in the credentials: it defaults to the gateway's own
+    // `<public_url>/notify/unionpay` (below, `start`), exactly as for a pasted configuration.
     let mut credentials = serde_json::Value::Object(credentials);
-    // UnionPay posts results to the gateway's own endpoint.
-    credentials["unionpay"]["back_url"] =
-        serde_json::json!(format!("http://{gateway}/notify/unionpay"));
     let settings = WalletSettings {
         wechatpay: Some(
             serde_json::from_value(credentials["wechat"].take())
@@ -251,17 +249,27 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
         .context("cannot read the listening address")?;
 
     let (demo_sandbox, settings) = if args.demo {
-        let (sandbox, settings) = start_demo_sandbox(
-            config,
-            args.sandbox_listen,
-            args.sandbox_public_url.clone(),
-            local,
-        )
-        .await?;
+        let (sandbox, settings) =
+            start_demo_sandbox(config, args.sandbox_listen, args.sandbox_public_url.clone())
+                .await?;
         (Some(sandbox), settings)
     } else {
         (None, config.wallets.clone())
     };
+    let notify_base_url = config.public_url.clone().unwrap_or_else(|| {
+        let host = if local.ip().is_unspecified() {
+            SocketAddr::new([127, 0, 0, 1].into(), local.port())
+        } else {
+            local
+        };
+        format!("http://{host}")
+    });
+    let mut settings = settings;
+    if let Some(unionpay) = settings.unionpay.as_mut() {
+        unionpay
+            .back_url
+            .get_or_insert_with(|| format!("{notify_base_url}/notify/unionpay"));
+    }
     // Wallet credentials are checked at start-up, so a bad key fails now, not at the first
     // payment.
     let connectors = settings
@@ -270,14 +278,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
     let mut wallets = Wallets::new(connectors);
     wallets.qr_ttl = chrono::Duration::seconds(i64::from(config.closing.qr_expiry_secs));
     wallets.fx_max_age = chrono::Duration::seconds(i64::from(config.fx.max_age_secs));
-    wallets.notify_base_url = config.public_url.clone().unwrap_or_else(|| {
-        let host = if local.ip().is_unspecified() {
-            SocketAddr::new([127, 0, 0, 1].into(), local.port())
-        } else {
-            local
-        };
-        format!("http://{host}")
-    });
+    wallets.notify_base_url = notify_base_url;
     for wallet in qrgate_domain::Wallet::ALL {
         wallets = wallets.with_policy(wallet, config.closing.policy(wallet));
     }

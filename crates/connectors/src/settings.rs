@@ -10,7 +10,7 @@ use secrecy::{SecretSlice, SecretString};
 use serde::Deserialize;
 
 use crate::alipay::{AlipayConfig, AlipayConnector};
-use crate::unionpay::{UnionPayConfig, UnionPayConnector};
+use crate::unionpay::{UnionPayConfig, UnionPayConnector, UNIONPAY_SIGNING_CERT_OWNER};
 use crate::wechat_pay::{WechatPayConfig, WechatPayConnector, WechatPaySignType};
 
 /// Timeouts shared by every wallet call.
@@ -42,8 +42,10 @@ impl TimeoutSettings {
     }
 }
 
-/// `[wallets.wechatpay]`.
+/// `[wallets.wechatpay]`. Unknown keys are refused, so a misspelt one fails at start-up
+/// instead of being silently left at its default.
 #[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WechatPaySettings {
     pub base_url: String,
     /// Where `/secapi/*` (reverse, refund) go; defaults to `base_url`.
@@ -70,6 +72,7 @@ pub struct WechatPaySettings {
 
 /// `[wallets.alipay]`.
 #[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AlipaySettings {
     pub gateway_url: String,
     #[serde(deserialize_with = "digits")]
@@ -78,6 +81,9 @@ pub struct AlipaySettings {
     pub seller_id: Option<String>,
     pub app_private_key_pem: SecretString,
     pub alipay_public_key_pem: String,
+    /// `RSA2` (the default and the only one accepted: SHA256withRSA).
+    #[serde(default)]
+    pub sign_type: Option<String>,
     /// Send `trans_currency` for prices in CAD/USD (cross-border acquiring).
     #[serde(default = "yes")]
     pub cross_border: bool,
@@ -108,6 +114,7 @@ fn yes() -> bool {
 
 /// `[wallets.unionpay]` (ACP 5.1.0 QR payments).
 #[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UnionPaySettings {
     pub base_url: String,
     #[serde(deserialize_with = "digits")]
@@ -118,8 +125,18 @@ pub struct UnionPaySettings {
     pub merchant_private_key_pem: SecretString,
     /// UnionPay's root (and middle) certificates that answers must chain to.
     pub root_cert_pem: String,
-    /// Where UnionPay posts payment results (the gateway's UnionPay notification endpoint).
-    pub back_url: String,
+    /// The owner field of UnionPay's signing certificate (`041@Z12@<owner>@…` in its CN);
+    /// defaults to production's `中国银联股份有限公司`. The sandbox and UnionPay's test bed
+    /// use `00040000:SIGN`.
+    #[serde(default)]
+    pub signing_cert_owner: Option<String>,
+    /// Optional SHA-256 fingerprints of the accepted signing certificates.
+    #[serde(default)]
+    pub signing_cert_sha256: Vec<String>,
+    /// Where UnionPay posts payment results; defaults to the gateway's own
+    /// `<public_url>/notify/unionpay` (filled in by the binary, which knows that URL).
+    #[serde(default)]
+    pub back_url: Option<String>,
 }
 
 impl UnionPaySettings {
@@ -130,7 +147,17 @@ impl UnionPaySettings {
             cert_id: self.cert_id.clone(),
             merchant_private_key_pem: self.merchant_private_key_pem.clone(),
             root_cert_pem: self.root_cert_pem.clone(),
-            back_url: self.back_url.clone(),
+            signing_cert_owner: self
+                .signing_cert_owner
+                .clone()
+                .unwrap_or_else(|| UNIONPAY_SIGNING_CERT_OWNER.to_owned()),
+            signing_cert_sha256: self.signing_cert_sha256.clone(),
+            back_url: self.back_url.clone().ok_or_else(|| {
+                ConnectorError::Credentials(
+                    "unionpay back_url is not set (the gateway's <public_url>/notify/unionpay)"
+                        .into(),
+                )
+            })?,
             http: timeouts.http(),
         })
     }
@@ -198,6 +225,14 @@ impl WechatPaySettings {
 
 impl AlipaySettings {
     pub fn build(&self, timeouts: &TimeoutSettings) -> Result<AlipayConnector, ConnectorError> {
+        match self.sign_type.as_deref() {
+            None | Some("RSA2") => {}
+            Some(other) => {
+                return Err(ConnectorError::Credentials(format!(
+                    "alipay sign_type {other:?}: only RSA2 (SHA256withRSA) is supported"
+                )))
+            }
+        }
         AlipayConnector::new(AlipayConfig {
             gateway_url: self.gateway_url.clone(),
             app_id: self.app_id.clone(),

@@ -297,7 +297,33 @@ fn unknown_to_the_wallet(w: &ChannelOrder) -> bool {
             .is_some_and(|c| NOT_FOUND_CODES.contains(&c))
 }
 
-/// Copies what the wallet said about a paid order onto ours.
+/// The wallet code an order carries while a wallet says it is paid with another amount or
+/// currency than ours, or without saying what was paid: it is not settled from such a word.
+pub(crate) const AMOUNT_MISMATCH: &str = "AMOUNT_MISMATCH";
+
+/// Whether a wallet's "paid" may settle `order`: it must say what was paid, in the order's
+/// currency, and that must be the order's total. Anything else is refused and logged loudly
+/// (`source` says which answer it was): the order is then settled only by a query that
+/// carries the right amount, or reversed/closed by its rules (docs/API.md, "Amounts").
+pub(crate) fn paid_as_asked(order: &Order, w: &ChannelOrder, source: &str) -> bool {
+    match w.amount {
+        Some(amount) if amount == order.total() => true,
+        reported => {
+            tracing::error!(
+                order.key = %order.key,
+                wallet = %order.wallet,
+                expected = %order.total(),
+                reported = %reported.map_or_else(|| "nothing".to_owned(), |a| a.to_string()),
+                source,
+                "a wallet says an order is paid without its amount and currency: not settled from it; needs attention"
+            );
+            false
+        }
+    }
+}
+
+/// Copies what the wallet said about a paid order onto ours. Callers check
+/// [`paid_as_asked`] first.
 pub(crate) fn record_paid(order: &mut Order, w: &ChannelOrder, now: DateTime<Utc>) {
     order.status = OrderStatus::Paid;
     order.channel_ref = w.channel_ref.clone().or(order.channel_ref.take());
@@ -425,7 +451,9 @@ impl Engine {
         let mut next = order.clone();
         next.updated_at = now;
         match &result {
-            Ok(w) if w.status == ChannelStatus::Paid => record_paid(&mut next, w, now),
+            Ok(w) if w.status == ChannelStatus::Paid && paid_as_asked(&order, w, "pay answer") => {
+                record_paid(&mut next, w, now)
+            }
             Ok(w) => {
                 next.status = match w.status {
                     ChannelStatus::PendingUser => OrderStatus::Pending,
@@ -434,6 +462,9 @@ impl Engine {
                 next.channel_ref = w.channel_ref.clone();
                 next.wallet_code = w.wallet_code.clone();
                 next.wallet_message = w.wallet_message.clone();
+                if w.status == ChannelStatus::Paid {
+                    next.wallet_code = Some(AMOUNT_MISMATCH.into());
+                }
                 next.next_check_at = Some(now + policy.first_check);
             }
             Err(ConnectorError::Declined { code, message })
@@ -707,7 +738,15 @@ impl Engine {
         next.next_check_at = Some(now + policy.interval);
         match result {
             Ok(w) => match w.status {
-                ChannelStatus::Paid => record_paid(&mut next, &w, now),
+                ChannelStatus::Paid if paid_as_asked(&order, &w, "query") => {
+                    record_paid(&mut next, &w, now)
+                }
+                // Paid, says the wallet, but not what we asked: unknown to us; the window's
+                // end reverses it like any order never confirmed as asked.
+                ChannelStatus::Paid => {
+                    next.status = OrderStatus::Unknown;
+                    next.wallet_code = Some(AMOUNT_MISMATCH.into());
+                }
                 ChannelStatus::PendingUser => {
                     next.status = OrderStatus::Pending;
                     next.channel_ref = w.channel_ref.or(next.channel_ref);
@@ -795,7 +834,9 @@ impl Engine {
                 };
                 let q = self.query_logged(order, connector, reference).await;
                 match q {
-                    Ok(w) if w.status == ChannelStatus::Paid => {
+                    Ok(w)
+                        if w.status == ChannelStatus::Paid && paid_as_asked(order, &w, "query") =>
+                    {
                         // The customer paid and the wallet will not take it back: the sale
                         // stands, flagged, and the POS sees it paid.
                         tracing::error!(order.key = %order.key, error = %e, "the wallet did not reverse a paid order; it stays paid and is flagged");

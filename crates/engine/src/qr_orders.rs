@@ -13,7 +13,10 @@ use qrgate_domain::{
 };
 use qrgate_store::StoreError;
 
-use crate::payments::{describe, keyed_digest, new_key, record_paid, ClosingPolicy, CALL_TIMEOUT};
+use crate::payments::{
+    describe, keyed_digest, new_key, paid_as_asked, record_paid, ClosingPolicy, AMOUNT_MISMATCH,
+    CALL_TIMEOUT,
+};
 use crate::{Engine, EngineError, PaymentError};
 
 /// WeChat Pay refuses to close an order younger than this (`wallets.md` §1.6).
@@ -256,7 +259,14 @@ impl Engine {
                 .max(now + Duration::seconds(1)),
         );
         match result {
-            Ok(w) if w.status == ChannelStatus::Paid => record_paid(&mut next, &w, now),
+            Ok(w) if w.status == ChannelStatus::Paid && paid_as_asked(&order, &w, "query") => {
+                record_paid(&mut next, &w, now)
+            }
+            Ok(w) if w.status == ChannelStatus::Paid => {
+                // Not settled from it; asked again at the next check, flagged meanwhile.
+                next.status = OrderStatus::Pending;
+                next.wallet_code = Some(AMOUNT_MISMATCH.into());
+            }
             Ok(w) if matches!(w.status, ChannelStatus::Closed | ChannelStatus::Reversed) => {
                 next.status = OrderStatus::Closed;
                 next.next_check_at = None;
@@ -294,7 +304,16 @@ impl Engine {
             Ok(()) => {
                 // Paid at the last moment? A last query decides.
                 match self.query_logged(&order, connector, reference).await {
-                    Ok(w) if w.status == ChannelStatus::Paid => record_paid(&mut next, &w, now),
+                    Ok(w)
+                        if w.status == ChannelStatus::Paid
+                            && paid_as_asked(&order, &w, "query") =>
+                    {
+                        record_paid(&mut next, &w, now)
+                    }
+                    Ok(w) if w.status == ChannelStatus::Paid => {
+                        next.wallet_code = Some(AMOUNT_MISMATCH.into());
+                        next.next_check_at = Some(now + Duration::seconds(30));
+                    }
                     _ => {
                         next.status = OrderStatus::Closed;
                         next.next_check_at = None;
@@ -303,7 +322,16 @@ impl Engine {
             }
             Err(ConnectorError::Declined { code, .. }) if code.contains("PAID") => {
                 match self.query_logged(&order, connector, reference).await {
-                    Ok(w) if w.status == ChannelStatus::Paid => record_paid(&mut next, &w, now),
+                    Ok(w)
+                        if w.status == ChannelStatus::Paid
+                            && paid_as_asked(&order, &w, "query") =>
+                    {
+                        record_paid(&mut next, &w, now)
+                    }
+                    Ok(w) if w.status == ChannelStatus::Paid => {
+                        next.wallet_code = Some(AMOUNT_MISMATCH.into());
+                        next.next_check_at = Some(now + Duration::seconds(30));
+                    }
                     _ => next.next_check_at = Some(now + Duration::seconds(30)),
                 }
             }
@@ -338,8 +366,21 @@ impl Engine {
         let Some(order) = self.store.order(&event.order.out_trade_no).await? else {
             return Err(NotificationError::UnknownOrder);
         };
-        if order.wallet != wallet || event.order.amount.is_some_and(|a| a != order.total()) {
-            tracing::error!(order.key = %order.key, "a verified notification does not match its order");
+        if order.wallet != wallet {
+            tracing::error!(order.key = %order.key, "a verified notification of another wallet names this order");
+            return Err(NotificationError::Mismatch);
+        }
+        if event.order.status == ChannelStatus::Paid
+            && !paid_as_asked(&order, &event.order, "notification")
+        {
+            // Not settled from it: the closing loop asks the wallet at once instead.
+            if !order.status.is_final() {
+                let mut next = order.clone();
+                next.wallet_code = Some(AMOUNT_MISMATCH.into());
+                next.next_check_at = Some(self.now());
+                next.updated_at = self.now();
+                let _ = self.save(&order, next, None).await;
+            }
             return Err(NotificationError::Mismatch);
         }
         if event.order.status == ChannelStatus::Paid && !order.status.is_final() {

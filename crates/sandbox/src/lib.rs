@@ -49,6 +49,10 @@ pub trait WalletModule: Send + Sync {
     fn wallet(&self) -> Wallet;
     /// The wallet's merchant account(s) for a fresh state, from the seeded generator.
     fn create_accounts(&self, rng: &mut ChaCha8Rng) -> serde_json::Value;
+    /// Brings accounts loaded from a state saved by an older sandbox up to date (fixed test
+    /// keys and certificates that were re-issued since). Accounts of a fresh state are
+    /// passed too and must come out unchanged.
+    fn upgrade_accounts(&self, accounts: &mut serde_json::Value);
     /// The wallet's routes, mounted under `/{wallet}` (e.g. `/wechat/pay/micropay`).
     fn router(&self, sandbox: Sandbox) -> Router;
     /// The notification for a paid trade: content type and body. `forged` asks for a wrong
@@ -154,10 +158,11 @@ impl Sandbox {
             None => State::new(config.seed),
         };
         for module in &modules {
-            state
+            let accounts = state
                 .accounts
                 .entry(module.wallet())
                 .or_insert_with(|| module.create_accounts(&mut rng));
+            module.upgrade_accounts(accounts);
         }
         let http = reqwest::Client::builder()
             .timeout(StdDuration::from_secs(10))
@@ -249,6 +254,12 @@ impl Sandbox {
         } else {
             false
         }
+    }
+
+    /// Whether the next message that carries an amount leaves it out (the `amountless_next`
+    /// fault): takes one unit only when `carries_amount`.
+    pub(crate) fn take_amountless(&self, wallet: Wallet, carries_amount: bool) -> bool {
+        carries_amount && self.take_fault(wallet, |f| &mut f.amountless_next)
     }
 
     /// Every route: the wallets under `/{wallet}`, the control API under `/control`, the

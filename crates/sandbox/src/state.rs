@@ -35,6 +35,11 @@ pub struct Faults {
     pub forged_notifications: bool,
     /// The next reversal answers "call again" without doing anything.
     pub reverse_call_again_next: u32,
+    /// The next N answers or notifications that would say what a trade is for leave it out,
+    /// signed as usual (a wallet's bug, or a message made to mislead): WeChat Pay without
+    /// `total_fee`, Alipay without `total_amount`, UnionPay with `txnAmt` but without
+    /// `currencyCode`.
+    pub amountless_next: u32,
 }
 
 /// Per-wallet rules the core applies.

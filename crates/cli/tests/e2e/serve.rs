@@ -270,3 +270,121 @@ async fn sigterm_lets_the_request_in_flight_finish() {
         "{logs:#?}"
     );
 }
+
+/// Drops the `null`s TOML cannot hold (a value the sandbox does not have yet).
+fn without_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// The README's promise: each `[wallets.*]` table takes exactly what the sandbox lists at
+/// `GET /control/credentials`. Pasted untouched (UnionPay's `back_url` is not in it), the
+/// gateway starts and takes a payment with each wallet; a misspelt key is refused at start.
+#[tokio::test]
+async fn the_sandboxs_credentials_pasted_into_the_config_take_payments() {
+    let sandbox = qrgate_sandbox::Sandbox::new(
+        qrgate_sandbox::SandboxConfig {
+            seed: 11,
+            ..Default::default()
+        },
+        qrgate_sandbox::wallet_modules(),
+    )
+    .unwrap();
+    let running = sandbox
+        .clone()
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let _secapi =
+        qrgate_sandbox::wechat::serve_secapi(sandbox.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+    let http = reqwest::Client::new();
+    let control = |path: &str| format!("{}/control{path}", running.url());
+    let creds: Value = http
+        .get(control("/credentials"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let config = json!({"wallets": {
+        "wechatpay": without_nulls(creds["wechat"].clone()),
+        "alipay": without_nulls(creds["alipay"].clone()),
+        "unionpay": without_nulls(creds["unionpay"].clone()),
+    }});
+    let install = Install::sqlite();
+    let config_file = install.dir.path().join("qrgate.toml");
+    std::fs::write(&config_file, toml::to_string(&config).unwrap()).unwrap();
+    let config_arg = config_file.to_str().unwrap();
+
+    let created: Value = serde_json::from_str(&install.ok(&[
+        "merchant",
+        "create",
+        "--name",
+        "Paste",
+        "--currency",
+        "CNY",
+        "--json",
+    ]))
+    .unwrap();
+    let server = install.serve(&["--config", config_arg]);
+    let pos = PosClient::new(
+        &server.endpoint(),
+        created["merchant_id"].as_str().unwrap(),
+        created["sign_key"].as_str().unwrap(),
+    );
+    let customer: Value = http
+        .post(control("/customers"))
+        .json(&json!({"name": "Li Lei", "balance_fen": 100_000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (i, (wallet, biz_type)) in [
+        ("wechat", "WECHATPAY"),
+        ("alipay", "ALIPAY"),
+        ("unionpay", "UNIONPAY"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let code: Value = http
+            .post(control("/codes"))
+            .json(&json!({"customer_id": customer["id"], "wallet": wallet, "behaviour": {"kind": "instant"}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let r = pos
+            .call(
+                "PASSIVEPAY",
+                json!({"order_id": format!("PASTE{i}"), "amount": "100", "auth_code": code["code"], "biz_type": biz_type}),
+            )
+            .await;
+        assert_eq!(r.rsp_code, "SUCCESS", "{wallet}: {r:?}");
+        assert_eq!(r.data.unwrap()["order_status"], "success", "{wallet}");
+    }
+    drop(server);
+
+    // A misspelt key fails the start, naming it.
+    let mut wrong = config.clone();
+    wrong["wallets"]["unionpay"]["signing_cert_ownr"] = json!("00040000:SIGN");
+    std::fs::write(&config_file, toml::to_string(&wrong).unwrap()).unwrap();
+    let out = install.run(&["serve", "--listen", "127.0.0.1:0", "--config", config_arg]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("signing_cert_ownr"), "{stderr}");
+}

@@ -52,10 +52,13 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 
-use sign::{UnionPaySigner, UnionPayTrust};
+use sign::{UnionPaySigner, UnionPaySigningPin, UnionPayTrust};
 use wire::{
     UnionPayAnswer, UnionPayMerchant, UnionPayQueried, UnionPayRequest, UnionPayReversePlan,
 };
+
+/// The owner field of China UnionPay's production signing certificates.
+pub const UNIONPAY_SIGNING_CERT_OWNER: &str = "中国银联股份有限公司";
 
 /// UnionPay only needs HTTP 200; the body is for people reading logs.
 const NOTIFICATION_ACK: &str = "ok";
@@ -77,6 +80,14 @@ pub struct UnionPayConfig {
     /// More than one PEM block may be given; each is trusted as an issuer (in production,
     /// UnionPay's middle certificate is the direct issuer of its signing certificates).
     pub root_cert_pem: String,
+    /// The owner field of UnionPay's signing certificate (the third `@`-separated field of
+    /// its subject's CN): [`UNIONPAY_SIGNING_CERT_OWNER`] in production, `00040000:SIGN` on
+    /// UnionPay's test bed and in the sandbox. A `signPubKeyCert` issued by the root to anyone
+    /// else (a merchant) is refused.
+    pub signing_cert_owner: String,
+    /// Optional SHA-256 fingerprints (hex) of the accepted signing certificates; empty
+    /// accepts any certificate of the right owner issued by the root.
+    pub signing_cert_sha256: Vec<String>,
     /// The notification URL sent when a request has none of its own (a consume).
     pub back_url: String,
     pub http: HttpClientConfig,
@@ -115,7 +126,8 @@ impl UnionPayConnector {
     /// absolute http(s) URL, or an HTTP client that cannot be built.
     pub fn new(config: UnionPayConfig) -> Result<Self, ConnectorError> {
         let signer = UnionPaySigner::from_pem(config.merchant_private_key_pem.expose_secret())?;
-        let trust = UnionPayTrust::from_pem(&config.root_cert_pem)?;
+        let pin = UnionPaySigningPin::new(&config.signing_cert_owner, &config.signing_cert_sha256)?;
+        let trust = UnionPayTrust::from_pem(&config.root_cert_pem, pin)?;
         if config.mer_id.trim().is_empty() {
             return Err(ConnectorError::Credentials(
                 "unionpay mer_id is empty".into(),

@@ -16,6 +16,14 @@
 //! within their validity period at `now`. Nothing else of X.509 path validation is attempted
 //! (no revocation, no policy, no name constraints): the anchors are few and configured by hand.
 //!
+//! A certificate that chains to the root is not yet UnionPay's: the same CA issues merchants'
+//! certificates, so anyone holding one could sign a notification with it. The signing
+//! certificate must also be UnionPay's own ([`UnionPaySigningPin`]): the owner field of its
+//! subject's CN (UnionPay's CNs read `041@Z12@<owner>@00000001`; the owner is
+//! `中国银联股份有限公司` in production, `00040000:SIGN` on UnionPay's test bed) must equal the
+//! configured one, as UnionPay's own SDKs check, and, when fingerprints are configured, its
+//! SHA-256 fingerprint must be one of them.
+//!
 //! UnionPay sends the same signing certificate with every answer, so the outcome of the chain
 //! check is remembered for a few certificates, by their exact text: a certificate seen before
 //! is only checked against the clock (its validity and its anchor's, as on the first time),
@@ -152,6 +160,10 @@ pub(super) enum UnionPaySignatureError {
     UnreadableCertificate(String),
     #[error("signPubKeyCert was not issued by a configured UnionPay root")]
     UntrustedCertificate,
+    #[error("signPubKeyCert is not UnionPay's signing certificate (owner {owner:?})")]
+    NotUnionPays { owner: String },
+    #[error("signPubKeyCert is not one of the pinned signing certificates")]
+    NotPinned,
     #[error("signPubKeyCert or its root is outside its validity period")]
     CertificateOutOfValidity,
     #[error("the signature does not verify with signPubKeyCert")]
@@ -162,7 +174,86 @@ pub(super) enum UnionPaySignatureError {
 /// certificates already found to be issued by one of them.
 pub(super) struct UnionPayTrust {
     anchors: Vec<UnionPayAnchor>,
+    pin: UnionPaySigningPin,
     checked: UnionPayCheckedCertificates,
+}
+
+/// What makes a certificate issued by the anchors UnionPay's own signing certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct UnionPaySigningPin {
+    /// The third `@`-separated field of the subject's CN, compared exactly.
+    pub owner: String,
+    /// SHA-256 fingerprints of the DER of the accepted signing certificates; empty accepts
+    /// any certificate with the right owner.
+    pub fingerprints: Vec<[u8; 32]>,
+}
+
+impl UnionPaySigningPin {
+    /// Parses fingerprints written as 64 hex digits, with or without `:` between bytes.
+    pub(super) fn new(owner: &str, fingerprints: &[String]) -> Result<Self, ConnectorError> {
+        let owner = owner.trim();
+        if owner.is_empty() || owner.contains('@') {
+            return Err(ConnectorError::Credentials(
+                "signing_cert_owner must be the owner field of UnionPay's signing certificate \
+                 (中国银联股份有限公司 in production), without '@'"
+                    .into(),
+            ));
+        }
+        let fingerprints = fingerprints
+            .iter()
+            .map(|text| {
+                let digits: String = text.chars().filter(|c| *c != ':').collect();
+                hex::decode(digits.trim())
+                    .ok()
+                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                    .ok_or_else(|| {
+                        ConnectorError::Credentials(format!(
+                            "signing_cert_sha256: {text:?} is not a SHA-256 fingerprint (64 hex digits)"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(UnionPaySigningPin {
+            owner: owner.to_owned(),
+            fingerprints,
+        })
+    }
+
+    /// Whether `cert` (with its exact DER) is the signing certificate this pin names.
+    fn check(&self, cert: &UnionPayCertificate) -> Result<(), UnionPaySignatureError> {
+        let owner = certificate_owner(&cert.cert).unwrap_or_default();
+        if owner != self.owner {
+            return Err(UnionPaySignatureError::NotUnionPays { owner });
+        }
+        if !self.fingerprints.is_empty() {
+            let fingerprint: [u8; 32] = Sha256::digest(&cert.der).into();
+            if !self.fingerprints.contains(&fingerprint) {
+                return Err(UnionPaySignatureError::NotPinned);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The owner field of a UnionPay certificate: the third `@`-separated field of the subject's
+/// (first) CN, or `None` when there is no CN of that shape.
+fn certificate_owner(cert: &Certificate) -> Option<String> {
+    const COMMON_NAME: der::asn1::ObjectIdentifier =
+        der::asn1::ObjectIdentifier::new_unwrap("2.5.4.3");
+    let cn = cert
+        .tbs_certificate
+        .subject
+        .0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .find(|atv| atv.oid == COMMON_NAME)?;
+    let text = der::asn1::Utf8StringRef::try_from(&cn.value)
+        .map(|s| s.as_str().to_owned())
+        .or_else(|_| {
+            der::asn1::PrintableStringRef::try_from(&cn.value).map(|s| s.as_str().to_owned())
+        })
+        .ok()?;
+    text.split('@').nth(2).map(str::to_owned)
 }
 
 /// One configured issuer: the UnionPay root, or (production) the middle certificate that
@@ -265,7 +356,7 @@ impl UnionPayTrust {
     /// Errors: `Credentials` when there is no block, a block is not an RSA certificate, or a
     /// self-signature does not verify. Validity periods are checked per message, not here, so
     /// a gateway started just before a root change still starts.
-    pub(super) fn from_pem(text: &str) -> Result<Self, ConnectorError> {
+    pub(super) fn from_pem(text: &str, pin: UnionPaySigningPin) -> Result<Self, ConnectorError> {
         let credentials =
             |what: String| ConnectorError::Credentials(format!("root_cert_pem: {what}"));
         let blocks = pem_blocks(text);
@@ -304,12 +395,13 @@ impl UnionPayTrust {
         }
         Ok(UnionPayTrust {
             anchors,
+            pin,
             checked: UnionPayCheckedCertificates::new(),
         })
     }
 
-    /// Checks a signed message: `signPubKeyCert` must be issued by an anchor, both valid at
-    /// `now`, and `signature` must verify with its key over the 5.1.0 digest of all fields.
+    /// Checks a signed message: `signPubKeyCert` must be issued by an anchor, be UnionPay's
+    /// own signing certificate (the pin), both valid at `now`, and `signature` must verify with its key over the 5.1.0 digest of all fields.
     pub(super) fn verify<'a, I>(
         &self,
         fields: I,
@@ -360,7 +452,8 @@ impl UnionPayTrust {
     }
 
     /// The full check of a signing certificate not seen before: readable, issued by an
-    /// anchor (issuer name and signature), both valid at `now`, an RSA key `ring` takes.
+    /// anchor (issuer name and signature), UnionPay's own (the pin), both valid at `now`, an
+    /// RSA key `ring` takes. Only a certificate that passes all of it is remembered.
     fn check_certificate(
         &self,
         cert_pem: &str,
@@ -387,6 +480,7 @@ impl UnionPayTrust {
             .filter(|a| a.subject_der == issuer_der)
             .find(|a| parsed.is_signed_by(&a.key))
             .ok_or(UnionPaySignatureError::UntrustedCertificate)?;
+        self.pin.check(&parsed)?;
         let validity = UnionPayValidity::of(&parsed.cert)
             .ok_or_else(|| unreadable(&"unreadable validity period"))?;
         let anchor_validity = anchor.validity;
@@ -528,6 +622,10 @@ fn signed_part(der: &[u8]) -> der::Result<&[u8]> {
 mod tests {
     use super::*;
 
+    fn pin() -> UnionPaySigningPin {
+        UnionPaySigningPin::new(crate::unionpay::UNIONPAY_SIGNING_CERT_OWNER, &[]).unwrap()
+    }
+
     /// A remembered certificate is refused once its anchor (not only itself) has expired,
     /// as the full check would.
     #[test]
@@ -538,7 +636,8 @@ mod tests {
                 .collect();
         let pairs = || fields.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let now: DateTime<Utc> = "2024-03-15T04:00:05Z".parse().unwrap();
-        let mut trust = UnionPayTrust::from_pem(include_str!("fixtures/test_root_ca.pem")).unwrap();
+        let mut trust =
+            UnionPayTrust::from_pem(include_str!("fixtures/test_root_ca.pem"), pin()).unwrap();
         // The root ends ten seconds from `now`; the signing certificate runs until 2044.
         for anchor in &mut trust.anchors {
             anchor.validity.not_after = now.timestamp() + 10;
@@ -552,7 +651,8 @@ mod tests {
         );
         assert_eq!(trust.chain_checks(), 1, "answered from the cache");
         // A trust that never saw the certificate says the same.
-        let mut fresh = UnionPayTrust::from_pem(include_str!("fixtures/test_root_ca.pem")).unwrap();
+        let mut fresh =
+            UnionPayTrust::from_pem(include_str!("fixtures/test_root_ca.pem"), pin()).unwrap();
         for anchor in &mut fresh.anchors {
             anchor.validity.not_after = now.timestamp() + 10;
         }

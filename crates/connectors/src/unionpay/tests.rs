@@ -18,10 +18,12 @@ use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use secrecy::SecretString;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use x509_cert::der::{DecodePem, Encode};
 
-use super::sign::{self, UnionPaySignatureError, UnionPaySigner, UnionPayTrust};
+use super::sign::{
+    self, UnionPaySignatureError, UnionPaySigner, UnionPaySigningPin, UnionPayTrust,
+};
 use super::wire::{
     self, UnionPayAnswer, UnionPayMerchant, UnionPayQueried, UnionPayRequest, UnionPayReversePlan,
     UnionPayTxn, REFUND_NOT_FOUND_NOTE,
@@ -82,8 +84,13 @@ fn merchant() -> UnionPayMerchant<'static> {
     }
 }
 
+/// The production pin: the fixtures' signing certificate carries production's owner field.
+fn pin() -> UnionPaySigningPin {
+    UnionPaySigningPin::new(super::UNIONPAY_SIGNING_CERT_OWNER, &[]).unwrap()
+}
+
 fn trust() -> UnionPayTrust {
-    UnionPayTrust::from_pem(ROOT_CERT).unwrap()
+    UnionPayTrust::from_pem(ROOT_CERT, pin()).unwrap()
 }
 
 fn cad(minor: i64) -> Money {
@@ -395,32 +402,113 @@ fn a_signing_certificate_not_issued_by_the_root_is_rejected() {
     );
 }
 
-#[test]
-fn the_chain_check_accepts_what_the_root_issued_and_no_lookalike() {
-    // The chain check is about the issuer only: any certificate the root issued passes it,
-    // here the merchant's own. Real UnionPay SDKs also pin the signing certificate's subject;
-    // the project's profile does not, so neither does the connector (see the report).
+/// A message signed with `key` and carrying `cert` as `signPubKeyCert`, from a fixture.
+fn signed_with(cert: &str, key: &str) -> Vec<(String, String)> {
     let mut fields = form_fields(fixture!("query_paid_cross_border.form").as_bytes());
-    set(&mut fields, "signPubKeyCert", MERCHANT_CERT.trim());
+    set(&mut fields, "signPubKeyCert", cert.trim());
     fields.retain(|(k, _)| k != "signature");
-    let merchant_key =
-        SigningKey::<Sha256>::new(RsaPrivateKey::from_pkcs8_pem(MERCHANT_KEY).unwrap());
-    // The merchant certificate IS issued by the root, so this must pass the chain check…
-    let signature = key_signature(&merchant_key, &fields);
+    let key = SigningKey::<Sha256>::new(RsaPrivateKey::from_pkcs8_pem(key).unwrap());
+    let signature = key_signature(&key, &fields);
     fields.push(("signature".into(), signature));
-    assert_eq!(trust().verify(as_pairs(&fields), now()), Ok(()));
-    // …while the rogue certificate, with a valid signature by its own key, must not.
-    let mut rogue = form_fields(fixture!("query_paid_cross_border.form").as_bytes());
-    rogue.retain(|(k, _)| k != "signature");
-    set(&mut rogue, "signPubKeyCert", ROGUE_SIGN_CERT.trim());
-    let rogue_key =
-        SigningKey::<Sha256>::new(RsaPrivateKey::from_pkcs8_pem(ROGUE_SIGN_KEY).unwrap());
-    let signature = key_signature(&rogue_key, &rogue);
-    rogue.push(("signature".into(), signature));
+    fields
+}
+
+#[test]
+fn a_certificate_the_root_issued_to_a_merchant_is_not_unionpays() {
+    // The merchant's certificate IS issued by the root, and its key made a valid signature:
+    // only the owner of the certificate tells the forgery apart (issue 13 §1).
+    let forged = signed_with(MERCHANT_CERT, MERCHANT_KEY);
+    assert_eq!(
+        trust().verify(as_pairs(&forged), now()),
+        Err(UnionPaySignatureError::NotUnionPays {
+            owner: "qrgate TEST merchant 777290058110048".into()
+        })
+    );
+    // The same as a notification, signed by openssl (an independent signer).
+    let fields = form_fields(fixture!("merchant_signed_notify.form").as_bytes());
+    assert!(matches!(
+        trust().verify(as_pairs(&fields), now()),
+        Err(UnionPaySignatureError::NotUnionPays { .. })
+    ));
+    let connector = UnionPayConnector::new(config("https://gateway.test.95516.com")).unwrap();
+    let result = connector.verify_callback(
+        Some("application/x-www-form-urlencoded"),
+        fixture!("merchant_signed_notify.form").as_bytes(),
+    );
+    assert!(
+        result.is_err(),
+        "a merchant-signed notification was accepted"
+    );
+    // …and as an answer.
+    let result = open(&query_request(OUT_TRADE_NO), &encode_form(&forged));
+    assert!(
+        matches!(result, Err(ConnectorError::BadResponse(_))),
+        "{result:?}"
+    );
+    // Nothing about a refused certificate is remembered.
+    assert_eq!(trust().checked_certificates(), 0);
+}
+
+#[test]
+fn the_rogue_lookalike_fails_the_chain_check() {
+    let rogue = signed_with(ROGUE_SIGN_CERT, ROGUE_SIGN_KEY);
     assert_eq!(
         trust().verify(as_pairs(&rogue), now()),
         Err(UnionPaySignatureError::UntrustedCertificate)
     );
+}
+
+#[test]
+fn the_owner_and_the_fingerprints_are_pinned() {
+    let genuine = form_fields(fixture!("query_paid_cross_border.form").as_bytes());
+    // UnionPay's test bed names another owner: production's certificate is refused there.
+    let test_bed = UnionPaySigningPin::new("00040000:SIGN", &[]).unwrap();
+    let trust_test_bed = UnionPayTrust::from_pem(ROOT_CERT, test_bed).unwrap();
+    assert_eq!(
+        trust_test_bed.verify(as_pairs(&genuine), now()),
+        Err(UnionPaySignatureError::NotUnionPays {
+            owner: super::UNIONPAY_SIGNING_CERT_OWNER.into()
+        })
+    );
+    // Pinned by fingerprint: the right one passes (with `:` separators too), any other not.
+    let der = x509_cert::der::pem::decode_vec(UNIONPAY_SIGN_CERT.trim().as_bytes())
+        .unwrap()
+        .1;
+    let right = hex::encode(Sha256::digest(&der));
+    let right_colons = right
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap().to_uppercase())
+        .collect::<Vec<_>>()
+        .join(":");
+    for fingerprints in [vec![right.clone()], vec!["00".repeat(32), right_colons]] {
+        let pin =
+            UnionPaySigningPin::new(super::UNIONPAY_SIGNING_CERT_OWNER, &fingerprints).unwrap();
+        let trust = UnionPayTrust::from_pem(ROOT_CERT, pin).unwrap();
+        assert_eq!(trust.verify(as_pairs(&genuine), now()), Ok(()));
+    }
+    let other =
+        UnionPaySigningPin::new(super::UNIONPAY_SIGNING_CERT_OWNER, &["ab".repeat(32)]).unwrap();
+    let trust = UnionPayTrust::from_pem(ROOT_CERT, other).unwrap();
+    assert_eq!(
+        trust.verify(as_pairs(&genuine), now()),
+        Err(UnionPaySignatureError::NotPinned)
+    );
+    // Unusable pins are configuration errors.
+    for (owner, fingerprints) in [
+        ("", vec![]),
+        ("a@b", vec![]),
+        (super::UNIONPAY_SIGNING_CERT_OWNER, vec!["xyz".to_owned()]),
+        (super::UNIONPAY_SIGNING_CERT_OWNER, vec!["ab".repeat(31)]),
+    ] {
+        assert!(
+            matches!(
+                UnionPaySigningPin::new(owner, &fingerprints),
+                Err(ConnectorError::Credentials(_))
+            ),
+            "{owner:?} {fingerprints:?}"
+        );
+    }
 }
 
 #[test]
@@ -678,7 +766,7 @@ fn root_configuration_is_checked_once() {
     for text in ["", "not a certificate", MERCHANT_KEY] {
         assert!(
             matches!(
-                UnionPayTrust::from_pem(text),
+                UnionPayTrust::from_pem(text, pin()),
                 Err(ConnectorError::Credentials(_))
             ),
             "{text:.20}"
@@ -692,21 +780,21 @@ fn root_configuration_is_checked_once() {
     let body = base64::engine::general_purpose::STANDARD.encode(&der);
     let damaged = format!("-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n");
     assert!(matches!(
-        UnionPayTrust::from_pem(&damaged),
+        UnionPayTrust::from_pem(&damaged, pin()),
         Err(ConnectorError::Credentials(_))
     ));
     // Several PEM blocks: each is an issuer; the genuine root still works among others.
     let bundle = format!("{MERCHANT_CERT}\n{ROOT_CERT}");
     let fields = form_fields(fixture!("consume_paid.form").as_bytes());
     assert_eq!(
-        UnionPayTrust::from_pem(&bundle)
+        UnionPayTrust::from_pem(&bundle, pin())
             .unwrap()
             .verify(as_pairs(&fields), now()),
         Ok(())
     );
     // Trusting only a certificate that did not issue the signing certificate fails.
     assert_eq!(
-        UnionPayTrust::from_pem(MERCHANT_CERT)
+        UnionPayTrust::from_pem(MERCHANT_CERT, pin())
             .unwrap()
             .verify(as_pairs(&fields), now()),
         Err(UnionPaySignatureError::UntrustedCertificate)
@@ -1652,6 +1740,8 @@ fn config(base_url: &str) -> UnionPayConfig {
         cert_id: CERT_ID.into(),
         merchant_private_key_pem: SecretString::from(MERCHANT_KEY),
         root_cert_pem: ROOT_CERT.into(),
+        signing_cert_owner: super::UNIONPAY_SIGNING_CERT_OWNER.into(),
+        signing_cert_sha256: Vec::new(),
         back_url: BACK_URL.into(),
         http: HttpClientConfig::default(),
     }
@@ -1660,7 +1750,7 @@ fn config(base_url: &str) -> UnionPayConfig {
 #[test]
 fn unusable_settings_are_credential_errors() {
     type Spoil = fn(&mut UnionPayConfig);
-    let cases: [(&str, Spoil); 9] = [
+    let cases: [(&str, Spoil); 11] = [
         ("no key", |c| {
             c.merchant_private_key_pem = SecretString::from("")
         }),
@@ -1677,6 +1767,12 @@ fn unusable_settings_are_credential_errors() {
         }),
         ("ftp back_url", |c| {
             c.back_url = "ftp://example.com/n".into()
+        }),
+        ("no signing certificate owner", |c| {
+            c.signing_cert_owner = String::new()
+        }),
+        ("a malformed fingerprint", |c| {
+            c.signing_cert_sha256 = vec!["not hex".into()]
         }),
     ];
     for (name, spoil) in cases {

@@ -1241,15 +1241,23 @@ pub(super) fn notification_order(
 ) -> Result<ChannelOrder, CallbackError> {
     let fields = parse_form(body).map_err(CallbackError::Malformed)?;
     trust.verify(borrowed(&fields), now).map_err(|e| {
-        tracing::warn!(wallet = "unionpay", error = %e, "notification refused");
         match e {
+            // A certificate of the right CA that is not UnionPay's, or of another CA: somebody
+            // signed a notification on purpose. Loud, for whoever watches the logs.
+            UnionPaySignatureError::NotUnionPays { .. }
+            | UnionPaySignatureError::NotPinned
+            | UnionPaySignatureError::UntrustedCertificate => {
+                tracing::error!(wallet = "unionpay", error = %e, "forged notification refused: signed with a certificate that is not UnionPay's");
+            }
             UnionPaySignatureError::Unsigned
             | UnionPaySignatureError::NoCertificate
             | UnionPaySignatureError::UnreadableCertificate(_)
-            | UnionPaySignatureError::UntrustedCertificate
             | UnionPaySignatureError::CertificateOutOfValidity
-            | UnionPaySignatureError::Mismatch => CallbackError::BadSignature,
+            | UnionPaySignatureError::Mismatch => {
+                tracing::warn!(wallet = "unionpay", error = %e, "notification refused");
+            }
         }
+        CallbackError::BadSignature
     })?;
     check_sign_method(&fields).map_err(|_| CallbackError::BadSignature)?;
     if field(&fields, MER_ID) != Some(mer_id) {

@@ -152,6 +152,17 @@ impl World {
             .unwrap()
     }
 
+    async fn put_faults(&self, wallet: &str, faults: Value) {
+        let r = self
+            .http
+            .put(format!("{}/control/faults/{wallet}", self.running.url()))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{wallet}: {}", r.status());
+    }
+
     async fn customer(&self, balance_fen: i64) -> String {
         self.control(
             "/customers",
@@ -821,6 +832,194 @@ async fn forged_wallet_notifications_change_nothing(db: TestDb) {
     assert_eq!(data(&w.status("FORGE").await)["order_status"], "notpay");
 }
 
+/// The sandbox merchant's own certificate: issued by the same root as UnionPay's signing
+/// certificate, as a real merchant's is (by the same CA). Its key is in the credentials.
+const UNIONPAY_MERCHANT_CERT: &str =
+    include_str!("../../../sandbox/src/unionpay/pki/merchant_cert.pem");
+
+/// Signs UnionPay fields the 5.1.0 way (`wallets.md` §3.1), written here from the spec: the
+/// sorted non-empty `k=v` pairs without `signature`, their lower-hex SHA-256, RSA-SHA256.
+fn unionpay_sign(fields: &mut Vec<(String, String)>, key_pem: &str) {
+    use base64::Engine as _;
+    let der: String = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(der)
+        .unwrap();
+    let key = ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+    let mut sorted: Vec<&(String, String)> = fields.iter().filter(|(_, v)| !v.is_empty()).collect();
+    sorted.sort();
+    let content = sorted
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let hex: String = ring::digest::digest(&ring::digest::SHA256, content.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut signature = vec![0; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        hex.as_bytes(),
+        &mut signature,
+    )
+    .unwrap();
+    fields.push((
+        "signature".into(),
+        base64::engine::general_purpose::STANDARD.encode(signature),
+    ));
+}
+
+/// Issue 13 §1: a merchant's key and certificate, issued under UnionPay's root, cannot sign
+/// a "paid" notification for an unpaid UnionPay order.
+async fn a_unionpay_notification_signed_by_a_merchant_certificate_pays_nothing(db: TestDb) {
+    let w = World::start(db).await;
+    let r = w.pos.call("ACTIVEPAY", json!({"order_id": "UPFORGE", "amount": "500", "biz_type": "UNIONPAY", "call_back_url": "https://merchant.example/n"})).await;
+    assert_eq!(r.rsp_code, "SUCCESS", "{r:?}");
+    let order = w.order("UPFORGE").await;
+    let creds: Value = w
+        .http
+        .get(format!("{}/control/credentials", w.running.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let merchant_key = creds["unionpay"]["merchant_private_key_pem"]
+        .as_str()
+        .unwrap();
+    let mer_id = creds["unionpay"]["mer_id"].as_str().unwrap();
+    let txn_time = order
+        .wallet_created_at
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .format("%Y%m%d%H%M%S")
+        .to_string();
+    let mut fields: Vec<(String, String)> = [
+        ("version", "5.1.0"),
+        ("encoding", "utf-8"),
+        ("signMethod", "01"),
+        ("certId", "73840215968"),
+        ("bizType", "000000"),
+        ("accessType", "0"),
+        ("txnType", "01"),
+        ("txnSubType", "07"),
+        ("merId", mer_id),
+        ("orderId", order.key.as_str()),
+        ("txnTime", txn_time.as_str()),
+        ("txnAmt", "500"),
+        ("currencyCode", "124"),
+        ("queryId", "782612031200000000018"),
+        ("traceTime", "1203120000"),
+        ("respCode", "00"),
+        ("respMsg", "success"),
+        ("signPubKeyCert", UNIONPAY_MERCHANT_CERT),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    unionpay_sign(&mut fields, merchant_key);
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&fields)
+        .finish();
+    let gateway = w.pos.endpoint.trim_end_matches("/processV2").to_owned();
+    let r = w
+        .http
+        .post(format!("{gateway}/notify/unionpay"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        400,
+        "the forged notification was accepted"
+    );
+    assert_eq!(data(&w.status("UPFORGE").await)["order_status"], "notpay");
+    let stored = w.order("UPFORGE").await;
+    assert_eq!(stored.status, OrderStatus::Pending, "{stored:?}");
+    assert!(
+        w.engine.store().check_ledger().await.unwrap().is_empty(),
+        "ledger"
+    );
+}
+
+/// Issue 13 §2: a "paid" that does not say what was paid (WeChat Pay without `total_fee`,
+/// Alipay without `total_amount`, UnionPay with `txnAmt` but no `currencyCode`), correctly
+/// signed, settles nothing; a query that carries the amount does.
+async fn a_paid_without_its_amount_settles_nothing(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    let faults = |n: u32| json!({"amountless_next": n});
+    for (i, (wallet, biz)) in WALLETS.into_iter().enumerate() {
+        // A QR paid by the customer: its notification comes without the amount.
+        let order_id = format!("AMT{i}");
+        let r = w.pos.call("ACTIVEPAY", json!({"order_id": order_id, "amount": "1000", "biz_type": biz, "call_back_url": "https://merchant.example/n"})).await;
+        assert_eq!(r.rsp_code, "SUCCESS", "{wallet}: {r:?}");
+        let code_url = data(&r)["code_url"].as_str().unwrap().to_owned();
+        w.put_faults(wallet, faults(1)).await;
+        w.control(
+            "/qr/pay",
+            json!({"code_url": code_url, "customer_id": customer}),
+        )
+        .await;
+        w.sandbox.tick().await;
+        let order = w.order(&order_id).await;
+        assert_eq!(order.status, OrderStatus::Pending, "{wallet}: {order:?}");
+        assert_eq!(
+            order.wallet_code.as_deref(),
+            Some("AMOUNT_MISMATCH"),
+            "{wallet}"
+        );
+        assert_eq!(data(&w.status(&order_id).await)["order_status"], "notpay");
+        assert!(
+            order
+                .next_check_at
+                .is_some_and(|t| t <= qrgate_engine::Clock::now(w.clock.as_ref())),
+            "{wallet}: the loop asks the wallet at once: {order:?}"
+        );
+        // The query carries the amount: paid.
+        w.advance(1).await;
+        assert_eq!(
+            data(&w.status(&order_id).await)["order_status"],
+            "success",
+            "{wallet}"
+        );
+
+        // A code payment whose every answer leaves the amount out is never recorded paid:
+        // it ends reversed and the customer gets the money back.
+        let before = w.balance(&customer).await;
+        w.put_faults(wallet, faults(1000)).await;
+        let code = w.code(&customer, wallet, json!({"kind": "instant"})).await;
+        let r = w.pay(&format!("AMTC{i}"), "300", &code, biz).await;
+        assert_ne!(r.rsp_code, "SUCCESS", "{wallet}: {r:?}");
+        w.advance(25).await;
+        let order = w.order(&format!("AMTC{i}")).await;
+        assert!(
+            matches!(order.status, OrderStatus::Reversing | OrderStatus::Reversed),
+            "{wallet}: past its window, never recorded paid: {order:?}"
+        );
+        // (UnionPay's cancel needs the amount its query leaves out: it reverses once the
+        // wallet says it again.)
+        w.put_faults(wallet, faults(0)).await;
+        w.advance(25).await;
+        let order = w.order(&format!("AMTC{i}")).await;
+        assert_eq!(order.status, OrderStatus::Reversed, "{wallet}: {order:?}");
+        assert_eq!(
+            w.balance(&customer).await,
+            before,
+            "{wallet}: refunded by the reversal"
+        );
+    }
+    assert!(w.engine.store().check_ledger().await.unwrap().is_empty());
+}
+
 async fn declines_get_clear_failure_messages(db: TestDb) {
     let w = World::start(db).await;
     let customer = w.customer(100_000).await;
@@ -979,6 +1178,8 @@ backend_tests!(
     a_qr_order_paid_by_the_customer_is_notified_and_settled,
     an_unpaid_qr_order_is_closed_at_the_wallet_when_it_expires,
     forged_wallet_notifications_change_nothing,
+    a_unionpay_notification_signed_by_a_merchant_certificate_pays_nothing,
+    a_paid_without_its_amount_settles_nothing,
     merchants_get_their_notification_even_after_being_down,
     a_payment_after_the_qr_was_closed_is_recorded_and_notified,
     out_of_order_wallet_notifications_change_nothing,

@@ -271,7 +271,17 @@ fn envelope(
     body: &Map<String, Value>,
     signer: Option<&AlipayAccount>,
 ) -> Response {
-    let inner = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+    let amountless = ctx
+        .sandbox
+        .take_amountless(Wallet::Alipay, body.contains_key("total_amount"));
+    let inner = if amountless {
+        let mut without = body.clone();
+        without.remove("total_amount");
+        serde_json::to_string(&without)
+    } else {
+        serde_json::to_string(body)
+    }
+    .unwrap_or_else(|_| "{}".to_owned());
     let mut text = format!("{{\"{key}\":{inner}");
     if let Some(account) = signer {
         match ctx

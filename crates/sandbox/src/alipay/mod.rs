@@ -125,6 +125,10 @@ impl WalletModule for AlipayModule {
         Wallet::Alipay
     }
 
+    fn upgrade_accounts(&self, _accounts: &mut Value) {
+        // Nothing of this wallet's accounts changed since states were first saved.
+    }
+
     fn create_accounts(&self, rng: &mut ChaCha8Rng) -> Value {
         let account = AlipayAccount {
             app_id: format!("2021{}", digits(rng, 12)),
@@ -163,7 +167,8 @@ impl WalletModule for AlipayModule {
                 return None;
             }
         };
-        let body = notify::body(&account, &key, trade, forged, sandbox.now())?;
+        let amountless = sandbox.take_amountless(Wallet::Alipay, trade.paid_at.is_some());
+        let body = notify::body(&account, &key, trade, forged, amountless, sandbox.now())?;
         Some((
             "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
             body.into_bytes(),

@@ -22,6 +22,7 @@ pub(crate) fn body(
     key: &RsaSha256Signer,
     trade: &Trade,
     forged: bool,
+    amountless: bool,
     now: DateTime<Utc>,
 ) -> Option<String> {
     let paid_at = trade.paid_at?;
@@ -69,6 +70,9 @@ pub(crate) fn body(
         fields.push(("pay_currency", "CNY".to_owned()));
         fields.push(("pay_amount", wire::format_amount(trade.cny_fen)));
         fields.push(("trans_pay_rate", wire::format_rate(trade.rate_e8)));
+    }
+    if amountless {
+        fields.retain(|(k, _)| *k != "total_amount");
     }
     let text = sign::string_to_sign(
         fields.iter().map(|(k, v)| (*k, v.as_str())),

@@ -236,6 +236,12 @@ fn answer(
     fields.insert("version".to_owned(), wire::VERSION.to_owned());
     fields.insert("encoding".to_owned(), wire::ENCODING.to_owned());
     fields.insert("signMethod".to_owned(), wire::SIGN_METHOD.to_owned());
+    if ctx
+        .sandbox
+        .take_amountless(Wallet::Unionpay, fields.contains_key("currencyCode"))
+    {
+        fields.remove("currencyCode");
+    }
     if let Some(account) = account {
         let wrong = ctx
             .sandbox

@@ -105,8 +105,10 @@ use pki::{UnionpayCert, UnionpayPkiError};
 /// The serial number (decimal) of `pki/merchant_cert.pem`: the merchant's `certId`.
 pub(crate) const MERCHANT_CERT_ID: &str = "73840215968";
 
-/// What `credentials` names the protocol variant.
-const VARIANT: &str = "ACP 5.1.0 QR";
+/// The owner field of the sandbox's signing certificate's CN (`041@Z12@<owner>@00000001`),
+/// as on UnionPay's own test bed: the gateway must be configured with it
+/// (`signing_cert_owner`), and refuses any other certificate the root issued.
+pub(crate) const SIGNING_CERT_OWNER: &str = "00040000:SIGN";
 
 /// The module for [`crate::Sandbox::new`].
 pub fn module() -> Arc<dyn WalletModule> {
@@ -212,6 +214,29 @@ impl WalletModule for UnionpayModule {
         serde_json::to_value(account).unwrap_or(Value::Null)
     }
 
+    fn upgrade_accounts(&self, accounts: &mut Value) {
+        // The test PKI is the code's, not the state's: a state saved by an older sandbox
+        // carries certificates that were re-issued since (the owner field of their CN).
+        let Ok(mut account) = UnionpayAccount::deserialize(&*accounts) else {
+            return;
+        };
+        account.merchant_cert_pem = pki::MERCHANT_CERT_PEM.to_owned();
+        account.merchant_private_key_pem = pki::MERCHANT_KEY_PEM.to_owned();
+        account.cert_id = MERCHANT_CERT_ID.to_owned();
+        account.root_cert_pem = pki::ROOT_CERT_PEM.to_owned();
+        account.signing_cert_pem = pki::SIGNING_CERT_PEM.to_owned();
+        account.signing_private_key_pem = pki::SIGNING_KEY_PEM.to_owned();
+        if let (Ok(Value::Object(fresh)), Value::Object(stored)) =
+            (serde_json::to_value(account), accounts)
+        {
+            // Only the account's own fields are replaced; whatever else the state keeps next
+            // to them (the orders ledger) stays.
+            for (key, value) in fresh {
+                stored.insert(key, value);
+            }
+        }
+    }
+
     fn router(&self, sandbox: Sandbox) -> Router {
         let context = UnionpayContext {
             sandbox,
@@ -251,7 +276,7 @@ impl WalletModule for UnionpayModule {
             "cert_id": account.cert_id,
             "merchant_private_key_pem": account.merchant_private_key_pem,
             "root_cert_pem": account.root_cert_pem,
-            "variant": VARIANT,
+            "signing_cert_owner": SIGNING_CERT_OWNER,
         })
     }
 }

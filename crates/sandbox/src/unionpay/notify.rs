@@ -5,7 +5,7 @@
 use super::trans::{add_trade_fields, fields_of, trade_txn_type};
 use super::wire::{self, UnionpayCode};
 use super::{orders, sign, UnionpayAccount, UnionpayKeyring};
-use crate::model::Trade;
+use crate::model::{Trade, Wallet};
 use crate::Sandbox;
 
 /// The form body for a paid trade; `None` if the trade was never paid or the sandbox has no
@@ -46,6 +46,9 @@ pub(crate) fn body(
         fields.insert(k.to_owned(), v.to_owned());
     }
     add_trade_fields(&mut fields, trade, true);
+    if sandbox.take_amountless(Wallet::Unionpay, fields.contains_key("currencyCode")) {
+        fields.remove("currencyCode");
+    }
     if let Err(e) = sign::seal(keys, &account, &mut fields, forged) {
         tracing::warn!(error = %e, "unionpay: cannot sign a notification");
         return None;

@@ -571,7 +571,7 @@ async fn credentials_and_pki() {
         .module(Wallet::Unionpay)
         .unwrap()
         .credentials(&h.sandbox);
-    assert_eq!(c["variant"], "ACP 5.1.0 QR");
+    assert_eq!(c["signing_cert_owner"], "00040000:SIGN");
     assert!(h.base_url.starts_with("http://127.0.0.1:"));
     assert!(h.base_url.ends_with("/unionpay"));
     assert_eq!(h.mer_id.len(), 15);
@@ -592,7 +592,7 @@ async fn credentials_and_pki() {
         "cert_id",
         "merchant_private_key_pem",
         "root_cert_pem",
-        "variant",
+        "signing_cert_owner",
     ] {
         assert!(keys.contains(&k), "{k} missing from {keys:?}");
     }
@@ -1390,4 +1390,59 @@ async fn the_order_ledger_survives_a_restart() {
     .expect("12");
     h.stop().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The owner field of a certificate's CN, read the way UnionPay's SDKs do (third `@` field),
+/// from the DER bytes: enough to tell the sandbox's certificates apart in a test.
+fn cn_owner(pem: &str) -> Option<String> {
+    let der = super::pki::pem_block(pem, "CERTIFICATE").unwrap();
+    let text = String::from_utf8_lossy(&der);
+    let start = text.find("041@Z12@")?;
+    let rest = &text[start..];
+    rest.split('@').nth(2).map(str::to_owned)
+}
+
+#[test]
+fn the_signing_certificate_is_unionpays_and_the_merchants_is_not() {
+    assert_eq!(
+        cn_owner(super::pki::SIGNING_CERT_PEM).as_deref(),
+        Some(super::SIGNING_CERT_OWNER)
+    );
+    assert_eq!(
+        cn_owner(super::pki::MERCHANT_CERT_PEM).as_deref(),
+        Some("qrgate sandbox merchant")
+    );
+}
+
+#[tokio::test]
+async fn a_state_saved_with_the_old_certificates_gets_the_current_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || SandboxConfig {
+        seed: 7,
+        state_dir: Some(dir.path().to_owned()),
+        ..Default::default()
+    };
+    let sandbox = Sandbox::new(config(), vec![module()]).unwrap();
+    let mer_id = super::UnionpayAccount::of(&sandbox).unwrap().mer_id;
+    sandbox.persist().unwrap();
+    drop(sandbox);
+    // Make the saved state look like one written before the certificates were re-issued.
+    let file = dir.path().join("sandbox.json");
+    let mut saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let account = &mut saved["accounts"]["unionpay"];
+    account["signing_cert_pem"] = Value::String("an old certificate".into());
+    account["root_cert_pem"] = Value::String("an old root".into());
+    account["orders"] = serde_json::json!({"kept": true});
+    std::fs::write(&file, serde_json::to_string(&saved).unwrap()).unwrap();
+
+    let sandbox = Sandbox::new(config(), vec![module()]).unwrap();
+    let account = super::UnionpayAccount::of(&sandbox).unwrap();
+    assert_eq!(account.mer_id, mer_id, "the merchant stays");
+    assert_eq!(account.signing_cert_pem, super::pki::SIGNING_CERT_PEM);
+    assert_eq!(account.root_cert_pem, super::pki::ROOT_CERT_PEM);
+    assert_eq!(
+        sandbox.accounts(Wallet::Unionpay)["orders"],
+        serde_json::json!({"kept": true}),
+        "what else the state keeps next to the account stays"
+    );
 }

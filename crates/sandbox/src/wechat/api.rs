@@ -404,6 +404,7 @@ fn signed_answer(sandbox: &Sandbox, request: &WechatRequest, business: Fields) -
         sandbox.with(|_, rng, _| nonce(rng)),
     );
     fields.extend(business);
+    drop_amount_if_faulted(sandbox, &mut fields);
     let forged = sandbox.take_fault(Wallet::Wechat, |f| &mut f.bad_signature_next);
     let signature = sign_fields(&fields, &account.api_key, request.sign_type, forged);
     // `sign` goes after `nonce_str`, where WeChat puts it; the order does not matter to it.
@@ -413,6 +414,14 @@ fn signed_answer(sandbox: &Sandbox, request: &WechatRequest, business: Fields) -
         .map_or(fields.len(), |p| p + 1);
     fields.insert(at, ("sign".to_owned(), signature));
     xml::render(&fields)
+}
+
+/// The `amountless_next` fault: the order's `total_fee` is left out.
+pub(crate) fn drop_amount_if_faulted(sandbox: &Sandbox, fields: &mut Fields) {
+    let carries = fields.iter().any(|(k, _)| k == "total_fee");
+    if sandbox.take_amountless(Wallet::Wechat, carries) {
+        fields.retain(|(k, _)| k != "total_fee");
+    }
 }
 
 /// Signs `fields`; `forged` gives a well-formed but wrong signature (signed with another key).

@@ -135,6 +135,10 @@ impl WalletModule for WechatModule {
         Wallet::Wechat
     }
 
+    fn upgrade_accounts(&self, _accounts: &mut Value) {
+        // Nothing of this wallet's accounts changed since states were first saved.
+    }
+
     fn create_accounts(&self, rng: &mut ChaCha8Rng) -> Value {
         // Shapes of real accounts: appid `wx` + 16 hex, 10-digit merchant numbers starting 1,
         // a 32-character API key. Certificates are made at first use (not deterministic, and
@@ -177,6 +181,7 @@ impl WalletModule for WechatModule {
             ("result_code".to_owned(), "SUCCESS".to_owned()),
         ];
         fields.extend(api::paid_fields(&account, trade));
+        api::drop_amount_if_faulted(sandbox, &mut fields);
         // MD5, the v2 default: the request's sign type is not kept with the order (open
         // point 1), and no `sign_type` field is sent.
         let signature = api::sign_fields(&fields, &account.api_key, WechatSignType::Md5, forged);
