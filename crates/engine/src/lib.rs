@@ -16,6 +16,7 @@ mod merchants;
 mod payments;
 mod qr_orders;
 mod refunds;
+mod settle_watch;
 mod till;
 mod timing;
 
@@ -49,6 +50,8 @@ pub struct Engine {
     wallets: Arc<Wallets>,
     callback_settings: Arc<CallbackSettings>,
     http: reqwest::Client,
+    /// Code payments waiting on their wallet call, woken when their order settles otherwise.
+    settle_watch: Arc<settle_watch::SettleWatch>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -82,6 +85,7 @@ impl Engine {
             wallets: Arc::new(Wallets::default()),
             callback_settings: Arc::new(CallbackSettings::default()),
             http: reqwest::Client::new(),
+            settle_watch: Arc::default(),
         })
     }
 

@@ -297,6 +297,10 @@ fn unknown_to_the_wallet(w: &ChannelOrder) -> bool {
             .is_some_and(|c| NOT_FOUND_CODES.contains(&c))
 }
 
+/// How often a code payment waiting on its wallet call looks for a settlement written by
+/// another node (this node's wake it at once).
+const SETTLED_ELSEWHERE_POLL: StdDuration = StdDuration::from_secs(1);
+
 /// The wallet code an order carries while a wallet says it is paid with another amount or
 /// currency than ours, or without saying what was paid: it is not settled from such a word.
 pub(crate) const AMOUNT_MISMATCH: &str = "AMOUNT_MISMATCH";
@@ -434,13 +438,29 @@ impl Engine {
             created_at: order.wallet_created_at,
         };
         let started = Instant::now();
-        let result = match tokio::time::timeout(budget, connector.pay_with_code(&wallet_req)).await
-        {
-            Ok(r) => r,
-            Err(_) => Err(ConnectorError::OutcomeUnknown(format!(
-                "no answer within {budget:?}"
-            ))),
+        // The POS is answered as soon as the order is settled by any path: the wallet's
+        // answer, or its notification or a query (here or on another node) while the answer
+        // is late or lost. Then the call is abandoned: the order is final, so its answer could
+        // change nothing.
+        let watching = self.settle_watch.watch(&order.key);
+        let result = tokio::select! {
+            biased;
+            answered = tokio::time::timeout(budget, connector.pay_with_code(&wallet_req)) => {
+                match answered {
+                    Ok(r) => r,
+                    Err(_) => Err(ConnectorError::OutcomeUnknown(format!(
+                        "no answer within {budget:?}"
+                    ))),
+                }
+            }
+            settled = self.settled_meanwhile(&order.key, &watching.notify) => {
+                self.event(&order.key, "pay", "settled_meanwhile".into(), None, started.elapsed())
+                    .await;
+                tracing::info!(order.key = %order.key, order.status = %settled.status, "code payment answered from its order, settled before the wallet's answer");
+                return Ok(settled);
+            }
         };
+        drop(watching);
         let (outcome, wallet_code) = describe(&result, channel_status_name);
         let sent = format!("{} with a {} payment code", order.total(), code_wallet);
         // Written with the outcome, in one transaction.
@@ -517,6 +537,22 @@ impl Engine {
         Ok(order)
     }
 
+    /// Resolves with the order once it is final in the store: woken at once when this node
+    /// settles it, and polling every second for a settlement written by another node.
+    async fn settled_meanwhile(&self, key: &str, woken: &tokio::sync::Notify) -> Order {
+        loop {
+            tokio::select! {
+                () = woken.notified() => {}
+                () = tokio::time::sleep(SETTLED_ELSEWHERE_POLL) => {}
+            }
+            if let Ok(Some(order)) = self.store.order(key).await {
+                if order.status.is_final() {
+                    return order;
+                }
+            }
+        }
+    }
+
     /// A request that clashes with a stored order: the same request again (a POS retry, a
     /// replayed envelope) gets its order's current state and never a second charge; another
     /// request with the same `order_id`, or the same payment code for another order, is refused.
@@ -577,6 +613,7 @@ impl Engine {
         {
             if next.status.is_final() {
                 tracing::info!(order.key = %next.key, order.status = %next.status, wallet.code = ?next.wallet_code, "order settled");
+                self.settle_watch.settled(&next.key);
             }
             return Ok(next);
         }

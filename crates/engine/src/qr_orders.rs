@@ -71,7 +71,11 @@ impl Engine {
     /// Creates a QR order: stored first, then created at the wallet. The order comes back
     /// `Pending` with its `code_url`, or `Failed` (the wallet refused; nothing to pay), or
     /// `Unknown` (the wallet's answer was lost: no QR to show; the closing loop closes it).
-    /// A resent identical request gets the same order and QR.
+    /// A request resent with the same `order_id` and content gets the same order and QR.
+    /// Without an `order_id`, every request is a new sale with a QR of its own: an OTTPAY
+    /// envelope has no nonce, so two identical sales and a resent request are the same bytes,
+    /// and handing a second customer the first one's (perhaps paid) order would cost a sale,
+    /// while an extra QR nobody scans costs nothing (it closes unpaid).
     pub async fn create_qr_order(&self, req: QrPayment) -> Result<Order, PaymentError> {
         if req.amount.minor() <= 0 || req.amount.minor() > crate::payments::MAX_AMOUNT_MINOR {
             return Err(PaymentError::Invalid(
@@ -107,7 +111,9 @@ impl Engine {
                 req.operator_id.as_deref().unwrap_or(""),
                 req.terminal_no.as_deref().unwrap_or(""),
                 req.call_back_url.as_deref().unwrap_or(""),
-                req.order_id.as_ref().map_or("", MerchantOrderId::as_str),
+                // The generated id when there is none: no two requests without an
+                // `order_id` ever share a digest, so none finds another's order.
+                order_id.as_str(),
             ],
         );
         let budget = self.wallets.pay_budget;

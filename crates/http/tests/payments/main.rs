@@ -45,6 +45,19 @@ impl World {
     }
 
     async fn start_with_budget(db: TestDb, budget: std::time::Duration) -> World {
+        World::start_with(db, budget, 1_500, false).await
+    }
+
+    /// `request_timeout_ms`: how long one wallet call may take (short by default, so that a
+    /// dropped answer is found quickly). `code_notifications`: UnionPay's notifications of
+    /// code payments reach the gateway (by default their `backUrl` leads nowhere, so that
+    /// tests of lost answers exercise the closing loop's queries).
+    async fn start_with(
+        db: TestDb,
+        budget: std::time::Duration,
+        request_timeout_ms: u64,
+        code_notifications: bool,
+    ) -> World {
         let sandbox = Sandbox::new(
             SandboxConfig {
                 seed: 5,
@@ -73,14 +86,20 @@ impl World {
             .json()
             .await
             .unwrap();
-        creds["unionpay"]["back_url"] = json!("http://127.0.0.1:9/notify/unionpay");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        creds["unionpay"]["back_url"] = if code_notifications {
+            json!(format!("http://{addr}/notify/unionpay"))
+        } else {
+            json!("http://127.0.0.1:9/notify/unionpay")
+        };
         let settings = WalletSettings {
             wechatpay: Some(serde_json::from_value(creds["wechat"].take()).unwrap()),
             alipay: Some(serde_json::from_value(creds["alipay"].take()).unwrap()),
             unionpay: Some(serde_json::from_value(creds["unionpay"].take()).unwrap()),
             timeouts: TimeoutSettings {
                 connect_timeout_ms: 2_000,
-                request_timeout_ms: 1_500,
+                request_timeout_ms,
             },
         };
         // Short windows so that tests need to move the clocks only a little.
@@ -95,8 +114,6 @@ impl World {
         for w in Wallet::ALL {
             wallets = wallets.with_policy(w, policy);
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         wallets.notify_base_url = format!("http://{addr}");
         let clock = Arc::new(FixedClock::new(Utc::now()));
         let engine = Engine::new(db.store.clone(), MasterKey::generate(), clock.clone())
@@ -1130,6 +1147,150 @@ async fn a_repeated_order_id_charges_once(db: TestDb) {
     );
 }
 
+/// Issue 14 §1: two customers buying the same thing at the same till get two sales. Without
+/// an `order_id`, every ACTIVEPAY is a new order with its own QR, even when the requests are
+/// byte-identical and concurrent; a paid first sale never answers for the second.
+async fn identical_qr_sales_without_an_order_id_are_separate_sales(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    for (wallet, biz) in WALLETS {
+        let request = json!({"amount": "450", "biz_type": biz, "call_back_url": "https://merchant.example/n"});
+        let first = w.pos.call("ACTIVEPAY", request.clone()).await;
+        assert_eq!(first.rsp_code, "SUCCESS", "{wallet}: {first:?}");
+        let first_id = data(&first)["order_id"].as_str().unwrap().to_owned();
+        let first_qr = data(&first)["code_url"].as_str().unwrap().to_owned();
+        w.control(
+            "/qr/pay",
+            json!({"code_url": first_qr, "customer_id": customer}),
+        )
+        .await;
+        w.sandbox.tick().await;
+        assert_eq!(data(&w.status(&first_id).await)["order_status"], "success");
+
+        // The next customer, the same request: a new, unpaid order with its own QR.
+        let second = w.pos.call("ACTIVEPAY", request.clone()).await;
+        assert_eq!(second.rsp_code, "SUCCESS", "{wallet}: {second:?}");
+        let second_id = data(&second)["order_id"].as_str().unwrap().to_owned();
+        assert_ne!(second_id, first_id, "{wallet}");
+        assert_ne!(data(&second)["code_url"], first_qr.as_str(), "{wallet}");
+        assert_eq!(
+            data(&w.status(&second_id).await)["order_status"],
+            "notpay",
+            "{wallet}: the second sale is not paid by the first"
+        );
+
+        // A wallet error while creating one QR does not spoil the next identical sale.
+        w.put_faults(wallet, json!({"fail_next": 1})).await;
+        let failed = w.pos.call("ACTIVEPAY", request.clone()).await;
+        assert_ne!(failed.rsp_code, "SUCCESS", "{wallet}: {failed:?}");
+        let after = w.pos.call("ACTIVEPAY", request.clone()).await;
+        assert_eq!(after.rsp_code, "SUCCESS", "{wallet}: {after:?}");
+
+        // Identical requests at once: as many orders and QRs as requests.
+        let calls = (0..6).map(|_| w.pos.call("ACTIVEPAY", request.clone()));
+        let answers = futures_util::future::join_all(calls).await;
+        let mut ids: Vec<String> = answers
+            .iter()
+            .map(|r| {
+                assert_eq!(r.rsp_code, "SUCCESS", "{wallet}: {r:?}");
+                data(r)["order_id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        let mut qrs: Vec<String> = answers
+            .iter()
+            .map(|r| data(r)["code_url"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        qrs.sort();
+        qrs.dedup();
+        assert_eq!((ids.len(), qrs.len()), (6, 6), "{wallet}");
+    }
+}
+
+/// The other side of the same rule: a PASSIVEPAY resent without an `order_id` (same payment
+/// code) finds its order, even when the copies arrive at once, and charges once.
+async fn identical_code_payments_sent_at_once_charge_once(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    for (wallet, biz) in WALLETS {
+        let before = w.balance(&customer).await;
+        let code = w.code(&customer, wallet, json!({"kind": "instant"})).await;
+        let request = json!({"amount": "100", "auth_code": code, "biz_type": biz});
+        let calls = (0..5).map(|_| w.pos.call("PASSIVEPAY", request.clone()));
+        let answers = futures_util::future::join_all(calls).await;
+        let mut ids: Vec<String> = answers
+            .iter()
+            .map(|r| {
+                assert!(
+                    matches!(r.rsp_code.as_str(), "SUCCESS" | "PROCESSING"),
+                    "{wallet}: {r:?}"
+                );
+                data(r)["order_id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "{wallet}: one order for the copies: {ids:?}");
+        w.advance(3).await;
+        assert_eq!(data(&w.status(&ids[0]).await)["order_status"], "success");
+        assert_eq!(
+            w.balance(&customer).await,
+            before - 520,
+            "{wallet}: charged once"
+        );
+    }
+}
+
+/// Issue 14 §4: a code payment whose wallet answer is lost is answered as soon as the order is
+/// settled another way (the wallet's notification, or a query by the closing loop on another
+/// node), not when its 12 s budget runs out. Wallet calls may take 10 s here, as in
+/// production, so only the other path can end the wait early.
+async fn a_code_payment_is_answered_once_settled_by_any_path(db: TestDb) {
+    let w = World::start_with(db, std::time::Duration::from_secs(12), 10_000, true).await;
+    let customer = w.customer(100_000).await;
+    let quick = std::time::Duration::from_secs(6);
+    // UnionPay notifies code payments (the consume's backUrl): the notification settles it.
+    w.put_faults("unionpay", json!({"drop_next": 1})).await;
+    let code = w
+        .code(&customer, "unionpay", json!({"kind": "instant"}))
+        .await;
+    let started = std::time::Instant::now();
+    let pay = w.pay("LOSTN", "100", &code, "UNIONPAY");
+    let deliver = async {
+        // Notifications go out on the sandbox's ticks.
+        for _ in 0..30 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            w.sandbox.tick().await;
+        }
+    };
+    let (r, ()) = tokio::join!(pay, deliver);
+    let waited = started.elapsed();
+    assert_eq!(r.rsp_code, "SUCCESS", "unionpay: {r:?}");
+    assert!(waited < quick, "unionpay: answered after {waited:?}");
+    // WeChat Pay and Alipay are not asked to notify a code payment: another node's closing
+    // loop finds it paid by a query, and the waiting request answers.
+    for (i, (wallet, biz)) in [("wechat", "WECHATPAY"), ("alipay", "ALIPAY")]
+        .into_iter()
+        .enumerate()
+    {
+        let code = w.code(&customer, wallet, json!({"kind": "instant"})).await;
+        w.put_faults(wallet, json!({"drop_next": 1})).await;
+        let order_id = format!("LOSTQ{i}");
+        let started = std::time::Instant::now();
+        let pay = w.pay(&order_id, "100", &code, biz);
+        let other_node = async {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            // Past the order's own check time (the budget + 3 s), as the other node sees it.
+            w.clock.advance(Duration::seconds(16));
+            w.engine.close_due_orders("other-node", 16).await.unwrap();
+        };
+        let (r, ()) = tokio::join!(pay, other_node);
+        let waited = started.elapsed();
+        assert_eq!(r.rsp_code, "SUCCESS", "{wallet}: {r:?}");
+        assert!(waited < quick, "{wallet}: answered after {waited:?}");
+    }
+}
+
 async fn bad_requests_are_refused_before_anything_happens(db: TestDb) {
     let w = World::start(db).await;
     let r = w
@@ -1186,5 +1347,8 @@ backend_tests!(
     a_wallet_that_hangs_gets_processing_within_the_budget,
     a_code_sent_with_another_wallets_biz_type_never_reaches_a_wallet,
     a_repeated_order_id_charges_once,
+    identical_qr_sales_without_an_order_id_are_separate_sales,
+    identical_code_payments_sent_at_once_charge_once,
+    a_code_payment_is_answered_once_settled_by_any_path,
     bad_requests_are_refused_before_anything_happens,
 );
