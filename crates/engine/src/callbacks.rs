@@ -3,7 +3,8 @@
 //! with a bounded number of deliveries at a time, retried with backoff for a day, every attempt
 //! recorded. Any 2xx whose body is not `fail` counts as delivered (§13.4).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::Duration;
@@ -39,6 +40,12 @@ pub struct CallbackSettings {
     pub allow_private: bool,
     pub timeout: StdDuration,
     pub format: Option<std::sync::Arc<dyn NotificationFormat>>,
+    /// Resolves merchants' host names: the system's resolver when `None`. Tests give their own,
+    /// so that names resolve to addresses on this machine.
+    pub resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
+    /// Addresses taken as public although they are not: none in production. Tests never send
+    /// traffic off the machine, so a loopback address stands for a merchant's public one.
+    pub treat_as_public: Vec<IpAddr>,
 }
 
 impl std::fmt::Debug for CallbackSettings {
@@ -46,6 +53,8 @@ impl std::fmt::Debug for CallbackSettings {
         f.debug_struct("CallbackSettings")
             .field("allow_private", &self.allow_private)
             .field("timeout", &self.timeout)
+            .field("resolver", &self.resolver.as_ref().map(|_| "custom"))
+            .field("treat_as_public", &self.treat_as_public)
             .finish_non_exhaustive()
     }
 }
@@ -56,6 +65,8 @@ impl Default for CallbackSettings {
             allow_private: false,
             timeout: StdDuration::from_secs(10),
             format: None,
+            resolver: None,
+            treat_as_public: Vec::new(),
         }
     }
 }
@@ -106,6 +117,41 @@ pub fn check_callback_url(url: &str, allow_private: bool) -> Result<(), String> 
         }
     }
     Ok(())
+}
+
+/// The resolver of the delivery client: the injected one, or the system's.
+struct DeliveryResolver {
+    inner: Option<Arc<dyn reqwest::dns::Resolve>>,
+}
+
+async fn lookup(
+    inner: Option<&Arc<dyn reqwest::dns::Resolve>>,
+    host: &str,
+) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    match inner {
+        Some(r) => Ok(r.resolve(host.parse()?).await?.collect()),
+        None => Ok(tokio::net::lookup_host((host, 0)).await?.collect()),
+    }
+}
+
+impl reqwest::dns::Resolve for DeliveryResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let addrs = lookup(inner.as_ref(), name.as_str()).await?;
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// The HTTP client that delivers notifications.
+pub(crate) fn client(settings: &CallbackSettings) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(DeliveryResolver {
+            inner: settings.resolver.clone(),
+        }))
+        .build()
 }
 
 fn next_attempt(
@@ -221,16 +267,17 @@ impl Engine {
         let parsed = url::Url::parse(&callback.url).map_err(|_| "invalid URL".to_owned())?;
         if !self.callback_settings.allow_private {
             let host = parsed.host_str().unwrap_or_default().to_owned();
-            let port = parsed.port_or_known_default().unwrap_or(80);
-            let addrs = tokio::net::lookup_host((host.as_str(), port))
+            let addrs = lookup(self.callback_settings.resolver.as_ref(), &host)
                 .await
                 .map_err(|e| format!("cannot resolve {host}: {e}"))?;
-            if addrs.into_iter().any(|a| is_private(a.ip())) {
+            if addrs.into_iter().any(|a| {
+                is_private(a.ip()) && !self.callback_settings.treat_as_public.contains(&a.ip())
+            }) {
                 return Err(format!("refused: {host} resolves to a private address"));
             }
         }
         let response = self
-            .http
+            .callback_client
             .post(callback.url.as_str())
             .timeout(self.callback_settings.timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")

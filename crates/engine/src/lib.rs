@@ -48,7 +48,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     wallets: Arc<Wallets>,
     callback_settings: Arc<CallbackSettings>,
-    http: reqwest::Client,
+    /// Delivers merchant notifications; built from `callback_settings`.
+    callback_client: reqwest::Client,
 }
 
 impl std::fmt::Debug for Engine {
@@ -80,8 +81,9 @@ impl Engine {
             master: Arc::new(master),
             clock,
             wallets: Arc::new(Wallets::default()),
+            callback_client: callbacks::client(&CallbackSettings::default())
+                .map_err(EngineError::HttpClient)?,
             callback_settings: Arc::new(CallbackSettings::default()),
-            http: reqwest::Client::new(),
         })
     }
 
@@ -102,9 +104,13 @@ impl Engine {
     }
 
     /// The same engine sending merchant notifications with `settings`.
-    pub fn with_callback_settings(mut self, settings: CallbackSettings) -> Engine {
+    pub fn with_callback_settings(
+        mut self,
+        settings: CallbackSettings,
+    ) -> Result<Engine, EngineError> {
+        self.callback_client = callbacks::client(&settings).map_err(EngineError::HttpClient)?;
         self.callback_settings = Arc::new(settings);
-        self
+        Ok(self)
     }
 
     pub fn callback_settings(&self) -> &CallbackSettings {
