@@ -19,7 +19,7 @@ mod refunds;
 mod till;
 mod timing;
 
-pub use callbacks::{check_callback_url, is_private, CallbackSettings, NotificationFormat};
+pub use callbacks::{check_callback_url, is_special, CallbackSettings, NotificationFormat};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use demo::{DemoMerchant, DEMO_TILL_PIN};
 pub use error::EngineError;
