@@ -288,7 +288,8 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
             allow_private: config.allow_private_callbacks || args.demo,
             timeout: Duration::from_secs(10),
             format: Some(std::sync::Arc::new(qrgate_http::OttpayNotificationFormat)),
-        });
+            ..CallbackSettings::default()
+        })?;
     let wallets: Vec<&str> = engine
         .wallets()
         .enabled()

@@ -19,6 +19,9 @@ pub enum EngineError {
     MasterKey(#[from] MasterKeyError),
     #[error(transparent)]
     Store(StoreError),
+    /// The HTTP client for merchant notifications could not be built (its TLS setup failed).
+    #[error("cannot build the HTTP client for merchant notifications")]
+    HttpClient(#[source] reqwest::Error),
 }
 
 impl From<StoreError> for EngineError {

@@ -20,7 +20,7 @@ mod settle_watch;
 mod till;
 mod timing;
 
-pub use callbacks::{check_callback_url, is_private, CallbackSettings, NotificationFormat};
+pub use callbacks::{check_callback_url, is_special, CallbackSettings, NotificationFormat};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use demo::{DemoMerchant, DEMO_TILL_PIN};
 pub use error::EngineError;
@@ -49,7 +49,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     wallets: Arc<Wallets>,
     callback_settings: Arc<CallbackSettings>,
-    http: reqwest::Client,
+    /// Delivers merchant notifications; built from `callback_settings`.
+    callback_client: reqwest::Client,
     /// Code payments waiting on their wallet call, woken when their order settles otherwise.
     settle_watch: Arc<settle_watch::SettleWatch>,
 }
@@ -83,8 +84,9 @@ impl Engine {
             master: Arc::new(master),
             clock,
             wallets: Arc::new(Wallets::default()),
+            callback_client: callbacks::client(&CallbackSettings::default())
+                .map_err(EngineError::HttpClient)?,
             callback_settings: Arc::new(CallbackSettings::default()),
-            http: reqwest::Client::new(),
             settle_watch: Arc::default(),
         })
     }
@@ -106,9 +108,13 @@ impl Engine {
     }
 
     /// The same engine sending merchant notifications with `settings`.
-    pub fn with_callback_settings(mut self, settings: CallbackSettings) -> Engine {
+    pub fn with_callback_settings(
+        mut self,
+        settings: CallbackSettings,
+    ) -> Result<Engine, EngineError> {
+        self.callback_client = callbacks::client(&settings).map_err(EngineError::HttpClient)?;
         self.callback_settings = Arc::new(settings);
-        self
+        Ok(self)
     }
 
     pub fn callback_settings(&self) -> &CallbackSettings {

@@ -11,6 +11,8 @@ use qrgate_engine::{
 };
 use qrgate_testkit::{backend_tests, TestDb};
 
+mod callbacks;
+
 fn clock() -> Arc<FixedClock> {
     Arc::new(FixedClock::new(
         Utc.with_ymd_and_hms(2026, 11, 26, 8, 0, 0).unwrap(),

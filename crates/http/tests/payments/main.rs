@@ -124,7 +124,9 @@ impl World {
                 allow_private: true,
                 timeout: std::time::Duration::from_secs(2),
                 format: Some(Arc::new(qrgate_http::OttpayNotificationFormat)),
-            });
+                ..Default::default()
+            })
+            .unwrap();
         let merchant = engine
             .create_merchant(&MerchantRequest {
                 name: "Maple Tea".into(),
