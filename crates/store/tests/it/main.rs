@@ -1,6 +1,8 @@
 //! The store suite: every test runs on SQLite and, when a server is reachable, PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod upgrades;
+
 use chrono::{Duration, TimeZone, Utc};
 use qrgate_domain::{
     Currency, FxQuote, FxRate, MerchantId, MerchantStatus, MerchantTimeZone, ShopId, TerminalNo,
