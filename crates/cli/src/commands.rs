@@ -197,7 +197,8 @@ pub enum TerminalCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum CallbacksCommand {
-    /// List notifications to merchants (newest first) with their delivery state and attempts.
+    /// List notifications to merchants (newest first): the gateway's order key, the
+    /// merchant's order_id, the delivery state and the last attempt.
     List {
         /// Only this merchant's, e.g. ON00000001.
         #[arg(long = "merchant", value_parser = parse_merchant_id)]
@@ -209,13 +210,38 @@ pub enum CallbacksCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show one order's notification with every delivery attempt and the merchant's answer.
+    Show {
+        #[command(flatten)]
+        order: CallbackOrderArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Send an order's notification again from now (after it was given up, or to repeat it).
     Retry {
         #[command(flatten)]
-        merchant: MerchantArg,
-        /// The merchant's order id.
-        order_id: String,
+        order: CallbackOrderArgs,
     },
+}
+
+/// Which order's notification: by the gateway's order key or the merchant's order_id.
+#[derive(Debug, Args)]
+pub struct CallbackOrderArgs {
+    /// The order: the gateway's order key (as `callbacks list` and the logs show it) or the
+    /// merchant's own order_id.
+    #[arg(value_parser = parse_order_name)]
+    id: String,
+    /// The merchant, e.g. ON00000001: needed only when several merchants used that order_id.
+    #[arg(long = "merchant", value_parser = parse_merchant_id)]
+    merchant_id: Option<MerchantId>,
+}
+
+/// An order key or a merchant order_id: both are 1 to 32 letters, digits, '_' or '-'.
+fn parse_order_name(s: &str) -> Result<String, String> {
+    qrgate_domain::MerchantOrderId::parse(s)
+        .map(|id| id.as_str().to_owned())
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -680,14 +706,16 @@ pub async fn callbacks(config: &Config, cmd: CallbacksCommand) -> anyhow::Result
             json,
         } => {
             let list = engine
-                .callbacks(merchant_id.as_ref(), limit.clamp(1, 1000))
+                .callback_records(merchant_id.as_ref(), limit.clamp(1, 1000))
                 .await?;
             let mut rows = Vec::new();
-            for cb in &list {
+            for r in &list {
+                let cb = &r.callback;
                 let attempts = engine.callback_attempts(&cb.order_key).await?;
                 let last = attempts.last();
                 rows.push(json!({
                     "order_key": cb.order_key,
+                    "order_id": r.order_id.as_str(),
                     "merchant_id": cb.merchant_id.as_str(),
                     "url": cb.url,
                     "status": cb.status.as_str(),
@@ -705,8 +733,10 @@ pub async fn callbacks(config: &Config, cmd: CallbacksCommand) -> anyhow::Result
             }
             for r in rows {
                 println!(
-                    "{}  {:<9}  attempts {:<3}  last {}  {}",
+                    "{}  {}  {:<32}  {:<9}  attempts {:<3}  last {}  {}",
                     r["order_key"].as_str().unwrap_or(""),
+                    r["merchant_id"].as_str().unwrap_or(""),
+                    r["order_id"].as_str().unwrap_or(""),
                     r["status"].as_str().unwrap_or(""),
                     r["attempts"],
                     r["last_http_status"],
@@ -714,12 +744,59 @@ pub async fn callbacks(config: &Config, cmd: CallbacksCommand) -> anyhow::Result
                 );
             }
         }
-        CallbacksCommand::Retry { merchant, order_id } => {
-            let m = engine.merchant(&merchant.merchant_id).await?;
-            let order_id = qrgate_domain::MerchantOrderId::parse(&order_id)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            engine.retry_callback(&m, &order_id).await?;
-            println!("the notification of order {order_id} will be sent again now (by a running gateway)");
+        CallbacksCommand::Show { order, json } => {
+            let history = engine
+                .callback_history(&order.id, order.merchant_id.as_ref())
+                .await?;
+            let (r, cb) = (&history.record, &history.record.callback);
+            if json {
+                return print_json(&json!({
+                    "order_key": cb.order_key,
+                    "order_id": r.order_id.as_str(),
+                    "merchant_id": cb.merchant_id.as_str(),
+                    "url": cb.url,
+                    "status": cb.status.as_str(),
+                    "attempts": history.attempts.iter().map(|a| json!({
+                        "at": a.at.to_rfc3339(),
+                        "http_status": a.http_status,
+                        "latency_ms": a.latency_ms,
+                        "answer": a.excerpt,
+                    })).collect::<Vec<_>>(),
+                    "next_attempt_at": cb.next_attempt_at.map(|t| t.to_rfc3339()),
+                    "created_at": cb.created_at.to_rfc3339(),
+                }));
+            }
+            println!("notification of order {} ({})", r.order_id, cb.merchant_id);
+            println!("  order key     {}", cb.order_key);
+            println!("  url           {}", cb.url);
+            println!("  status        {}", cb.status.as_str());
+            println!("  queued        {}", cb.created_at.to_rfc3339());
+            match cb.next_attempt_at {
+                Some(t) => println!("  next attempt  {}", t.to_rfc3339()),
+                None => println!("  next attempt  none"),
+            }
+            println!("attempts ({}):", history.attempts.len());
+            for (n, a) in history.attempts.iter().enumerate() {
+                let status = a
+                    .http_status
+                    .map_or("no HTTP answer".to_owned(), |s| format!("HTTP {s}"));
+                println!(
+                    "  {:>2}. {}  {status}  {} ms  {:?}",
+                    n + 1,
+                    a.at.to_rfc3339(),
+                    a.latency_ms,
+                    a.excerpt
+                );
+            }
+        }
+        CallbacksCommand::Retry { order } => {
+            let r = engine
+                .retry_named_callback(&order.id, order.merchant_id.as_ref())
+                .await?;
+            println!(
+                "the notification of order {} ({}, {}) will be sent again now (by a running gateway)",
+                r.order_id, r.callback.merchant_id, r.callback.order_key
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

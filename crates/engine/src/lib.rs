@@ -6,6 +6,7 @@
 //! `qrgate-http`. It never logs secrets: sign keys leave it only as [`SignKeyPlain`], whose
 //! `Debug` is redacted.
 
+mod callback_history;
 mod callbacks;
 mod clock;
 mod demo;
@@ -19,6 +20,7 @@ mod refunds;
 mod till;
 mod timing;
 
+pub use callback_history::CallbackHistory;
 pub use callbacks::{check_callback_url, is_private, CallbackSettings, NotificationFormat};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use demo::{DemoMerchant, DEMO_TILL_PIN};

@@ -35,6 +35,7 @@ fn every_command_has_clear_help() {
         &["pos", "scan"],
         &["pos", "charge"],
         &["callbacks", "list"],
+        &["callbacks", "show"],
         &["callbacks", "retry"],
         &["sandbox"],
         &["bench"],

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bench;
+mod callbacks;
 mod commands;
 mod crash;
 mod pos_charge;

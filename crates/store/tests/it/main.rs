@@ -533,7 +533,64 @@ async fn concurrent_payments_are_each_recorded_as_if_alone(db: TestDb) {
     assert!(!balances.is_empty(), "the 96 payments were posted");
 }
 
+/// A notification is found by its order's gateway key or by the merchant's order_id, for one
+/// merchant or all, and is listed with that order_id.
+async fn notifications_are_found_by_order_key_or_merchant_order_id(db: TestDb) {
+    use qrgate_domain::{MerchantOrderId, OrderStatus};
+    let a = create(&db.store, "a").await.unwrap().merchant.id;
+    let b = create(&db.store, "b").await.unwrap().merchant.id;
+    for (merchant, n, order_id) in [(&a, 1, "SAME"), (&b, 2, "SAME"), (&a, 3, "ONLY-A")] {
+        let mut o = order(merchant, n, now());
+        o.order_id = MerchantOrderId::parse(order_id).unwrap();
+        o.call_back_url = Some("https://shop.example/notify".into());
+        db.store.insert_order(&o).await.unwrap();
+        let mut paid = o.clone();
+        paid.status = OrderStatus::Paid;
+        paid.paid_at = Some(now());
+        paid.next_check_at = None;
+        assert!(db
+            .store
+            .update_order_recorded(&paid, OrderStatus::Unknown, None, now(), None)
+            .await
+            .unwrap());
+    }
+    let key = |n: usize| order(&a, n, now()).key;
+    let keys = |found: Vec<qrgate_store::CallbackRecord>| {
+        let mut keys: Vec<String> = found.into_iter().map(|r| r.callback.order_key).collect();
+        keys.sort();
+        keys
+    };
+    let named = |name: String, merchant: Option<MerchantId>| {
+        let store = db.store.clone();
+        async move {
+            store
+                .callbacks_named(&name, merchant.as_ref())
+                .await
+                .unwrap()
+        }
+    };
+    let by_key = named(key(3), None).await;
+    assert_eq!(by_key.len(), 1);
+    assert_eq!(by_key[0].order_id.as_str(), "ONLY-A");
+    assert_eq!(keys(named("ONLY-A".into(), None).await), vec![key(3)]);
+    assert_eq!(keys(named("SAME".into(), None).await), vec![key(1), key(2)]);
+    assert_eq!(
+        keys(named("SAME".into(), Some(b.clone())).await),
+        vec![key(2)]
+    );
+    assert!(named(key(1), Some(b.clone())).await.is_empty());
+    assert!(named("NOPE".into(), None).await.is_empty());
+
+    let listed = db.store.callback_records(Some(&a), 10).await.unwrap();
+    let mut ids: Vec<&str> = listed.iter().map(|r| r.order_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["ONLY-A", "SAME"]);
+    assert_eq!(db.store.callback_records(None, 10).await.unwrap().len(), 3);
+    assert_eq!(db.store.callback_records(None, 2).await.unwrap().len(), 2);
+}
+
 backend_tests!(
+    notifications_are_found_by_order_key_or_merchant_order_id,
     concurrent_payments_are_each_recorded_as_if_alone,
     merchants_get_sequential_ids_with_a_first_shop_and_operator,
     concurrent_merchant_creation_never_reuses_an_id,

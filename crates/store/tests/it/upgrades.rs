@@ -354,6 +354,10 @@ async fn assert_everything_reads_back(store: &Store) {
             .unwrap()
             .is_empty());
     }
+    assert_eq!(
+        store.callback_records(None, 1000).await.unwrap().len(),
+        callbacks.len()
+    );
 }
 
 /// What an upgraded database is for: every paid order's remainder is refunded, posted, and a
