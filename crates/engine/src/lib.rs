@@ -12,6 +12,7 @@ mod clock;
 mod demo;
 mod error;
 mod fx;
+mod import;
 mod keys;
 mod merchants;
 mod payments;
@@ -26,7 +27,13 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use demo::{DemoMerchant, DEMO_TILL_PIN};
 pub use error::EngineError;
 pub use fx::FxError;
-pub use keys::{MasterKey, MasterKeyError, SignKeyPlain};
+pub use import::{
+    ImportError, ImportRefusal, ImportRefusalReason, ImportedMerchant, MerchantImport,
+    MAX_IMPORT_MERCHANTS,
+};
+pub use keys::{
+    MasterKey, MasterKeyError, SignKeyFormatError, SignKeyPlain, SIGN_KEY_MAX_LEN, SIGN_KEY_MIN_LEN,
+};
 pub use merchants::{CreatedMerchant, MerchantRequest, PosAuthError, PosCredentials, RotatedKey};
 pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
 pub use qr_orders::{NotificationError, QrPayment};

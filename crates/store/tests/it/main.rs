@@ -533,6 +533,56 @@ async fn concurrent_payments_are_each_recorded_as_if_alone(db: TestDb) {
     assert!(!balances.is_empty(), "the 96 payments were posted");
 }
 
+/// An import keeps the ids given, all in one transaction: one taken id (or number) leaves
+/// nothing of the others; new ids are then allocated above every imported number.
+async fn an_import_is_all_or_nothing_and_new_ids_come_after_it(db: TestDb) {
+    let here = create(&db.store, "here").await.unwrap().merchant.id;
+    let id = |s: &str| MerchantId::parse(s).unwrap();
+    let list = |ids: &[&str]| {
+        ids.iter()
+            .map(|s| new_merchant(id(s), s))
+            .collect::<Vec<_>>()
+    };
+    for refused in [
+        list(&["QC00005496", "AB00000777", here.as_str()]),
+        // The same number under another prefix: numbers are unique across prefixes.
+        list(&["QC00005496", "QC00000001"]),
+        list(&["QC00005496", "AB00005496"]),
+    ] {
+        let r = db.store.import_merchants(&refused, now()).await;
+        assert!(
+            matches!(r, Err(StoreError::Conflict { what: "merchant" })),
+            "{r:?}"
+        );
+        assert_eq!(db.store.merchants().await.unwrap().len(), 1);
+        assert!(db.store.shops(&id("QC00005496")).await.unwrap().is_empty());
+        assert!(db
+            .store
+            .operators(&id("QC00005496"))
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    let imported = db
+        .store
+        .import_merchants(&list(&["QC00005496", "AB00000777"]), now())
+        .await
+        .unwrap();
+    assert_eq!(imported[0].merchant.id.as_str(), "QC00005496");
+    assert_eq!(imported[0].shop.id.as_str(), "QC00005496001");
+    assert_eq!(imported[0].operator.id.as_str(), "0000000001");
+    assert_eq!(imported[1].merchant.name, "AB00000777");
+    let keys = db
+        .store
+        .merchant_keys(&id("AB00000777"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((keys.current_enc, keys.version), (vec![1, 2, 3, 4], 1));
+    let next = create(&db.store, "next").await.unwrap().merchant.id;
+    assert_eq!(next.as_str(), "ON00005497");
+}
+
 /// A notification is found by its order's gateway key or by the merchant's order_id, for one
 /// merchant or all, and is listed with that order_id.
 async fn notifications_are_found_by_order_key_or_merchant_order_id(db: TestDb) {
@@ -590,6 +640,7 @@ async fn notifications_are_found_by_order_key_or_merchant_order_id(db: TestDb) {
 }
 
 backend_tests!(
+    an_import_is_all_or_nothing_and_new_ids_come_after_it,
     notifications_are_found_by_order_key_or_merchant_order_id,
     concurrent_payments_are_each_recorded_as_if_alone,
     merchants_get_sequential_ids_with_a_first_shop_and_operator,
