@@ -45,6 +45,11 @@ pub enum MerchantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Take over a merchant from another gateway with the merchant id and sign key its POS
+    /// already use, so no POS needs reconfiguring. The key is read from standard input (one
+    /// line; typed twice, not shown, at a terminal), never from the command line. With --csv,
+    /// many at once, all or none. The merchant gets a first shop and operator, as with create.
+    Import(crate::merchant_import::ImportArgs),
     /// List every merchant.
     List {
         /// Print JSON instead of text.
@@ -263,18 +268,18 @@ pub enum FxCommand {
     },
 }
 
-fn parse_currency(s: &str) -> Result<Currency, String> {
+pub(crate) fn parse_currency(s: &str) -> Result<Currency, String> {
     s.to_ascii_uppercase()
         .parse()
         .map_err(|e: qrgate_domain::CurrencyParseError| e.to_string())
 }
 
-fn parse_time_zone(s: &str) -> Result<MerchantTimeZone, String> {
+pub(crate) fn parse_time_zone(s: &str) -> Result<MerchantTimeZone, String> {
     s.parse()
         .map_err(|e: qrgate_domain::TimeZoneParseError| e.to_string())
 }
 
-fn parse_merchant_id(s: &str) -> Result<MerchantId, String> {
+pub(crate) fn parse_merchant_id(s: &str) -> Result<MerchantId, String> {
     MerchantId::parse(s).map_err(|e| e.to_string())
 }
 
@@ -282,35 +287,46 @@ fn parse_operator_id(s: &str) -> Result<OperatorId, String> {
     OperatorId::parse(s).map_err(|e| e.to_string())
 }
 
+/// Whether standard input is a terminal (a person typing) rather than a pipe or a file.
+pub(crate) fn stdin_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+}
+
+/// Reads one line of a secret (`what`, for the error) from standard input, surrounding
+/// whitespace removed. At a terminal, echo is turned off before `prompt` is shown, so nothing
+/// typed after the prompt appears on the screen; from a pipe or a file, the line is read as
+/// it is, without a prompt.
+pub(crate) fn read_secret_line(prompt: &str, what: &str) -> anyhow::Result<String> {
+    use std::io::{BufRead, Write};
+    let terminal = stdin_is_terminal();
+    // No echo while the secret is typed (stty is on every Unix).
+    let stty = |mode: &str| {
+        let _ = std::process::Command::new("stty")
+            .arg(mode)
+            .stdin(std::process::Stdio::inherit())
+            .status();
+    };
+    if terminal {
+        stty("-echo");
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if terminal {
+        stty("echo");
+        eprintln!();
+    }
+    read.with_context(|| format!("cannot read {what} from standard input"))?;
+    Ok(line.trim().to_owned())
+}
+
 /// Reads a PIN from standard input: one line; at a terminal, asked for twice without echo.
 fn read_pin() -> anyhow::Result<String> {
-    use std::io::{BufRead, IsTerminal, Write};
-    let stdin = std::io::stdin();
-    let read_line = |prompt: &str| -> anyhow::Result<String> {
-        if stdin.is_terminal() {
-            eprint!("{prompt}");
-            let _ = std::io::stderr().flush();
-            // No echo while the PIN is typed (stty is on every Unix).
-            let _ = std::process::Command::new("stty")
-                .arg("-echo")
-                .stdin(std::process::Stdio::inherit())
-                .status();
-        }
-        let mut line = String::new();
-        let read = stdin.lock().read_line(&mut line);
-        if stdin.is_terminal() {
-            let _ = std::process::Command::new("stty")
-                .arg("echo")
-                .stdin(std::process::Stdio::inherit())
-                .status();
-            eprintln!();
-        }
-        read.context("cannot read the PIN from standard input")?;
-        Ok(line.trim().to_owned())
-    };
-    let pin = read_line("New PIN (4 to 12 digits): ")?;
-    if stdin.is_terminal() {
-        let again = read_line("The same PIN again: ")?;
+    let pin = read_secret_line("New PIN (4 to 12 digits): ", "the PIN")?;
+    if stdin_is_terminal() {
+        let again = read_secret_line("The same PIN again: ", "the PIN")?;
         anyhow::ensure!(pin == again, "the two PINs differ; nothing was changed");
     }
     anyhow::ensure!(
@@ -340,7 +356,7 @@ fn parse_rate(s: &str) -> Result<FxRate, String> {
         .map_err(|e: qrgate_domain::FxRateParseError| e.to_string())
 }
 
-fn print_json(value: &serde_json::Value) -> anyhow::Result<ExitCode> {
+pub(crate) fn print_json(value: &serde_json::Value) -> anyhow::Result<ExitCode> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -416,8 +432,14 @@ pub async fn config(config: &Config, cmd: ConfigCommand) -> anyhow::Result<ExitC
 }
 
 pub async fn merchant(config: &Config, cmd: MerchantCommand) -> anyhow::Result<ExitCode> {
+    // Read and checked before the database is opened: bad input changes nothing.
+    if let MerchantCommand::Import(args) = cmd {
+        return crate::merchant_import::run(config, args).await;
+    }
     let (engine, _) = open_engine(config).await?;
     match cmd {
+        // Returned above, before the database was opened.
+        MerchantCommand::Import(_) => {}
         MerchantCommand::Create {
             name,
             currency,

@@ -13,6 +13,7 @@ fn every_command_has_clear_help() {
         &["config", "check"],
         &["merchant"],
         &["merchant", "create"],
+        &["merchant", "import"],
         &["merchant", "list"],
         &["merchant", "show"],
         &["merchant", "rotate-key"],

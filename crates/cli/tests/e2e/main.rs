@@ -6,6 +6,7 @@ mod bench;
 mod callbacks;
 mod commands;
 mod crash;
+mod import;
 mod pos_charge;
 mod pos_scan;
 mod serve;
