@@ -457,6 +457,7 @@ fn a_killed_import_leaves_none_or_all(install: &Install) {
             "killed after {delay:?}: {count} of {ROWS} merchants imported"
         );
         if finished || count == ROWS {
+            assert_eq!(count, ROWS, "the import ended without importing the file");
             return;
         }
         delay *= 2;
