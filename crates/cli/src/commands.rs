@@ -45,6 +45,11 @@ pub enum MerchantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Take over a merchant from another gateway with the merchant id and sign key its POS
+    /// already use, so no POS needs reconfiguring. The key is read from standard input (one
+    /// line; typed twice, not shown, at a terminal), never from the command line. With --csv,
+    /// many at once, all or none. The merchant gets a first shop and operator, as with create.
+    Import(crate::merchant_import::ImportArgs),
     /// List every merchant.
     List {
         /// Print JSON instead of text.
@@ -197,7 +202,8 @@ pub enum TerminalCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum CallbacksCommand {
-    /// List notifications to merchants (newest first) with their delivery state and attempts.
+    /// List notifications to merchants (newest first): the gateway's order key, the
+    /// merchant's order_id, the delivery state and the last attempt.
     List {
         /// Only this merchant's, e.g. ON00000001.
         #[arg(long = "merchant", value_parser = parse_merchant_id)]
@@ -209,13 +215,38 @@ pub enum CallbacksCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show one order's notification with every delivery attempt and the merchant's answer.
+    Show {
+        #[command(flatten)]
+        order: CallbackOrderArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Send an order's notification again from now (after it was given up, or to repeat it).
     Retry {
         #[command(flatten)]
-        merchant: MerchantArg,
-        /// The merchant's order id.
-        order_id: String,
+        order: CallbackOrderArgs,
     },
+}
+
+/// Which order's notification: by the gateway's order key or the merchant's order_id.
+#[derive(Debug, Args)]
+pub struct CallbackOrderArgs {
+    /// The order: the gateway's order key (as `callbacks list` and the logs show it) or the
+    /// merchant's own order_id.
+    #[arg(value_parser = parse_order_name)]
+    id: String,
+    /// The merchant, e.g. ON00000001: needed only when several merchants used that order_id.
+    #[arg(long = "merchant", value_parser = parse_merchant_id)]
+    merchant_id: Option<MerchantId>,
+}
+
+/// An order key or a merchant order_id: both are 1 to 32 letters, digits, '_' or '-'.
+fn parse_order_name(s: &str) -> Result<String, String> {
+    qrgate_domain::MerchantOrderId::parse(s)
+        .map(|id| id.as_str().to_owned())
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -237,18 +268,18 @@ pub enum FxCommand {
     },
 }
 
-fn parse_currency(s: &str) -> Result<Currency, String> {
+pub(crate) fn parse_currency(s: &str) -> Result<Currency, String> {
     s.to_ascii_uppercase()
         .parse()
         .map_err(|e: qrgate_domain::CurrencyParseError| e.to_string())
 }
 
-fn parse_time_zone(s: &str) -> Result<MerchantTimeZone, String> {
+pub(crate) fn parse_time_zone(s: &str) -> Result<MerchantTimeZone, String> {
     s.parse()
         .map_err(|e: qrgate_domain::TimeZoneParseError| e.to_string())
 }
 
-fn parse_merchant_id(s: &str) -> Result<MerchantId, String> {
+pub(crate) fn parse_merchant_id(s: &str) -> Result<MerchantId, String> {
     MerchantId::parse(s).map_err(|e| e.to_string())
 }
 
@@ -256,35 +287,46 @@ fn parse_operator_id(s: &str) -> Result<OperatorId, String> {
     OperatorId::parse(s).map_err(|e| e.to_string())
 }
 
+/// Whether standard input is a terminal (a person typing) rather than a pipe or a file.
+pub(crate) fn stdin_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+}
+
+/// Reads one line of a secret (`what`, for the error) from standard input, surrounding
+/// whitespace removed. At a terminal, echo is turned off before `prompt` is shown, so nothing
+/// typed after the prompt appears on the screen; from a pipe or a file, the line is read as
+/// it is, without a prompt.
+pub(crate) fn read_secret_line(prompt: &str, what: &str) -> anyhow::Result<String> {
+    use std::io::{BufRead, Write};
+    let terminal = stdin_is_terminal();
+    // No echo while the secret is typed (stty is on every Unix).
+    let stty = |mode: &str| {
+        let _ = std::process::Command::new("stty")
+            .arg(mode)
+            .stdin(std::process::Stdio::inherit())
+            .status();
+    };
+    if terminal {
+        stty("-echo");
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if terminal {
+        stty("echo");
+        eprintln!();
+    }
+    read.with_context(|| format!("cannot read {what} from standard input"))?;
+    Ok(line.trim().to_owned())
+}
+
 /// Reads a PIN from standard input: one line; at a terminal, asked for twice without echo.
 fn read_pin() -> anyhow::Result<String> {
-    use std::io::{BufRead, IsTerminal, Write};
-    let stdin = std::io::stdin();
-    let read_line = |prompt: &str| -> anyhow::Result<String> {
-        if stdin.is_terminal() {
-            eprint!("{prompt}");
-            let _ = std::io::stderr().flush();
-            // No echo while the PIN is typed (stty is on every Unix).
-            let _ = std::process::Command::new("stty")
-                .arg("-echo")
-                .stdin(std::process::Stdio::inherit())
-                .status();
-        }
-        let mut line = String::new();
-        let read = stdin.lock().read_line(&mut line);
-        if stdin.is_terminal() {
-            let _ = std::process::Command::new("stty")
-                .arg("echo")
-                .stdin(std::process::Stdio::inherit())
-                .status();
-            eprintln!();
-        }
-        read.context("cannot read the PIN from standard input")?;
-        Ok(line.trim().to_owned())
-    };
-    let pin = read_line("New PIN (4 to 12 digits): ")?;
-    if stdin.is_terminal() {
-        let again = read_line("The same PIN again: ")?;
+    let pin = read_secret_line("New PIN (4 to 12 digits): ", "the PIN")?;
+    if stdin_is_terminal() {
+        let again = read_secret_line("The same PIN again: ", "the PIN")?;
         anyhow::ensure!(pin == again, "the two PINs differ; nothing was changed");
     }
     anyhow::ensure!(
@@ -314,7 +356,7 @@ fn parse_rate(s: &str) -> Result<FxRate, String> {
         .map_err(|e: qrgate_domain::FxRateParseError| e.to_string())
 }
 
-fn print_json(value: &serde_json::Value) -> anyhow::Result<ExitCode> {
+pub(crate) fn print_json(value: &serde_json::Value) -> anyhow::Result<ExitCode> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -390,8 +432,14 @@ pub async fn config(config: &Config, cmd: ConfigCommand) -> anyhow::Result<ExitC
 }
 
 pub async fn merchant(config: &Config, cmd: MerchantCommand) -> anyhow::Result<ExitCode> {
+    // Read and checked before the database is opened: bad input changes nothing.
+    if let MerchantCommand::Import(args) = cmd {
+        return crate::merchant_import::run(config, args).await;
+    }
     let (engine, _) = open_engine(config).await?;
     match cmd {
+        // Returned above, before the database was opened.
+        MerchantCommand::Import(_) => {}
         MerchantCommand::Create {
             name,
             currency,
@@ -680,14 +728,16 @@ pub async fn callbacks(config: &Config, cmd: CallbacksCommand) -> anyhow::Result
             json,
         } => {
             let list = engine
-                .callbacks(merchant_id.as_ref(), limit.clamp(1, 1000))
+                .callback_records(merchant_id.as_ref(), limit.clamp(1, 1000))
                 .await?;
             let mut rows = Vec::new();
-            for cb in &list {
+            for r in &list {
+                let cb = &r.callback;
                 let attempts = engine.callback_attempts(&cb.order_key).await?;
                 let last = attempts.last();
                 rows.push(json!({
                     "order_key": cb.order_key,
+                    "order_id": r.order_id.as_str(),
                     "merchant_id": cb.merchant_id.as_str(),
                     "url": cb.url,
                     "status": cb.status.as_str(),
@@ -705,8 +755,10 @@ pub async fn callbacks(config: &Config, cmd: CallbacksCommand) -> anyhow::Result
             }
             for r in rows {
                 println!(
-                    "{}  {:<9}  attempts {:<3}  last {}  {}",
+                    "{}  {}  {:<32}  {:<9}  attempts {:<3}  last {}  {}",
                     r["order_key"].as_str().unwrap_or(""),
+                    r["merchant_id"].as_str().unwrap_or(""),
+                    r["order_id"].as_str().unwrap_or(""),
                     r["status"].as_str().unwrap_or(""),
                     r["attempts"],
                     r["last_http_status"],
@@ -714,12 +766,59 @@ pub async fn callbacks(config: &Config, cmd: CallbacksCommand) -> anyhow::Result
                 );
             }
         }
-        CallbacksCommand::Retry { merchant, order_id } => {
-            let m = engine.merchant(&merchant.merchant_id).await?;
-            let order_id = qrgate_domain::MerchantOrderId::parse(&order_id)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            engine.retry_callback(&m, &order_id).await?;
-            println!("the notification of order {order_id} will be sent again now (by a running gateway)");
+        CallbacksCommand::Show { order, json } => {
+            let history = engine
+                .callback_history(&order.id, order.merchant_id.as_ref())
+                .await?;
+            let (r, cb) = (&history.record, &history.record.callback);
+            if json {
+                return print_json(&json!({
+                    "order_key": cb.order_key,
+                    "order_id": r.order_id.as_str(),
+                    "merchant_id": cb.merchant_id.as_str(),
+                    "url": cb.url,
+                    "status": cb.status.as_str(),
+                    "attempts": history.attempts.iter().map(|a| json!({
+                        "at": a.at.to_rfc3339(),
+                        "http_status": a.http_status,
+                        "latency_ms": a.latency_ms,
+                        "answer": a.excerpt,
+                    })).collect::<Vec<_>>(),
+                    "next_attempt_at": cb.next_attempt_at.map(|t| t.to_rfc3339()),
+                    "created_at": cb.created_at.to_rfc3339(),
+                }));
+            }
+            println!("notification of order {} ({})", r.order_id, cb.merchant_id);
+            println!("  order key     {}", cb.order_key);
+            println!("  url           {}", cb.url);
+            println!("  status        {}", cb.status.as_str());
+            println!("  queued        {}", cb.created_at.to_rfc3339());
+            match cb.next_attempt_at {
+                Some(t) => println!("  next attempt  {}", t.to_rfc3339()),
+                None => println!("  next attempt  none"),
+            }
+            println!("attempts ({}):", history.attempts.len());
+            for (n, a) in history.attempts.iter().enumerate() {
+                let status = a
+                    .http_status
+                    .map_or("no HTTP answer".to_owned(), |s| format!("HTTP {s}"));
+                println!(
+                    "  {:>2}. {}  {status}  {} ms  {:?}",
+                    n + 1,
+                    a.at.to_rfc3339(),
+                    a.latency_ms,
+                    a.excerpt
+                );
+            }
+        }
+        CallbacksCommand::Retry { order } => {
+            let r = engine
+                .retry_named_callback(&order.id, order.merchant_id.as_ref())
+                .await?;
+            println!(
+                "the notification of order {} ({}, {}) will be sent again now (by a running gateway)",
+                r.order_id, r.callback.merchant_id, r.callback.order_key
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

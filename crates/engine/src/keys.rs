@@ -143,9 +143,52 @@ impl SignKeyPlain {
         SignKeyPlain(SecretString::from(hex::encode_upper(bytes)))
     }
 
+    /// A key the merchant already has (moved from another gateway), checked for the form
+    /// OTTPAY issues: upper-case hex (`ottpay.md` §13.6: one client upper-cases its key, so
+    /// a lower-case key would not work with it), 16 characters as a rule, 14 in an old sample
+    /// (§2); accepted from [`SIGN_KEY_MIN_LEN`] to [`SIGN_KEY_MAX_LEN`]. Surrounding
+    /// whitespace is ignored. The error never contains the key.
+    pub fn parse(text: &str) -> Result<SignKeyPlain, SignKeyFormatError> {
+        let key = text.trim();
+        if key.is_empty() {
+            return Err(SignKeyFormatError::Empty);
+        }
+        if !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(SignKeyFormatError::NotHex);
+        }
+        if key.bytes().any(|b| b.is_ascii_lowercase()) {
+            return Err(SignKeyFormatError::LowerCase);
+        }
+        if !(SIGN_KEY_MIN_LEN..=SIGN_KEY_MAX_LEN).contains(&key.len()) {
+            return Err(SignKeyFormatError::Length(key.len()));
+        }
+        Ok(SignKeyPlain(SecretString::from(key.to_owned())))
+    }
+
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }
+}
+
+/// The shortest sign key accepted from another gateway (an old OTTPAY sample has 14 digits).
+pub const SIGN_KEY_MIN_LEN: usize = 14;
+/// The longest sign key accepted from another gateway.
+pub const SIGN_KEY_MAX_LEN: usize = 64;
+
+/// Why a sign key given to qrgate does not have the form OTTPAY keys have. Never holds the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignKeyFormatError {
+    #[error("the sign key is empty")]
+    Empty,
+    #[error("the sign key has characters other than 0-9 and A-F (OTTPAY keys are upper-case hex)")]
+    NotHex,
+    #[error(
+        "the sign key has lower-case letters: OTTPAY keys are upper-case hex, and some POS \
+         upper-case their key before use; give it as the POS has it, in upper case"
+    )]
+    LowerCase,
+    #[error("the sign key has {0} characters: expected 14 to 64 (OTTPAY issues 16)")]
+    Length(usize),
 }
 
 #[cfg(test)]
@@ -162,6 +205,35 @@ mod tests {
             .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)));
         assert_ne!(k.expose(), SignKeyPlain::generate().expose());
         assert_eq!(format!("{k:?}"), "SignKeyPlain(***)");
+    }
+
+    #[test]
+    fn keys_from_another_gateway_must_have_the_ottpay_form() {
+        assert_eq!(
+            SignKeyPlain::parse(" 6698851A525C9433\n").unwrap().expose(),
+            "6698851A525C9433"
+        );
+        assert!(SignKeyPlain::parse("12345678901234").is_ok(), "14 digits");
+        assert!(SignKeyPlain::parse(&"A".repeat(64)).is_ok());
+        let refused = [
+            ("", SignKeyFormatError::Empty),
+            ("  ", SignKeyFormatError::Empty),
+            ("6698851a525c9433", SignKeyFormatError::LowerCase),
+            ("6698851A525C943G", SignKeyFormatError::NotHex),
+            ("6698851A 525C9433", SignKeyFormatError::NotHex),
+            ("1234567890123", SignKeyFormatError::Length(13)),
+            (&*"A".repeat(65), SignKeyFormatError::Length(65)),
+        ];
+        for (text, error) in refused {
+            let e = SignKeyPlain::parse(text).unwrap_err();
+            assert_eq!(e, error, "{text:?}");
+            if !text.trim().is_empty() {
+                assert!(
+                    !e.to_string().contains(text.trim()),
+                    "the key is not echoed"
+                );
+            }
+        }
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! `qrgate-http`. It never logs secrets: sign keys leave it only as [`SignKeyPlain`], whose
 //! `Debug` is redacted.
 
+mod callback_history;
 mod callbacks;
 mod clock;
 mod demo;
 mod error;
 mod fx;
+mod import;
 mod keys;
 mod merchants;
 mod payments;
@@ -20,12 +22,19 @@ mod settle_watch;
 mod till;
 mod timing;
 
+pub use callback_history::CallbackHistory;
 pub use callbacks::{check_callback_url, is_special, CallbackSettings, NotificationFormat};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use demo::{DemoMerchant, DEMO_TILL_PIN};
 pub use error::EngineError;
 pub use fx::FxError;
-pub use keys::{MasterKey, MasterKeyError, SignKeyPlain};
+pub use import::{
+    ImportError, ImportRefusal, ImportRefusalReason, ImportedMerchant, MerchantImport,
+    MAX_IMPORT_MERCHANTS,
+};
+pub use keys::{
+    MasterKey, MasterKeyError, SignKeyFormatError, SignKeyPlain, SIGN_KEY_MAX_LEN, SIGN_KEY_MIN_LEN,
+};
 pub use merchants::{CreatedMerchant, MerchantRequest, PosAuthError, PosCredentials, RotatedKey};
 pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
 pub use qr_orders::{NotificationError, QrPayment};

@@ -59,7 +59,7 @@ pub struct CallbackAttempt {
 
 const COLUMNS: &str = "order_key, merchant_id, url, status, attempts, next_attempt_at, created_at";
 
-fn callback_from_row(row: &AnyRow) -> Result<Callback, StoreError> {
+pub(crate) fn callback_from_row(row: &AnyRow) -> Result<Callback, StoreError> {
     let text = |c: &str| row.try_get::<String, _>(c).map_err(StoreError::corrupt);
     let next: Option<i64> = row
         .try_get("next_attempt_at")

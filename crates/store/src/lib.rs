@@ -10,6 +10,7 @@
 //! `CHECK` listing the enum's values, timestamps as UTC milliseconds since the epoch, and
 //! `created_at` / `updated_at` on every table.
 
+mod callback_history;
 mod callbacks;
 mod claims;
 mod error;
@@ -24,6 +25,7 @@ mod till;
 mod time;
 mod writer;
 
+pub use callback_history::CallbackRecord;
 pub use callbacks::{Callback, CallbackAttempt, CallbackStatus};
 pub use error::StoreError;
 pub use ledger::{AccountBalance, LedgerEntry};

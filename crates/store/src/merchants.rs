@@ -116,10 +116,63 @@ fn to_i64(n: u64) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| StoreError::corrupt(format!("sequence number {n} too large")))
 }
 
+/// Inserts a merchant with its first shop (`…001`) and first operator (`0000000001`) on the
+/// caller's transaction. The merchant's number is its id's: [`Store::next_merchant_id`]
+/// allocates above every number stored, so an id created later never equals one imported.
+async fn insert_merchant(
+    conn: &mut sqlx::AnyConnection,
+    new: &NewMerchant,
+    ms: i64,
+) -> Result<(), StoreError> {
+    let id = &new.id;
+    let shop_id = ShopId::new(id, 1).map_err(StoreError::corrupt)?;
+    let operator_id = OperatorId::from_number(1).map_err(StoreError::corrupt)?;
+    sqlx::query(
+        "INSERT INTO merchants (id, seq, name, currency, time_zone, status, sign_key_enc, \
+         sign_key_version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'active', $6, 1, $7, $7)",
+    )
+    .bind(id.as_str())
+    .bind(to_i64(id.number())?)
+    .bind(&new.name)
+    .bind(new.currency.code())
+    .bind(new.time_zone.name())
+    .bind(&new.sign_key_enc)
+    .bind(ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx(e, "merchant"))?;
+    sqlx::query(
+        "INSERT INTO shops (id, merchant_id, number, name, created_at, updated_at) \
+         VALUES ($1, $2, 1, $3, $4, $4)",
+    )
+    .bind(shop_id.as_str())
+    .bind(id.as_str())
+    .bind(&new.first_shop_name)
+    .bind(ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx(e, "shop"))?;
+    sqlx::query(
+        "INSERT INTO operators (merchant_id, id, number, name, created_at, updated_at) \
+         VALUES ($1, $2, 1, $3, $4, $4)",
+    )
+    .bind(id.as_str())
+    .bind(operator_id.as_str())
+    .bind(&new.first_operator_name)
+    .bind(ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx(e, "operator"))?;
+    Ok(())
+}
+
 impl Store {
-    /// The next free merchant id with `prefix`. Merchant numbers are global across prefixes.
-    /// Two callers may get the same id; the second [`Store::create_merchant`] then fails with
-    /// [`StoreError::Conflict`] and the caller asks again.
+    /// The next free merchant id with `prefix`. Merchant numbers are global across prefixes
+    /// (`UNIQUE (seq)`), and the next is one above the highest stored, imported ids included,
+    /// so it is never an id already taken. Two callers may get the same id; the second
+    /// [`Store::create_merchant`] then fails with [`StoreError::Conflict`] and the caller asks
+    /// again.
     pub async fn next_merchant_id(&self, prefix: &str) -> Result<MerchantId, StoreError> {
         let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM merchants")
             .fetch_one(&self.pool)
@@ -133,72 +186,56 @@ impl Store {
     }
 
     /// Creates a merchant, its first shop (`…001`) and its first operator (`0000000001`), in
-    /// one transaction. [`StoreError::Conflict`] if the id is taken.
+    /// one transaction. [`StoreError::Conflict`] if the id, or its number under another
+    /// prefix, is taken.
     pub async fn create_merchant(
         &self,
         new: &NewMerchant,
         now: DateTime<Utc>,
     ) -> Result<NewMerchantCreated, StoreError> {
         let err = |e| StoreError::from_sqlx(e, "merchant");
-        let id = new.id.clone();
-        let seq = id.number();
-        let shop_id = ShopId::new(&id, 1).map_err(StoreError::corrupt)?;
-        let operator_id = OperatorId::from_number(1).map_err(StoreError::corrupt)?;
-        let ms = to_millis(now);
-
         let mut tx = self.pool.begin().await.map_err(err)?;
-        sqlx::query(
-            "INSERT INTO merchants (id, seq, name, currency, time_zone, status, sign_key_enc, \
-             sign_key_version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'active', $6, 1, $7, $7)",
-        )
-        .bind(id.as_str())
-        .bind(to_i64(seq)?)
-        .bind(&new.name)
-        .bind(new.currency.code())
-        .bind(new.time_zone.name())
-        .bind(&new.sign_key_enc)
-        .bind(ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
-        sqlx::query(
-            "INSERT INTO shops (id, merchant_id, number, name, created_at, updated_at) \
-             VALUES ($1, $2, 1, $3, $4, $4)",
-        )
-        .bind(shop_id.as_str())
-        .bind(id.as_str())
-        .bind(&new.first_shop_name)
-        .bind(ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::from_sqlx(e, "shop"))?;
-        sqlx::query(
-            "INSERT INTO operators (merchant_id, id, number, name, created_at, updated_at) \
-             VALUES ($1, $2, 1, $3, $4, $4)",
-        )
-        .bind(id.as_str())
-        .bind(operator_id.as_str())
-        .bind(&new.first_operator_name)
-        .bind(ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::from_sqlx(e, "operator"))?;
+        insert_merchant(&mut tx, new, to_millis(now)).await?;
         tx.commit().await.map_err(err)?;
+        self.created(new).await
+    }
 
+    /// Creates every merchant of `merchants` as [`Store::create_merchant`] does, in one
+    /// transaction: all of them or, on any error (a taken id or number, a crash), none.
+    pub async fn import_merchants(
+        &self,
+        merchants: &[NewMerchant],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<NewMerchantCreated>, StoreError> {
+        let err = |e| StoreError::from_sqlx(e, "merchant");
+        let ms = to_millis(now);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        for new in merchants {
+            insert_merchant(&mut tx, new, ms).await?;
+        }
+        tx.commit().await.map_err(err)?;
+        let mut created = Vec::with_capacity(merchants.len());
+        for new in merchants {
+            created.push(self.created(new).await?);
+        }
+        Ok(created)
+    }
+
+    /// The merchant just created from `new`, with its first shop and operator.
+    async fn created(&self, new: &NewMerchant) -> Result<NewMerchantCreated, StoreError> {
         let merchant = self
-            .merchant(&id)
+            .merchant(&new.id)
             .await?
             .ok_or(StoreError::NotFound("merchant"))?;
         Ok(NewMerchantCreated {
             shop: Shop {
-                id: shop_id,
+                id: ShopId::new(&new.id, 1).map_err(StoreError::corrupt)?,
                 name: new.first_shop_name.clone(),
                 created_at: merchant.created_at,
             },
             operator: Operator {
-                merchant_id: id,
-                id: operator_id,
+                merchant_id: new.id.clone(),
+                id: OperatorId::from_number(1).map_err(StoreError::corrupt)?,
                 name: new.first_operator_name.clone(),
                 created_at: merchant.created_at,
             },

@@ -76,10 +76,16 @@ pub struct TestDb {
 impl TestDb {
     /// A migrated SQLite database in a fresh temporary directory.
     pub async fn sqlite() -> TestDb {
+        let db = TestDb::sqlite_unmigrated().await;
+        db.store.migrate().await.unwrap();
+        db
+    }
+
+    /// An empty SQLite database, not migrated (for tests of upgrades from older schemas).
+    pub async fn sqlite_unmigrated() -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("qrgate.db");
         let store = Store::open_sqlite(&path).await.unwrap();
-        store.migrate().await.unwrap();
         let url = format!("sqlite://{}?mode=rwc", path.display());
         TestDb {
             url,
@@ -92,6 +98,13 @@ impl TestDb {
     /// no server (the skip has been reported). Databases are named `qrgate_t_<pid>_<n>`; the
     /// first call in a process drops those left by processes that are gone.
     pub async fn postgres(test: &str) -> Option<TestDb> {
+        let db = TestDb::postgres_unmigrated(test).await?;
+        db.store.migrate().await.unwrap();
+        Some(db)
+    }
+
+    /// As [`TestDb::postgres`], but an empty database, not migrated.
+    pub async fn postgres_unmigrated(test: &str) -> Option<TestDb> {
         let admin_url = postgres_admin_url(test).await?;
         static CLEANED: OnceLock<()> = OnceLock::new();
         static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -112,7 +125,6 @@ impl TestDb {
         let _ = admin.close().await;
         let url = replace_database(&admin_url, &name);
         let store = Store::connect(&url, 5).await.unwrap();
-        store.migrate().await.unwrap();
         Some(TestDb {
             url,
             store,

@@ -3,8 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bench;
+mod callbacks;
 mod commands;
 mod crash;
+mod import;
 mod pos_charge;
 mod pos_scan;
 mod serve;

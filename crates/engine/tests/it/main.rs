@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::{Duration, TimeZone, Utc};
 use qrgate_domain::{Currency, MerchantStatus, TerminalNo};
 use qrgate_engine::{
-    Engine, EngineError, FixedClock, FxError, MasterKey, MasterKeyError, MerchantRequest,
-    PosAuthError,
+    Engine, EngineError, FixedClock, FxError, ImportError, ImportRefusalReason, MasterKey,
+    MasterKeyError, MerchantImport, MerchantRequest, PosAuthError, SignKeyPlain,
 };
 use qrgate_testkit::{backend_tests, TestDb};
 
@@ -254,7 +254,118 @@ async fn people_and_terminals_are_validated(db: TestDb) {
     ));
 }
 
+fn import(id: &str, key: &str) -> MerchantImport {
+    MerchantImport {
+        id: qrgate_domain::MerchantId::parse(id).unwrap(),
+        name: format!("Shop {id}"),
+        currency: Currency::Cad,
+        time_zone: "America/Toronto".parse().unwrap(),
+        sign_key: SignKeyPlain::parse(key).unwrap(),
+    }
+}
+
+/// A merchant moved from another gateway is recognised with its own id and key (sealed at
+/// rest), gets a first shop and operator, and the next merchant created gets a later number.
+async fn an_imported_merchant_keeps_its_id_and_sign_key(db: TestDb) {
+    let engine = Engine::new(db.store.clone(), MasterKey::generate(), clock())
+        .await
+        .unwrap();
+    let imported = engine
+        .import_merchants(&[import("QC00005496", "6698851A525C9433")])
+        .await
+        .unwrap();
+    assert_eq!(imported.len(), 1);
+    assert_eq!(imported[0].merchant.id.as_str(), "QC00005496");
+    assert_eq!(imported[0].shop.id.as_str(), "QC00005496001");
+    assert_eq!(imported[0].operator.id.as_str(), "0000000001");
+    let creds = engine.pos_credentials("QC00005496").await.unwrap();
+    assert_eq!(creds.keys.len(), 1);
+    assert_eq!(creds.keys[0].expose(), "6698851A525C9433");
+    let stored = db
+        .store
+        .merchant_keys(&imported[0].merchant.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!stored
+        .current_enc
+        .windows(16)
+        .any(|w| w == b"6698851A525C9433"));
+    let created = engine.create_merchant(&request("new")).await.unwrap();
+    assert_eq!(created.merchant.id.as_str(), "BC00005497");
+    // It is a merchant like any other: its key can be rotated.
+    let rotated = engine
+        .rotate_sign_key(&imported[0].merchant.id, None)
+        .await
+        .unwrap();
+    assert_ne!(rotated.sign_key.expose(), "6698851A525C9433");
+}
+
+/// One refused merchant refuses the whole list, every reason is reported with its place in
+/// the list, and nothing is written.
+async fn an_import_with_a_refused_merchant_imports_none(db: TestDb) {
+    let engine = Engine::new(db.store.clone(), MasterKey::generate(), clock())
+        .await
+        .unwrap();
+    engine.create_merchant(&request("here")).await.unwrap();
+    let key = "6698851A525C9433";
+    let list = [
+        import("ON00000010", key),
+        import("ON00000011", key),
+        import("ON00000010", key),
+        import("QC00000011", key),
+        import("BC00000001", key),
+        import("QC00000001", key),
+        MerchantImport {
+            name: "  ".into(),
+            ..import("ON00000012", key)
+        },
+    ];
+    let id = |s: &str| qrgate_domain::MerchantId::parse(s).unwrap();
+    match engine.import_merchants(&list).await {
+        Err(ImportError::Refused(refusals)) => assert_eq!(
+            refusals
+                .into_iter()
+                .map(|r| (r.index, r.reason))
+                .collect::<Vec<_>>(),
+            vec![
+                (2, ImportRefusalReason::Repeated { first: 0 }),
+                (
+                    3,
+                    ImportRefusalReason::NumberRepeated {
+                        first: 1,
+                        other: id("ON00000011")
+                    }
+                ),
+                (4, ImportRefusalReason::Exists),
+                (
+                    5,
+                    ImportRefusalReason::NumberTaken {
+                        by: id("BC00000001")
+                    }
+                ),
+                (
+                    6,
+                    ImportRefusalReason::Name(qrgate_domain::NameError::Empty)
+                ),
+            ]
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(engine.merchants().await.unwrap().len(), 1);
+    assert!(matches!(
+        engine.pos_credentials("ON00000010").await,
+        Err(PosAuthError::UnknownMerchant)
+    ));
+    // The good ones alone go in.
+    let imported = engine.import_merchants(&list[..2]).await.unwrap();
+    assert_eq!(imported.len(), 2);
+    assert_eq!(engine.merchants().await.unwrap().len(), 3);
+}
+
 backend_tests!(
+    an_imported_merchant_keeps_its_id_and_sign_key,
+    an_import_with_a_refused_merchant_imports_none,
     a_created_merchant_is_recognised_with_its_key,
     unknown_malformed_and_disabled_merchants_are_refused,
     a_rotated_key_keeps_the_old_one_for_the_grace_period_only,

@@ -1,6 +1,8 @@
 //! The store suite: every test runs on SQLite and, when a server is reachable, PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod upgrades;
+
 use chrono::{Duration, TimeZone, Utc};
 use qrgate_domain::{
     Currency, FxQuote, FxRate, MerchantId, MerchantStatus, MerchantTimeZone, ShopId, TerminalNo,
@@ -531,7 +533,115 @@ async fn concurrent_payments_are_each_recorded_as_if_alone(db: TestDb) {
     assert!(!balances.is_empty(), "the 96 payments were posted");
 }
 
+/// An import keeps the ids given, all in one transaction: one taken id (or number) leaves
+/// nothing of the others; new ids are then allocated above every imported number.
+async fn an_import_is_all_or_nothing_and_new_ids_come_after_it(db: TestDb) {
+    let here = create(&db.store, "here").await.unwrap().merchant.id;
+    let id = |s: &str| MerchantId::parse(s).unwrap();
+    let list = |ids: &[&str]| {
+        ids.iter()
+            .map(|s| new_merchant(id(s), s))
+            .collect::<Vec<_>>()
+    };
+    for refused in [
+        list(&["QC00005496", "AB00000777", here.as_str()]),
+        // The same number under another prefix: numbers are unique across prefixes.
+        list(&["QC00005496", "QC00000001"]),
+        list(&["QC00005496", "AB00005496"]),
+    ] {
+        let r = db.store.import_merchants(&refused, now()).await;
+        assert!(
+            matches!(r, Err(StoreError::Conflict { what: "merchant" })),
+            "{r:?}"
+        );
+        assert_eq!(db.store.merchants().await.unwrap().len(), 1);
+        assert!(db.store.shops(&id("QC00005496")).await.unwrap().is_empty());
+        assert!(db
+            .store
+            .operators(&id("QC00005496"))
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    let imported = db
+        .store
+        .import_merchants(&list(&["QC00005496", "AB00000777"]), now())
+        .await
+        .unwrap();
+    assert_eq!(imported[0].merchant.id.as_str(), "QC00005496");
+    assert_eq!(imported[0].shop.id.as_str(), "QC00005496001");
+    assert_eq!(imported[0].operator.id.as_str(), "0000000001");
+    assert_eq!(imported[1].merchant.name, "AB00000777");
+    let keys = db
+        .store
+        .merchant_keys(&id("AB00000777"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((keys.current_enc, keys.version), (vec![1, 2, 3, 4], 1));
+    let next = create(&db.store, "next").await.unwrap().merchant.id;
+    assert_eq!(next.as_str(), "ON00005497");
+}
+
+/// A notification is found by its order's gateway key or by the merchant's order_id, for one
+/// merchant or all, and is listed with that order_id.
+async fn notifications_are_found_by_order_key_or_merchant_order_id(db: TestDb) {
+    use qrgate_domain::{MerchantOrderId, OrderStatus};
+    let a = create(&db.store, "a").await.unwrap().merchant.id;
+    let b = create(&db.store, "b").await.unwrap().merchant.id;
+    for (merchant, n, order_id) in [(&a, 1, "SAME"), (&b, 2, "SAME"), (&a, 3, "ONLY-A")] {
+        let mut o = order(merchant, n, now());
+        o.order_id = MerchantOrderId::parse(order_id).unwrap();
+        o.call_back_url = Some("https://shop.example/notify".into());
+        db.store.insert_order(&o).await.unwrap();
+        let mut paid = o.clone();
+        paid.status = OrderStatus::Paid;
+        paid.paid_at = Some(now());
+        paid.next_check_at = None;
+        assert!(db
+            .store
+            .update_order_recorded(&paid, OrderStatus::Unknown, None, now(), None)
+            .await
+            .unwrap());
+    }
+    let key = |n: usize| order(&a, n, now()).key;
+    let keys = |found: Vec<qrgate_store::CallbackRecord>| {
+        let mut keys: Vec<String> = found.into_iter().map(|r| r.callback.order_key).collect();
+        keys.sort();
+        keys
+    };
+    let named = |name: String, merchant: Option<MerchantId>| {
+        let store = db.store.clone();
+        async move {
+            store
+                .callbacks_named(&name, merchant.as_ref())
+                .await
+                .unwrap()
+        }
+    };
+    let by_key = named(key(3), None).await;
+    assert_eq!(by_key.len(), 1);
+    assert_eq!(by_key[0].order_id.as_str(), "ONLY-A");
+    assert_eq!(keys(named("ONLY-A".into(), None).await), vec![key(3)]);
+    assert_eq!(keys(named("SAME".into(), None).await), vec![key(1), key(2)]);
+    assert_eq!(
+        keys(named("SAME".into(), Some(b.clone())).await),
+        vec![key(2)]
+    );
+    assert!(named(key(1), Some(b.clone())).await.is_empty());
+    assert!(named("NOPE".into(), None).await.is_empty());
+
+    let listed = db.store.callback_records(Some(&a), 10).await.unwrap();
+    let mut ids: Vec<&str> = listed.iter().map(|r| r.order_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["ONLY-A", "SAME"]);
+    assert_eq!(db.store.callback_records(None, 10).await.unwrap().len(), 3);
+    assert_eq!(db.store.callback_records(None, 2).await.unwrap().len(), 2);
+}
+
 backend_tests!(
+    an_import_is_all_or_nothing_and_new_ids_come_after_it,
+    notifications_are_found_by_order_key_or_merchant_order_id,
     concurrent_payments_are_each_recorded_as_if_alone,
     merchants_get_sequential_ids_with_a_first_shop_and_operator,
     concurrent_merchant_creation_never_reuses_an_id,
