@@ -452,7 +452,7 @@ impl Engine {
             .await
             .map_err(|e| describe(&e))?;
         let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
+        let text = read_capped(response, ANSWER_LIMIT_BYTES).await;
         Ok((status, text))
     }
 
@@ -488,6 +488,27 @@ impl Engine {
             Err(EngineError::NotFound("notification for that order"))
         }
     }
+}
+
+/// How much of a merchant's answer is read: enough for `success`/`fail` and for the first
+/// 120 characters kept with the attempt. The rest is never read, so a merchant answering
+/// megabytes cannot make the gateway hold them.
+const ANSWER_LIMIT_BYTES: usize = 4096;
+
+/// The start of `response`'s body, at most `limit` bytes (lossy UTF-8); the connection is
+/// dropped with the rest unread.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> String {
+    let mut body: Vec<u8> = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = limit - body.len();
+                body.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or(&chunk));
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 #[cfg(test)]

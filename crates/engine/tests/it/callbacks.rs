@@ -464,3 +464,47 @@ async fn special_addresses_are_refused_at_delivery() {
         assert_eq!(w.status(key).await, CallbackStatus::Pending, "{url}");
     }
 }
+
+/// A merchant whose answer never ends (or runs to megabytes) cannot hold the gateway: only
+/// the first few KiB are read, enough to see `success`, and the delivery completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_answer_is_read_only_as_far_as_needed() {
+    let w = World::start().await;
+    let listener = TcpListener::bind((PUBLIC, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut head = [0u8; 8192];
+                let _ = stream.read(&mut head);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n7\r\nsuccess\r\n",
+                );
+                // Then filler forever (until the gateway hangs up).
+                let filler = format!("{:x}\r\n{}\r\n", 1024, " ".repeat(1024));
+                while stream.write_all(filler.as_bytes()).is_ok() {}
+            });
+        }
+    });
+    w.resolver.answer("endless.test", &[&[PUBLIC]]);
+    let key = w
+        .paid_order("E1", &format!("http://endless.test:{port}/notify"))
+        .await;
+    let started = std::time::Instant::now();
+    w.deliver().await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the delivery waited for the end of the answer: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(w.status(&key).await, CallbackStatus::Delivered);
+    let attempts = w.attempts(&key).await;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].http_status, Some(200));
+    assert!(
+        attempts[0].excerpt.starts_with("success"),
+        "{:?}",
+        attempts[0].excerpt
+    );
+}
