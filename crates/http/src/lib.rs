@@ -9,6 +9,7 @@
 //! connections per source, header and idle timeouts (`transport`); request slots with a
 //! bounded share for the public routes, and a deadline on every request (`limits`).
 
+mod body;
 mod limits;
 mod metrics;
 mod notify;

@@ -1,7 +1,7 @@
 //! The transport under abuse, over real TCP against a served gateway: slow and stalled
 //! clients cannot starve the POS endpoint or `/healthz`, slow headers are cut off, every
-//! request is answered by its deadline, and one address cannot open more than its share of
-//! connections.
+//! request is answered by its deadline, one address cannot open more than its share of
+//! connections, and an oversized body gets its 413 answer rather than a reset.
 //!
 //! These run on SQLite only: the transport does not depend on the database, and a flood of
 //! a thousand connections per backend would only double the load on a shared machine.
@@ -456,4 +456,87 @@ async fn one_address_cannot_open_more_than_its_share_of_connections() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A plain client that writes the whole of an oversized body before reading (as Python's
+/// urllib does) gets the 413 answer with its envelope every time, never a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_get_their_413_answer_not_a_reset() {
+    let gw = Served::start(HttpConfig::default()).await;
+    assert_eq!(HttpConfig::default().body_limit_bytes, 65_536);
+    let body = vec![b' '; 2 * 1024 * 1024];
+    let mut failures = Vec::new();
+    for i in 0..30 {
+        match post_plainly(gw.addr, "/processV2", &body).await {
+            Ok(answer) => {
+                let (head, json) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+                if !head.starts_with("HTTP/1.1 413") {
+                    failures.push(format!("#{i}: {head}"));
+                    continue;
+                }
+                let envelope: Value = serde_json::from_str(json).unwrap();
+                assert_eq!(envelope["rsp_code"], "PARAM_ERROR", "{envelope}");
+                assert_eq!(
+                    envelope["rsp_msg"], "request body is larger than 65536 bytes",
+                    "{envelope}"
+                );
+            }
+            Err(e) => failures.push(format!("#{i}: {e}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 30 failed: {failures:?}",
+        failures.len()
+    );
+
+    // The body was read to its end: the connection stays usable.
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"POST /processV2 HTTP/1.1\r\nhost: qrgate\r\ncontent-length: 200000\r\n\r\n")
+        .await
+        .unwrap();
+    s.write_all(&body[..200_000]).await.unwrap();
+    let answer = read_response(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: qrgate\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_response(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A client that waits for `100 Continue` is refused before it sends the body.
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(
+        b"POST /processV2 HTTP/1.1\r\nhost: qrgate\r\ncontent-length: 2097152\r\n\
+          expect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let answer = read_response(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"rsp_code\":\"PARAM_ERROR\""), "{answer}");
+}
+
+/// Writes a whole POST, then reads the whole answer (the request asks to close).
+async fn post_plainly(addr: SocketAddr, path: &str, body: &[u8]) -> std::io::Result<String> {
+    // A small send buffer and chunks: the body is still on its way when the gateway has
+    // answered, as over a real network (on loopback the kernel would take it all at once).
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_send_buffer_size(32 * 1024)?;
+    let mut s = socket.connect(addr).await?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: qrgate\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    for chunk in body.chunks(16 * 1024) {
+        s.write_all(chunk).await?;
+        tokio::task::yield_now().await;
+    }
+    let mut answer = Vec::new();
+    tokio::time::timeout(ANSWER_WITHIN, s.read_to_end(&mut answer))
+        .await
+        .map_err(|_| std::io::Error::other("no answer in time"))??;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
 }
