@@ -10,6 +10,7 @@
 //! bounded share for the public routes, and a deadline on every request (`limits`).
 
 mod body;
+mod headers;
 mod limits;
 mod metrics;
 mod notify;
@@ -126,7 +127,7 @@ pub fn app(state: AppState) -> Router {
         .route("/notify/{wallet}", post(notify::handle))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
-        .merge(till::router())
+        .merge(headers::for_pages(till::router(), &till::inline_styles()))
         .with_state(state)
         // Within the request's span: the deadline, and a slot.
         .layer(axum::middleware::from_fn_with_state(
@@ -154,7 +155,7 @@ pub fn app(state: AppState) -> Router {
             slots,
             limits::public_share,
         ));
-    router
+    headers::for_every_response(router)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }

@@ -1,7 +1,8 @@
 //! The transport under abuse, over real TCP against a served gateway: slow and stalled
 //! clients cannot starve the POS endpoint or `/healthz`, slow headers are cut off, every
 //! request is answered by its deadline, one address cannot open more than its share of
-//! connections, and an oversized body gets its 413 answer rather than a reset.
+//! connections, an oversized body gets its 413 answer rather than a reset, and every answer
+//! carries the security headers.
 //!
 //! These run on SQLite only: the transport does not depend on the database, and a flood of
 //! a thousand connections per backend would only double the load on a shared machine.
@@ -456,6 +457,79 @@ async fn one_address_cannot_open_more_than_its_share_of_connections() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Every answer carries the headers that are harmless everywhere; the till's pages carry a
+/// strict policy of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_the_security_headers() {
+    let gw = Served::start(HttpConfig::default()).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let envelope = gw.pos().envelope(
+        "EX_RATE_QUERY",
+        json!({"fee_type": "CAD"}).as_object().unwrap(),
+    );
+    let pos = http
+        .post(gw.url("/processV2"))
+        .json(&envelope)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pos.status(), 200);
+    let page = http.get(gw.url("/pos/sign-in")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let redirect = http.get(gw.url("/pos")).send().await.unwrap();
+    assert_eq!(redirect.status(), 303);
+    let script = http
+        .get(gw.url("/pos/assets/till.js"))
+        .send()
+        .await
+        .unwrap();
+    let health = http.get(gw.url("/healthz")).send().await.unwrap();
+    let missing = http.get(gw.url("/nope")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+
+    for (what, r) in [
+        ("POS answer", &pos),
+        ("sign-in page", &page),
+        ("redirect", &redirect),
+        ("script", &script),
+        ("health", &health),
+        ("404", &missing),
+    ] {
+        let h = r.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+        assert_eq!(h["x-frame-options"], "DENY", "{what}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+        assert!(csp.starts_with("default-src 'none'"), "{what}: {csp}");
+        assert!(!csp.contains("unsafe"), "{what}: {csp}");
+    }
+    for (what, r) in [("POS answer", &pos), ("health", &health)] {
+        let csp = r.headers()["content-security-policy"].to_str().unwrap();
+        assert_eq!(csp, "default-src 'none'; frame-ancestors 'none'", "{what}");
+    }
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    for directive in [
+        "script-src 'self'",
+        "style-src 'self' 'sha256-",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+    // The page itself needs nothing the policy forbids: no inline script or style
+    // attribute.
+    let body = page.text().await.unwrap();
+    assert!(
+        !body.contains("<script>") && !body.contains(" style="),
+        "{body}"
+    );
 }
 
 /// A plain client that writes the whole of an oversized body before reading (as Python's
