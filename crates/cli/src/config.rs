@@ -71,6 +71,80 @@ pub struct Config {
     /// Exchange rates from the wallets (`[fx]`).
     #[serde(default)]
     pub fx: FxConfig,
+    /// Connections, timeouts and request slots (`[http]`).
+    #[serde(default)]
+    pub http: HttpLimitsConfig,
+}
+
+/// `[http]`: what keeps slow or abusive clients from holding the gateway. The defaults suit
+/// a gateway behind a load balancer; README's configuration table says what each protects.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpLimitsConfig {
+    pub header_read_timeout_secs: u32,
+    pub idle_timeout_secs: u32,
+    pub request_timeout_secs: u32,
+    pub max_connections_per_ip: u32,
+    pub max_requests: u32,
+    pub max_public_requests: u32,
+}
+
+impl Default for HttpLimitsConfig {
+    fn default() -> Self {
+        let d = qrgate_http::HttpLimits::default();
+        let secs = |t: std::time::Duration| u32::try_from(t.as_secs()).unwrap_or(u32::MAX);
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        HttpLimitsConfig {
+            header_read_timeout_secs: secs(d.header_read_timeout),
+            idle_timeout_secs: secs(d.idle_timeout),
+            request_timeout_secs: secs(d.request_timeout),
+            max_connections_per_ip: count(d.max_connections_per_ip),
+            max_requests: count(d.max_requests),
+            max_public_requests: count(d.max_public_requests),
+        }
+    }
+}
+
+/// The shortest request deadline: the POS endpoint's 10 s to read a body plus the 12 s
+/// budget of a payment's wallet call must fit in it, or payments would be cut off.
+const MIN_REQUEST_TIMEOUT_SECS: u32 = 25;
+
+impl HttpLimitsConfig {
+    /// The HTTP layer's limits.
+    pub fn limits(&self) -> qrgate_http::HttpLimits {
+        let secs = |s: u32| std::time::Duration::from_secs(u64::from(s));
+        let count = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        qrgate_http::HttpLimits {
+            header_read_timeout: secs(self.header_read_timeout_secs),
+            idle_timeout: secs(self.idle_timeout_secs),
+            request_timeout: secs(self.request_timeout_secs),
+            max_connections_per_ip: count(self.max_connections_per_ip),
+            max_requests: count(self.max_requests),
+            max_public_requests: count(self.max_public_requests),
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=60).contains(&self.header_read_timeout_secs) {
+            bail!("invalid configuration: http.header_read_timeout_secs must be between 1 and 60");
+        }
+        if !(1..=3_600).contains(&self.idle_timeout_secs) {
+            bail!("invalid configuration: http.idle_timeout_secs must be between 1 and 3600");
+        }
+        if !(MIN_REQUEST_TIMEOUT_SECS..=600).contains(&self.request_timeout_secs) {
+            bail!("invalid configuration: http.request_timeout_secs must be between {MIN_REQUEST_TIMEOUT_SECS} and 600 (a payment's body read and wallet call must fit)");
+        }
+        if self.max_connections_per_ip == 0 {
+            bail!("invalid configuration: http.max_connections_per_ip must be at least 1");
+        }
+        if self.max_requests < 2 {
+            bail!("invalid configuration: http.max_requests must be at least 2");
+        }
+        if self.max_public_requests == 0 || self.max_public_requests >= self.max_requests {
+            bail!("invalid configuration: http.max_public_requests must be at least 1 and less than http.max_requests (the rest is kept for the POS endpoint)");
+        }
+        Ok(())
+    }
 }
 
 /// `[fx]`: how often the wallets' published exchange rates are fetched, and how old one may
@@ -157,6 +231,7 @@ impl Default for Config {
             wallets: WalletSettings::default(),
             closing: ClosingConfig::default(),
             fx: FxConfig::default(),
+            http: HttpLimitsConfig::default(),
         }
     }
 }
@@ -191,7 +266,10 @@ impl Config {
             .merge(Env::prefixed("QRGATE_").only(&KEYS))
             .merge(
                 Env::prefixed("QRGATE_")
-                    .filter(|key| key.as_str().to_ascii_lowercase().starts_with("wallets__"))
+                    .filter(|key| {
+                        let key = key.as_str().to_ascii_lowercase();
+                        key.starts_with("wallets__") || key.starts_with("http__")
+                    })
                     .split("__"),
             )
             .merge(Serialized::defaults(overrides))
@@ -244,6 +322,7 @@ impl Config {
         if self.master_key.is_some() && self.master_key_file.is_some() {
             bail!("invalid configuration: set master_key or master_key_file, not both");
         }
+        self.http.validate()?;
         Ok(())
     }
 
@@ -335,6 +414,41 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("closing window"));
+    }
+
+    #[test]
+    fn http_limits_are_bounded_and_keep_slots_for_the_pos_endpoint() {
+        let mut config = Config::default();
+        config.http.max_public_requests = config.http.max_requests;
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("http.max_public_requests"));
+        config.http = HttpLimitsConfig::default();
+        config.http.request_timeout_secs = 10;
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("http.request_timeout_secs"));
+        config.http = HttpLimitsConfig::default();
+        config.http.max_connections_per_ip = 0;
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn http_limits_are_read_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("qrgate.toml");
+        std::fs::write(&file, "[http]\nmax_connections_per_ip = 64\n").unwrap();
+        let config = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(config.http.max_connections_per_ip, 64);
+        assert_eq!(config.http.limits().max_connections_per_ip, 64);
+        assert_eq!(
+            config.http.limits().request_timeout,
+            std::time::Duration::from_secs(30)
+        );
     }
 
     #[test]

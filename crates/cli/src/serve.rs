@@ -325,6 +325,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
         engine.clone(),
         HttpConfig {
             body_limit_bytes: config.body_limit_bytes,
+            limits: config.http.limits(),
         },
     );
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();

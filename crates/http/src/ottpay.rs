@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::extract::State;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::header::{HeaderName, CONTENT_TYPE};
+use axum::http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, EXPECT};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use qrgate_domain::{Currency, Merchant, MerchantId};
@@ -33,22 +33,11 @@ use qrgate_ottpay::{
     ResponseEnvelope, RspCode, SignKey,
 };
 
+use crate::body::{read_limited, BodyRead};
 use crate::AppState;
 
 /// How long a client may take to send its request body.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Whether reading the body failed because it exceeded the size limit.
-fn is_length_limit(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
-}
 
 /// A request that was understood and authenticated.
 pub(crate) struct Authenticated {
@@ -66,6 +55,8 @@ pub(crate) struct Refusal {
     message: String,
     key: SignKey,
     status: StatusCode,
+    /// The connection must be closed after the answer (a body left unread).
+    close: bool,
 }
 
 impl Refusal {
@@ -75,6 +66,7 @@ impl Refusal {
             message: message.into(),
             key: key.clone(),
             status: StatusCode::OK,
+            close: false,
         }
     }
 }
@@ -102,8 +94,18 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "127.0.0.1".to_owned(), |c| c.0.ip().to_string());
-    let ((action_label, merchant_id, answer), wallet_time) =
-        qrgate_engine::timed(answer(&state, request.into_body(), client_ip)).await;
+    let expects_continue = request
+        .headers()
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let ((action_label, merchant_id, answer), wallet_time) = qrgate_engine::timed(answer(
+        &state,
+        request.into_body(),
+        expects_continue,
+        client_ip,
+    ))
+    .await;
+    let mut close = false;
     let (status, envelope, code) = match answer {
         Answer::Success { data, key } => (
             StatusCode::OK,
@@ -120,11 +122,14 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
             ResponseEnvelope::sealed(code, &message, &data, &key),
             code,
         ),
-        Answer::Refused(r) => (
-            r.status,
-            ResponseEnvelope::error(r.code, &r.message, &r.key),
-            r.code,
-        ),
+        Answer::Refused(r) => {
+            close = r.close;
+            (
+                r.status,
+                ResponseEnvelope::error(r.code, &r.message, &r.key),
+                r.code,
+            )
+        }
     };
     let elapsed = started.elapsed();
     state.metrics.observe(action_label, code.as_str(), elapsed);
@@ -142,7 +147,7 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         "wallet;dur={:.3};desc=\"wallet calls\"",
         wallet_time.as_secs_f64() * 1000.0
     );
-    (
+    let mut response = (
         status,
         [
             (CONTENT_TYPE, "application/json".to_owned()),
@@ -150,7 +155,13 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
         ],
         envelope.to_json(),
     )
-        .into_response()
+        .into_response();
+    if close {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Decodes, authenticates and serves one request. Returns the action's metric label, the
@@ -158,23 +169,26 @@ pub(crate) async fn handle(State(state): State<AppState>, request: Request) -> R
 async fn answer(
     state: &AppState,
     body: Body,
+    expects_continue: bool,
     client_ip: String,
 ) -> (&'static str, Option<String>, Answer) {
     let no_key = SignKey::new("");
     let limit = state.config.body_limit_bytes;
-    let read = tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit)).await;
-    let bytes = match read {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) if is_length_limit(&e) => {
+    // An oversized body is read to its end (up to a bound) before the refusal, so that the
+    // client hears it rather than a reset (crate::body).
+    let bytes = match read_limited(body, limit, BODY_READ_TIMEOUT, expects_continue).await {
+        BodyRead::Complete(b) => b,
+        BodyRead::TooLarge { drained } => {
             let mut r = Refusal::new(
                 RspCode::ParamError,
                 format!("request body is larger than {limit} bytes"),
                 &no_key,
             );
             r.status = StatusCode::PAYLOAD_TOO_LARGE;
+            r.close = !drained;
             return ("unknown", None, Answer::Refused(r));
         }
-        Ok(Err(_)) => {
+        BodyRead::Broken => {
             let r = Refusal::new(
                 RspCode::ParamError,
                 "request body could not be read",
@@ -182,13 +196,14 @@ async fn answer(
             );
             return ("unknown", None, Answer::Refused(r));
         }
-        Err(_) => {
+        BodyRead::TimedOut => {
             let mut r = Refusal::new(
                 RspCode::ParamError,
                 "request body not received in time",
                 &no_key,
             );
             r.status = StatusCode::REQUEST_TIMEOUT;
+            r.close = true;
             return ("unknown", None, Answer::Refused(r));
         }
     };

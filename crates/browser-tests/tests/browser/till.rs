@@ -324,6 +324,18 @@ async fn activepay_the_phone_pays_the_qr_the_till_shows() {
     .await
     .unwrap();
     till.find("#receipt[data-paper='58']").await.unwrap();
+    // The receipt's inline style applies (the page's Content-Security-Policy allows it by its
+    // hash): 48 mm printable, about 181 CSS pixels, not the window's width.
+    let width = till
+        .client()
+        .execute(
+            "return document.getElementById('receipt').getBoundingClientRect().width;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let width = width.as_f64().unwrap();
+    assert!((170.0..195.0).contains(&width), "receipt {width} px wide");
     till.screenshot("receipt-58mm").await.unwrap();
 
     till.click("#print").await.ok();

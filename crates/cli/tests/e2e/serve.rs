@@ -388,3 +388,57 @@ async fn the_sandboxs_credentials_pasted_into_the_config_take_payments() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("signing_cert_ownr"), "{stderr}");
 }
+
+/// The `[http]` limits reach the served gateway from the file, and from `QRGATE_HTTP__*`;
+/// a value that would leave the POS endpoint no slot is refused, naming the key.
+#[tokio::test]
+async fn the_connection_limits_come_from_the_configuration() {
+    use std::io::{Read, Write};
+
+    let install = Install::sqlite();
+    let config = install.dir.path().join("qrgate.toml");
+    std::fs::write(
+        &config,
+        "[http]\nmax_connections_per_ip = 2\nheader_read_timeout_secs = 60\n",
+    )
+    .unwrap();
+    let server = install.serve(&["--config", config.to_str().unwrap()]);
+    let held: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+        .collect();
+    let mut third = std::net::TcpStream::connect(server.addr).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let _ = third.write_all(b"GET /healthz HTTP/1.1\r\nhost: qrgate\r\n\r\n");
+    let mut answer = Vec::new();
+    let read = third.read_to_end(&mut answer);
+    assert!(
+        answer.is_empty() && !matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a third connection from one address was served: {read:?} {}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(held);
+    let (status, _) = server.terminate();
+    assert!(status.success(), "{status:?}");
+
+    let shown = install
+        .command(&["config", "check"])
+        .env("QRGATE_HTTP__MAX_PUBLIC_REQUESTS", "100")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{stdout}");
+    assert!(stdout.contains("max_public_requests = 100"), "{stdout}");
+    let refused = install
+        .command(&["config", "check"])
+        .env("QRGATE_HTTP__MAX_PUBLIC_REQUESTS", "5000")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("http.max_public_requests"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

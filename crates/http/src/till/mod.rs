@@ -46,6 +46,12 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/pos/assets/till.js", get(layout::js))
 }
 
+/// Every inline `<style>` the till's pages carry (the receipt's, one per paper width): the
+/// pages' Content-Security-Policy allows exactly these, by hash.
+pub(crate) fn inline_styles() -> Vec<String> {
+    receipt::PAPERS.map(receipt::print_style).to_vec()
+}
+
 /// A redirect after a POST or to the sign-in screen (303: the browser follows with a GET).
 pub(crate) fn see_other(to: &str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();

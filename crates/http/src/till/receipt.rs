@@ -47,19 +47,14 @@ pub(crate) async fn page(
         Ok(r) => r,
         Err(e) => return unavailable(locale, &uri, &session, &e.to_string()),
     };
-    // Printable width: the paper less the printer's margins.
-    let (paper, width_mm) = match q.paper.as_deref() {
-        Some("58") => (58, 48),
-        _ => (80, 72),
+    let paper = match q.paper.as_deref() {
+        Some("58") => 58,
+        _ => 80,
     };
     let tz = session.merchant.time_zone;
     let at = order.paid_at.unwrap_or(order.created_at);
     let money = |m: Money| i18n::money(lang, m);
-    let style = format!(
-        "@page{{size:{paper}mm auto;margin:0}}\
-         .receipt{{width:{width_mm}mm;margin:0 auto;font:{size}/1.35 ui-monospace,monospace;color:#000}}",
-        size = if paper == 58 { "9pt" } else { "10.5pt" },
-    );
+    let style = print_style(paper);
     let other = if paper == 58 { 80 } else { 58 };
     let body = html! {
         style { (PreEscaped(style)) }
@@ -112,4 +107,22 @@ pub(crate) async fn page(
     let mut page = Page::new(locale, lang.pick("Receipt", "小票"), Some(&session));
     page.bare = true;
     page.render(&uri, body)
+}
+
+/// The paper widths a receipt is laid out for, in mm.
+pub(crate) const PAPERS: [u16; 2] = [58, 80];
+
+/// The receipt's inline style for `paper` mm (the page's Content-Security-Policy allows
+/// exactly these, by hash).
+pub(crate) fn print_style(paper: u16) -> String {
+    // Printable width: the paper less the printer's margins.
+    let (width_mm, size) = if paper == 58 {
+        (48, "9pt")
+    } else {
+        (72, "10.5pt")
+    };
+    format!(
+        "@page{{size:{paper}mm auto;margin:0}}\
+         .receipt{{width:{width_mm}mm;margin:0 auto;font:{size}/1.35 ui-monospace,monospace;color:#000}}"
+    )
 }

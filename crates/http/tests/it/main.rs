@@ -2,6 +2,8 @@
 //! `ottpay.md` alone (`qrgate_testkit::pos`), on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod transport;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -50,6 +52,7 @@ impl Gateway {
             engine.clone(),
             HttpConfig {
                 body_limit_bytes: 4096,
+                ..HttpConfig::default()
             },
         );
         tokio::spawn(qrgate_http::serve(listener, state, std::future::pending()));

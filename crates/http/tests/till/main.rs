@@ -795,7 +795,67 @@ async fn the_till_speaks_chinese_when_asked_or_when_the_browser_does(db: TestDb)
     assert!(page.body.contains("This is not a payment code"));
 }
 
+/// The till's pages carry a strict Content-Security-Policy that allows what they use: their
+/// own script and stylesheet, and the receipt's inline style by its hash; and they cannot be
+/// framed.
+async fn the_tills_pages_forbid_framing_and_allow_only_their_own_script_and_styles(db: TestDb) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+
+    let w = World::start(db).await;
+    let mut till = w.till();
+    till.sign_in().await;
+    let (_, order_id) = till.sell("10", "", ("wallet", "wechatpay")).await;
+    for path in [
+        "/pos".to_owned(),
+        format!("/pos/orders/{order_id}"),
+        format!("/pos/orders/{order_id}/receipt?paper=58"),
+        format!("/pos/orders/{order_id}/receipt?paper=80"),
+        "/pos/today".to_owned(),
+    ] {
+        let r = w
+            .http
+            .get(format!("{}{path}", w.base))
+            .header(COOKIE, till.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let h = r.headers().clone();
+        let body = r.text().await.unwrap();
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.starts_with("default-src 'none'; script-src 'self';"),
+            "{csp}"
+        );
+        assert!(
+            csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe"),
+            "{csp}"
+        );
+        // No inline script and no style attribute (the policy would block them); every
+        // inline <style> is allowed by its hash.
+        assert!(
+            !body.contains("<script>") && !body.contains(" style="),
+            "{path}: {body}"
+        );
+        assert_eq!(path.contains("receipt"), body.contains("<style>"), "{path}");
+        for style in body.split("<style>").skip(1) {
+            let style = style.split("</style>").next().unwrap();
+            let hash = base64::engine::general_purpose::STANDARD
+                .encode(sha2::Sha256::digest(style.as_bytes()));
+            assert!(
+                csp.contains(&format!("'sha256-{hash}'")),
+                "{path}: {style} in {csp}"
+            );
+        }
+    }
+}
+
 backend_tests!(
+    the_tills_pages_forbid_framing_and_allow_only_their_own_script_and_styles,
     a_wrong_pin_gets_one_message_and_five_lock_the_operator,
     a_session_ends_after_thirty_idle_minutes_or_twelve_hours,
     a_form_without_the_csrf_token_is_refused_and_does_nothing,
