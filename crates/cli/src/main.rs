@@ -5,6 +5,7 @@ mod bench;
 mod books;
 mod commands;
 mod config;
+mod node;
 mod pos;
 mod pos_charge;
 mod sandbox_cmd;

@@ -25,6 +25,7 @@ mod time;
 mod writer;
 
 pub use callbacks::{Callback, CallbackAttempt, CallbackStatus};
+pub use claims::Claim;
 pub use error::StoreError;
 pub use ledger::{AccountBalance, LedgerEntry};
 pub use merchants::{MerchantKeys, NewMerchant, NewMerchantCreated, ALLOCATION_ATTEMPTS};
