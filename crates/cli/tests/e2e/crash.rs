@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::{Install, BIN};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -20,9 +20,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct SandboxProcess {
+pub(crate) struct SandboxProcess {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for SandboxProcess {
@@ -32,7 +32,7 @@ impl Drop for SandboxProcess {
     }
 }
 
-async fn start_sandbox(install: &Install) -> SandboxProcess {
+pub(crate) async fn start_sandbox(install: &Install) -> SandboxProcess {
     let (port, secapi) = (free_port(), free_port());
     let child = Command::new(BIN)
         .args([
@@ -69,7 +69,10 @@ async fn start_sandbox(install: &Install) -> SandboxProcess {
 }
 
 /// A config file pointing the gateway at the sandbox, with short confirmation windows.
-async fn write_config(install: &Install, sandbox: &SandboxProcess) -> std::path::PathBuf {
+pub(crate) async fn write_config(
+    install: &Install,
+    sandbox: &SandboxProcess,
+) -> std::path::PathBuf {
     let mut creds: Value = reqwest::get(format!("{}/control/credentials", sandbox.url))
         .await
         .unwrap()
@@ -102,7 +105,7 @@ async fn write_config(install: &Install, sandbox: &SandboxProcess) -> std::path:
 
 /// Sends a request and returns the answer's rsp_code and opened data; `None` when the
 /// gateway is gone.
-async fn send(
+pub(crate) async fn send(
     endpoint: &str,
     merchant: &str,
     key: &str,
