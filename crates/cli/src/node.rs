@@ -10,7 +10,7 @@
 //! instead. (A copy of a data directory running on another machine would share the names:
 //! never run two machines from copies of one data directory.)
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -40,13 +40,10 @@ pub fn acquire(data_dir: &Path) -> anyhow::Result<Node> {
             .truncate(false)
             .open(&path)
             .with_context(|| format!("cannot open the node identity {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => continue,
-            Err(TryLockError::Error(e)) => {
-                return Err(e)
-                    .with_context(|| format!("cannot lock the node identity {}", path.display()))
-            }
+        if !try_lock(&file)
+            .with_context(|| format!("cannot lock the node identity {}", path.display()))?
+        {
+            continue;
         }
         let mut text = String::new();
         file.read_to_string(&mut text)
@@ -70,6 +67,26 @@ pub fn acquire(data_dir: &Path) -> anyhow::Result<Node> {
         "all {SLOTS} node identities in {} are held by running processes",
         data_dir.display()
     )
+}
+
+/// Takes the file's exclusive lock if no other process holds it (`flock`: held by the open
+/// file until it is closed, dropped by the kernel when its process dies).
+#[cfg(unix)]
+fn try_lock(file: &File) -> std::io::Result<bool> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(unix))]
+fn try_lock(_file: &File) -> std::io::Result<bool> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "node identities need flock(2)",
+    ))
 }
 
 fn valid(name: &str) -> bool {

@@ -301,12 +301,14 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
             Ok(())
         }
     };
-    // The closing loop finishes its current step; open orders are picked up at next start.
+    // The loops stop claiming and finish the steps in hand, all within one grace period; a
+    // step still running then is released at this node's next start, or when its lease
+    // runs out.
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, closer).await;
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, notifier).await;
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, refunder).await;
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, fx_refresher).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let _ = tokio::join!(closer, notifier, refunder, fx_refresher);
+    })
+    .await;
     if let Some(sandbox) = demo_sandbox {
         sandbox.running.stop().await;
     }
