@@ -6,6 +6,7 @@ mod books;
 mod commands;
 mod config;
 mod merchant_import;
+mod node;
 mod pos;
 mod pos_charge;
 mod sandbox_cmd;

@@ -14,6 +14,7 @@ use qrgate_sandbox::wechat::SecapiServer;
 use qrgate_sandbox::{wallet_modules, RunningSandbox, Sandbox, SandboxConfig};
 
 use crate::config::Config;
+use crate::node::Node;
 use crate::wiring::open_engine;
 
 /// How long requests in flight may take to finish after a shutdown signal.
@@ -117,66 +118,18 @@ async fn start_demo_sandbox(
     ))
 }
 
-/// The closing loop: settles every order the wallets left open, until shutdown. Bounded work
-/// per round; idle rounds sleep.
-async fn closing_loop(engine: Engine, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let worker = format!(
-        "{}-{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "qrgate".into()),
-        std::process::id()
-    );
-    loop {
-        let handled = match engine.close_due_orders(&worker, 16).await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(error = %e, "closing loop round failed; retrying");
-                0
-            }
-        };
-        let pause = if handled == 0 {
-            Duration::from_millis(500)
-        } else {
-            Duration::ZERO
-        };
-        tokio::select! {
-            _ = stop.changed() => return,
-            () = tokio::time::sleep(pause) => {}
-        }
-        if *stop.borrow() {
-            return;
-        }
-    }
+/// The closing loop: settles every order the wallets left open, until shutdown. Orders are
+/// worked concurrently, bounded per wallet, so that a slow wallet never delays the others
+/// (`qrgate_engine::CLOSING_BOUNDS`).
+async fn closing_loop(engine: Engine, stop: tokio::sync::watch::Receiver<bool>) {
+    engine.run_closing_loop(stop).await;
 }
 
 /// The refund loop: finishes every refund the wallets have not, until shutdown. Its own task,
-/// so that slow refund queries never hold up the reversal of unconfirmed payments.
-async fn refund_loop(engine: Engine, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let worker = format!(
-        "{}-{}-refunds",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "qrgate".into()),
-        std::process::id()
-    );
-    loop {
-        let handled = match engine.settle_due_refunds(&worker, 16).await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(error = %e, "refund loop round failed; retrying");
-                0
-            }
-        };
-        let pause = if handled == 0 {
-            Duration::from_millis(500)
-        } else {
-            Duration::ZERO
-        };
-        tokio::select! {
-            _ = stop.changed() => return,
-            () = tokio::time::sleep(pause) => {}
-        }
-        if *stop.borrow() {
-            return;
-        }
-    }
+/// so that slow refund queries never hold up the reversal of unconfirmed payments; bounded
+/// per wallet like the closing loop.
+async fn refund_loop(engine: Engine, stop: tokio::sync::watch::Receiver<bool>) {
+    engine.run_refund_loop(stop).await;
 }
 
 /// Fetches the wallets' exchange rates at start and then every `every`, until shutdown.
@@ -195,35 +148,35 @@ async fn fx_loop(engine: Engine, every: Duration, mut stop: tokio::sync::watch::
     }
 }
 
-/// Delivers merchant notifications until shutdown: at most 8 at a time, each bounded by its
-/// timeout; idle rounds sleep.
-async fn notification_loop(engine: Engine, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let worker = format!(
-        "{}-{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "qrgate".into()),
-        std::process::id()
-    );
-    loop {
-        let sent = match engine.deliver_due_callbacks(&worker, 8).await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(error = %e, "notification round failed; retrying");
-                0
-            }
-        };
-        let pause = if sent == 0 {
-            Duration::from_millis(500)
-        } else {
-            Duration::ZERO
-        };
-        tokio::select! {
-            _ = stop.changed() => return,
-            () = tokio::time::sleep(pause) => {}
+/// Delivers merchant notifications until shutdown, concurrently, bounded per merchant and in
+/// total (`qrgate_engine::NOTIFICATION_BOUNDS`), each delivery bounded by its timeout.
+async fn notification_loop(engine: Engine, stop: tokio::sync::watch::Receiver<bool>) {
+    engine.run_notification_loop(stop).await;
+}
+
+/// Runs the engine as this data directory's node, so that its claims survive a restart under
+/// the same name, and releases what an earlier run of the node held when it died. Without an
+/// identity (the directory cannot hold one) the node runs under a name of its own for this
+/// run: a crash then leaves its claims to run out (30 s).
+async fn as_node(engine: Engine, config: &Config) -> anyhow::Result<(Engine, Option<Node>)> {
+    let node = match crate::node::acquire(&config.data_dir) {
+        Ok(node) => node,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "no lasting node identity; after a crash this node's claims wait for their leases");
+            return Ok((engine, None));
         }
-        if *stop.borrow() {
-            return;
+    };
+    let engine = engine.with_node(&node.name)?;
+    match engine.release_earlier_claims().await {
+        Ok(released) => {
+            tracing::info!(node = %node.name, worker = engine.worker(), claims.released = released, "running as node")
+        }
+        // Nothing lost: the claims run out by themselves.
+        Err(e) => {
+            tracing::warn!(node = %node.name, error = %e, "cannot release the claims of this node's earlier run; they run out by themselves")
         }
     }
+    Ok((engine, Some(node)))
 }
 
 pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
@@ -297,6 +250,8 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
         .map(|w| w.as_str())
         .collect();
     tracing::info!(wallets = ?wallets, "wallets configured");
+    // Kept (and its identity locked) until the process ends.
+    let (engine, _node) = as_node(engine, config).await?;
     let demo = if args.demo {
         Some(engine.ensure_demo_merchant().await?)
     } else {
@@ -349,12 +304,14 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
             Ok(())
         }
     };
-    // The closing loop finishes its current step; open orders are picked up at next start.
+    // The loops stop claiming and finish the steps in hand, all within one grace period; a
+    // step still running then is released at this node's next start, or when its lease
+    // runs out.
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, closer).await;
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, notifier).await;
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, refunder).await;
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, fx_refresher).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let _ = tokio::join!(closer, notifier, refunder, fx_refresher);
+    })
+    .await;
     if let Some(sandbox) = demo_sandbox {
         sandbox.running.stop().await;
     }

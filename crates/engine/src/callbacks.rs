@@ -18,7 +18,8 @@ const SCHEDULE: [i64; 4] = [15, 60, 300, 900];
 const HOURLY: i64 = 3600;
 /// A notification not delivered within this long of the payment is given up (`dead`).
 const GIVE_UP_AFTER: Duration = Duration::hours(25);
-const CLAIM_LEASE: Duration = Duration::seconds(60);
+/// The claim on a notification: longer than a delivery can take.
+pub(crate) const CLAIM_LEASE: Duration = Duration::seconds(60);
 
 /// The body of a merchant notification, in the protocol the merchant speaks (the OTTPAY
 /// envelope, sealed with the merchant's key, lives in `qrgate-http`: the engine knows no
@@ -347,34 +348,29 @@ fn excerpt(text: &str) -> String {
 }
 
 impl Engine {
-    /// One round of notification delivery: claims up to `limit` due notifications and
-    /// delivers them concurrently, each bounded by the timeout, so a slow merchant holds one
-    /// slot for at most that long. Returns how many were attempted.
+    /// One round of notification delivery, to drain it in tests and tools: claims up to
+    /// `limit` due notifications and delivers them concurrently, each bounded by the timeout,
+    /// and waits for them. Returns how many were attempted. `serve` runs
+    /// [`Engine::run_notification_loop`] instead, which never waits for a round.
     pub async fn deliver_due_callbacks(
         &self,
         worker: &str,
         limit: i64,
     ) -> Result<usize, EngineError> {
-        let now = self.now();
-        let due = self
-            .store
-            .claim_due_callbacks(now, worker, now + CLAIM_LEASE, limit)
-            .await?;
-        let n = due.len();
-        let mut set = tokio::task::JoinSet::new();
-        for callback in due {
-            let engine = self.clone();
-            set.spawn(async move { engine.deliver(callback).await });
+        let limit = usize::try_from(limit).unwrap_or(0);
+        if limit == 0 {
+            return Ok(0);
         }
-        while let Some(done) = set.join_next().await {
-            if let Ok(Err(e)) = done {
-                tracing::warn!(error = %e, "notification delivery not recorded; it will be retried");
-            }
-        }
-        Ok(n)
+        let mut in_flight = crate::loops::InFlight::new(crate::LoopBounds {
+            per_lane: limit,
+            total: limit,
+        });
+        let started = self.start_due_callbacks(worker, &mut in_flight).await;
+        in_flight.all_finished().await;
+        started
     }
 
-    async fn deliver(&self, callback: Callback) -> Result<(), EngineError> {
+    pub(crate) async fn deliver(&self, callback: Callback) -> Result<(), EngineError> {
         let started = Instant::now();
         let result = self.send_callback(&callback).await;
         let now = self.now();

@@ -14,6 +14,7 @@ mod error;
 mod fx;
 mod import;
 mod keys;
+mod loops;
 mod merchants;
 mod payments;
 mod qr_orders;
@@ -35,6 +36,7 @@ pub use import::{
 pub use keys::{
     MasterKey, MasterKeyError, SignKeyFormatError, SignKeyPlain, SIGN_KEY_MAX_LEN, SIGN_KEY_MIN_LEN,
 };
+pub use loops::{LoopBounds, CLOSING_BOUNDS, NOTIFICATION_BOUNDS, REFUND_BOUNDS};
 pub use merchants::{CreatedMerchant, MerchantRequest, PosAuthError, PosCredentials, RotatedKey};
 pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
 pub use qr_orders::{NotificationError, QrPayment};
@@ -56,6 +58,11 @@ pub struct Engine {
     store: Store,
     master: Arc<MasterKey>,
     clock: Arc<dyn Clock>,
+    /// The node this process runs as, if it has a lasting identity ([`Engine::with_node`]).
+    node: Option<Arc<str>>,
+    /// This process's name in claims and on timelines: `<node>#<run>`, the run being new at
+    /// every start.
+    worker: Arc<str>,
     wallets: Arc<Wallets>,
     callback_settings: Arc<CallbackSettings>,
     /// Delivers merchant notifications; built from `callback_settings`.
@@ -92,6 +99,8 @@ impl Engine {
             store,
             master: Arc::new(master),
             clock,
+            node: None,
+            worker: format!("p{}#{}", std::process::id(), run_token()).into(),
             wallets: Arc::new(Wallets::default()),
             callback_client: callbacks::client(&CallbackSettings::default())
                 .map_err(EngineError::HttpClient)?,
@@ -141,4 +150,51 @@ impl Engine {
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
     }
+
+    /// The same engine running as `node`: a name that outlives the process (kept in its
+    /// data directory, say), at most 64 letters, digits, `.`, `_` or `-`. Its claims carry it,
+    /// so that [`Engine::release_earlier_claims`] can free what an earlier run of the same
+    /// node held when it died. The caller must make sure that no two live processes run as
+    /// one node.
+    pub fn with_node(mut self, node: &str) -> Result<Engine, EngineError> {
+        let valid = !node.is_empty()
+            && node.len() <= 64
+            && node
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !valid {
+            return Err(EngineError::Invalid(format!(
+                "invalid node name {node:?}: 1 to 64 letters, digits, '.', '_' or '-'"
+            )));
+        }
+        self.worker = format!("{node}#{}", run_token()).into();
+        self.node = Some(node.into());
+        Ok(self)
+    }
+
+    /// This process's name in claims and on timelines.
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    /// Releases the claims an earlier run of this node held on orders, refunds and
+    /// notifications (it died with them: `kill -9`, a crash, a power cut), so that they are
+    /// worked again at once rather than when their leases run out. Call it at start, before
+    /// the loops, and only as the node's one live process. Nothing without a node.
+    pub async fn release_earlier_claims(&self) -> Result<u64, EngineError> {
+        let Some(node) = &self.node else {
+            return Ok(0);
+        };
+        Ok(self.store.release_claims(&format!("{node}#")).await?)
+    }
+}
+
+/// A short random name for one run of the process.
+fn run_token() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let mut rng = rand::thread_rng();
+    (0..6)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect()
 }

@@ -23,6 +23,7 @@ use qrgate_store::{OrderEvent, StoreError};
 use rand::Rng;
 use sha2::Sha256;
 
+use crate::loops::{InFlight, Lease, Leased, CLAIM_LEASE};
 use crate::{Engine, EngineError};
 
 /// When and how the gateway settles a code payment the wallet left open (`wallets.md` §1.11,
@@ -195,10 +196,8 @@ impl From<StoreError> for PaymentError {
     }
 }
 
-/// How long one claim on an order lasts: longer than a step can take (a query and a
-/// reversal, each bounded by [`CALL_TIMEOUT`]).
-const CLAIM_LEASE: Duration = Duration::seconds(90);
-/// The longest the closing loop waits for one wallet call.
+/// The longest the closing loop waits for one wallet call. A claim's lease covers one such
+/// call and is renewed before the next (`loops.rs`).
 pub(crate) const CALL_TIMEOUT: StdDuration = StdDuration::from_secs(20);
 
 /// The largest amount accepted, in minor units (1,000,000.00): a fat-finger guard.
@@ -650,6 +649,7 @@ impl Engine {
             wallet_code,
             detail,
             latency_ms: ms(latency),
+            worker: Some(self.worker.to_string()),
         }
     }
 
@@ -671,6 +671,7 @@ impl Engine {
             wallet_code,
             detail,
             latency_ms: ms(latency),
+            worker: Some(self.worker.to_string()),
         };
         if let Err(e) = self.store.add_order_event(key, &event).await {
             tracing::warn!(order.key = key, error = %e, "cannot record the wallet call on the order's timeline");
@@ -694,27 +695,20 @@ impl Engine {
         Ok(self.store.order_events(key).await?)
     }
 
-    /// One round of the closing loop: claims due orders one at a time (up to `limit`) and
-    /// moves each one step (query, or reverse once its window has passed). Returns how many it
-    /// handled. Safe on several nodes at once: each order is claimed in the database with a
-    /// lease longer than one step can take, and only the claim's holder may write it.
+    /// One round of the closing loop, to drain it in tests and tools: claims up to `limit`
+    /// due orders, moves each one step (query, or reverse once its window has passed)
+    /// concurrently, and waits for them. Returns how many it handled. Safe on several nodes at
+    /// once: each order is claimed in the database with a lease that covers its next wallet
+    /// call, and only the claim's holder may write it. `serve` runs
+    /// [`Engine::run_closing_loop`] instead, which never waits for a round.
     pub async fn close_due_orders(&self, worker: &str, limit: usize) -> Result<usize, EngineError> {
-        let mut handled = 0;
-        while handled < limit {
-            let now = self.now();
-            let claimed = self
-                .store
-                .claim_due_orders(now, worker, now + CLAIM_LEASE, 1)
-                .await?;
-            let Some(order) = claimed.into_iter().next() else {
-                break;
-            };
-            handled += 1;
-            if let Err(e) = self.settle_step(order, worker).await {
-                tracing::warn!(error = %e, "closing loop step failed; it will be retried");
-            }
-        }
-        Ok(handled)
+        let mut in_flight = InFlight::new(crate::LoopBounds {
+            per_lane: limit,
+            total: limit,
+        });
+        let started = self.start_due_orders(worker, &mut in_flight).await;
+        in_flight.all_finished().await;
+        started
     }
 
     /// Asks the wallet what the order is, on the timeline.
@@ -738,13 +732,18 @@ impl Engine {
         result
     }
 
-    async fn settle_step(&self, order: Order, worker: &str) -> Result<(), PaymentError> {
+    /// One closing-loop step on an order claimed under `lease`.
+    pub(crate) async fn settle_step(
+        &self,
+        order: Order,
+        lease: &mut Lease,
+    ) -> Result<(), PaymentError> {
         let Some(connector) = self.wallets.connector(order.wallet).cloned() else {
             tracing::error!(order.key = %order.key, wallet = %order.wallet, "an open order's wallet is not configured; retrying in a minute");
             let mut next = order.clone();
             next.next_check_at = Some(self.now() + Duration::minutes(1));
             next.updated_at = self.now();
-            self.save(&order, next, Some(worker)).await?;
+            self.save(&order, next, Some(&lease.holder)).await?;
             return Ok(());
         };
         let policy = self.wallets.policy(order.wallet);
@@ -755,17 +754,20 @@ impl Engine {
         };
         if order.mode == PaymentMode::Active {
             return self
-                .settle_qr_step(order, worker, connector.as_ref(), policy, &reference)
+                .settle_qr_step(order, lease, connector.as_ref(), policy, &reference)
                 .await;
         }
         let window_over = self.now() >= order.wallet_created_at + policy.confirm_window;
         if order.status == OrderStatus::Reversing {
             return self
-                .reverse_step(&order, connector.as_ref(), &reference, policy, Some(worker))
+                .reverse_step(&order, connector.as_ref(), &reference, policy, lease)
                 .await;
         }
 
         // A query first, always: the customer may have just confirmed.
+        if !self.cover_call(Leased::Order, &order.key, lease).await? {
+            return Ok(());
+        }
         let result = self
             .query_logged(&order, connector.as_ref(), &reference)
             .await;
@@ -806,30 +808,43 @@ impl Engine {
             // Write the decision first: from now on nobody may record this order as anything
             // but reversed (or paid, if the wallet refuses to reverse a paid order). If another
             // node or the request path moved it meanwhile, the write fails and nothing is sent.
+            // The claim is kept (with a fresh lease) for the reversal; should this worker die
+            // during it, the order is due again as soon as the claim is released or runs out.
             next.status = OrderStatus::Reversing;
-            next.next_check_at = Some(now + CLAIM_LEASE);
-            let saved = self.save(&order, next, Some(worker)).await?;
-            if saved.status != OrderStatus::Reversing {
+            next.next_check_at = Some(now);
+            order
+                .status
+                .transition(next.status)
+                .map_err(|e| EngineError::Invalid(e.to_string()))?;
+            let until = now + CLAIM_LEASE;
+            if !self
+                .store
+                .update_order_held(&next, order.status, &lease.holder, now, until)
+                .await?
+            {
                 return Ok(());
             }
+            lease.until = until;
             return self
-                .reverse_step(&saved, connector.as_ref(), &reference, policy, None)
+                .reverse_step(&next, connector.as_ref(), &reference, policy, lease)
                 .await;
         }
-        self.save(&order, next, Some(worker)).await?;
+        self.save(&order, next, Some(&lease.holder)).await?;
         Ok(())
     }
 
-    /// Sends one reversal. `holder` is this worker when the order is still claimed by it, and
-    /// `None` when the caller has just written `reversing` (which released the claim).
+    /// Sends one reversal of an order claimed under `lease`.
     async fn reverse_step(
         &self,
         order: &Order,
         connector: &dyn Connector,
         reference: &OrderRef,
         policy: ClosingPolicy,
-        holder: Option<&str>,
+        lease: &mut Lease,
     ) -> Result<(), PaymentError> {
+        if !self.cover_call(Leased::Order, &order.key, lease).await? {
+            return Ok(());
+        }
         let started = Instant::now();
         let result =
             match tokio::time::timeout(CALL_TIMEOUT, connector.reverse_order(reference)).await {
@@ -869,6 +884,9 @@ impl Engine {
                     ConnectorError::Declined { code, .. } => Some(code.clone()),
                     _ => None,
                 };
+                if !self.cover_call(Leased::Order, &order.key, lease).await? {
+                    return Ok(());
+                }
                 let q = self.query_logged(order, connector, reference).await;
                 match q {
                     Ok(w)
@@ -901,7 +919,7 @@ impl Engine {
                 }
             }
         }
-        self.save(order, next, holder).await?;
+        self.save(order, next, Some(&lease.holder)).await?;
         Ok(())
     }
 }

@@ -13,6 +13,7 @@ use qrgate_domain::{
 };
 use qrgate_store::StoreError;
 
+use crate::loops::{Lease, Leased};
 use crate::payments::{
     describe, keyed_digest, new_key, paid_as_asked, record_paid, ClosingPolicy, AMOUNT_MISMATCH,
     CALL_TIMEOUT,
@@ -249,11 +250,14 @@ impl Engine {
     pub(crate) async fn settle_qr_step(
         &self,
         order: Order,
-        worker: &str,
+        lease: &mut Lease,
         connector: &dyn Connector,
         policy: ClosingPolicy,
         reference: &OrderRef,
     ) -> Result<(), PaymentError> {
+        if !self.cover_call(Leased::Order, &order.key, lease).await? {
+            return Ok(());
+        }
         let result = self.query_logged(&order, connector, reference).await;
         let now = self.now();
         let mut next = order.clone();
@@ -277,21 +281,24 @@ impl Engine {
                 next.status = OrderStatus::Closed;
                 next.next_check_at = None;
             }
-            _ if now >= due => return self.close_qr(order, worker, connector, reference).await,
+            _ if now >= due => return self.close_qr(order, lease, connector, reference).await,
             Ok(_) => next.status = OrderStatus::Pending,
             Err(_) => {}
         }
-        self.save(&order, next, Some(worker)).await?;
+        self.save(&order, next, Some(&lease.holder)).await?;
         Ok(())
     }
 
     async fn close_qr(
         &self,
         order: Order,
-        worker: &str,
+        lease: &mut Lease,
         connector: &dyn Connector,
         reference: &OrderRef,
     ) -> Result<(), PaymentError> {
+        if !self.cover_call(Leased::Order, &order.key, lease).await? {
+            return Ok(());
+        }
         let started = Instant::now();
         let result =
             match tokio::time::timeout(CALL_TIMEOUT, connector.close_order(reference)).await {
@@ -306,6 +313,10 @@ impl Engine {
         let now = self.now();
         let mut next = order.clone();
         next.updated_at = now;
+        // The close's answer is followed by a query below, for which the lease must last.
+        if !self.cover_call(Leased::Order, &order.key, lease).await? {
+            return Ok(());
+        }
         match result {
             Ok(()) => {
                 // Paid at the last moment? A last query decides.
@@ -346,7 +357,7 @@ impl Engine {
                 next.next_check_at = Some(now + Duration::seconds(30));
             }
         }
-        self.save(&order, next, Some(worker)).await?;
+        self.save(&order, next, Some(&lease.holder)).await?;
         Ok(())
     }
 

@@ -19,6 +19,7 @@ use qrgate_connector_api::{
 use qrgate_domain::{Merchant, MerchantOrderId, Money, Order, OrderStatus, Refund, RefundStatus};
 use qrgate_store::{RefundReservation, StoreError};
 
+use crate::loops::{InFlight, Lease, Leased, CLAIM_LEASE};
 use crate::payments::{describe, keyed_digest, new_key, CALL_TIMEOUT, MAX_AMOUNT_MINOR};
 use crate::{Engine, EngineError};
 
@@ -30,8 +31,6 @@ pub const MAX_REFUND_SENDS: i64 = 5;
 /// How long the refund loop keeps asking about a refund the wallet has not finished. After
 /// that it stays `processing`, out of the loop, and is reported for a person to look at.
 pub const REFUND_FOLLOW_UP: Duration = Duration::hours(72);
-/// The claim on a refund: longer than one step (a query and a send) can take.
-const CLAIM_LEASE: Duration = Duration::seconds(90);
 
 /// A refund as the POS asks for it.
 #[derive(Debug, Clone)]
@@ -480,9 +479,11 @@ impl Engine {
         holder: &str,
         budget: StdDuration,
     ) -> Result<Refund, EngineError> {
+        // Counting the send renews the claim, so that its lease covers the call.
+        let now = self.now();
         if !self
             .store
-            .count_refund_send(&refund.key, holder, self.now())
+            .count_refund_send(&refund.key, holder, now, now + CLAIM_LEASE)
             .await?
         {
             // The claim ran out and someone else holds the refund now.
@@ -560,35 +561,34 @@ impl Engine {
         Ok(self.store.refund(&current.key).await?.unwrap_or(next))
     }
 
-    /// One round of the refund loop: claims due refunds one at a time (up to `limit`) and
-    /// moves each one step. Returns how many it handled.
+    /// One round of the refund loop, to drain it in tests and tools: claims up to `limit` due
+    /// refunds, moves each one step concurrently, and waits for them. Returns how many it
+    /// handled. `serve` runs [`Engine::run_refund_loop`] instead, which never waits for a
+    /// round.
     pub async fn settle_due_refunds(
         &self,
         worker: &str,
         limit: usize,
     ) -> Result<usize, EngineError> {
-        let mut handled = 0;
-        while handled < limit {
-            let now = self.now();
-            let claimed = self
-                .store
-                .claim_due_refunds(now, worker, now + CLAIM_LEASE, 1)
-                .await?;
-            let Some(refund) = claimed.into_iter().next() else {
-                break;
-            };
-            handled += 1;
-            if let Err(e) = self.refund_step(refund, worker).await {
-                tracing::warn!(error = %e, "refund loop step failed; it will be retried");
-            }
-        }
-        Ok(handled)
+        let mut in_flight = InFlight::new(crate::LoopBounds {
+            per_lane: limit,
+            total: limit,
+        });
+        let started = self.start_due_refunds(worker, &mut in_flight).await;
+        in_flight.all_finished().await;
+        started
     }
 
     /// Moves an unfinished refund one step: a refund never sent is sent; otherwise the wallet
     /// is asked, and the refund finished if it says, or sent again under the same number if
     /// it has none (up to [`MAX_REFUND_SENDS`]).
-    async fn refund_step(&self, refund: Refund, worker: &str) -> Result<(), EngineError> {
+    pub(crate) async fn refund_step(
+        &self,
+        refund: Refund,
+        lease: &mut Lease,
+    ) -> Result<(), EngineError> {
+        let holder = lease.holder.clone();
+        let holder = holder.as_str();
         let order = self
             .store
             .order(&refund.order_key)
@@ -597,12 +597,15 @@ impl Engine {
         let Some(connector) = self.wallets.connector(refund.wallet).cloned() else {
             tracing::error!(refund.key = %refund.key, wallet = %refund.wallet, "an open refund's wallet is not configured; retrying later");
             let next = waiting(refund.clone(), None, self.now());
-            self.write_refund(&refund, next, worker).await?;
+            self.write_refund(&refund, next, holder).await?;
             return Ok(());
         };
         if refund.sends == 0 {
-            self.send_refund(&refund, &order, connector.as_ref(), worker, CALL_TIMEOUT)
+            self.send_refund(&refund, &order, connector.as_ref(), holder, CALL_TIMEOUT)
                 .await?;
+            return Ok(());
+        }
+        if !self.cover_call(Leased::Refund, &refund.key, lease).await? {
             return Ok(());
         }
         let started = Instant::now();
@@ -633,11 +636,11 @@ impl Engine {
         .await;
         match after_query(&refund, result, self.now()) {
             AfterQuery::Resend => {
-                self.send_refund(&refund, &order, connector.as_ref(), worker, CALL_TIMEOUT)
+                self.send_refund(&refund, &order, connector.as_ref(), holder, CALL_TIMEOUT)
                     .await?;
             }
             AfterQuery::Write(next) => {
-                self.write_refund(&refund, *next, worker).await?;
+                self.write_refund(&refund, *next, holder).await?;
             }
         }
         Ok(())

@@ -86,16 +86,32 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<Callback>, StoreError> {
+        self.claim_due_callbacks_except(now, worker, lease_until, limit, &[])
+            .await
+    }
+
+    /// [`Store::claim_due_callbacks`], leaving the notifications of the merchants in `skip`
+    /// alone (this worker is delivering as many of theirs as it may).
+    pub async fn claim_due_callbacks_except(
+        &self,
+        now: DateTime<Utc>,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+        skip: &[MerchantId],
+    ) -> Result<Vec<Callback>, StoreError> {
         let rows = DueRows {
             table: "callbacks",
             key: "order_key",
             due: "status = 'pending' AND next_attempt_at <= $3",
             order_by: "next_attempt_at",
+            lane: "merchant_id",
             columns: COLUMNS,
             what: "callback",
         };
+        let skip: Vec<&str> = skip.iter().map(MerchantId::as_str).collect();
         let rows = self
-            .claim_due(rows, now, worker, lease_until, limit)
+            .claim_due(rows, now, worker, lease_until, limit, &skip)
             .await?;
         rows.iter().map(callback_from_row).collect()
     }

@@ -27,6 +27,7 @@ mod writer;
 
 pub use callback_history::CallbackRecord;
 pub use callbacks::{Callback, CallbackAttempt, CallbackStatus};
+pub use claims::Claim;
 pub use error::StoreError;
 pub use ledger::{AccountBalance, LedgerEntry};
 pub use merchants::{MerchantKeys, NewMerchant, NewMerchantCreated, ALLOCATION_ATTEMPTS};

@@ -28,6 +28,9 @@ pub struct OrderEvent {
     /// What was sent, in words (amounts, never a payment code or a key).
     pub detail: Option<String>,
     pub latency_ms: i64,
+    /// Who made the call: the gateway process (node and run), so that a timeline shows which
+    /// worker acted when. `None` on calls recorded before it was kept.
+    pub worker: Option<String>,
 }
 
 pub(crate) fn opt_ms(row: &AnyRow, col: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -42,7 +45,7 @@ async fn insert_event(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO order_events (order_key, operation, outcome, wallet_code, latency_ms, \
-         created_at, updated_at, detail) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+         created_at, updated_at, detail, worker) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
     )
     .bind(key)
     .bind(&event.operation)
@@ -51,6 +54,7 @@ async fn insert_event(
     .bind(event.latency_ms)
     .bind(to_millis(event.at))
     .bind(event.detail.as_deref())
+    .bind(event.worker.as_deref())
     .execute(&mut *conn)
     .await
     .map(|_| ())
@@ -187,7 +191,7 @@ impl Store {
         let event = event.cloned();
         self.write("order", move |conn| {
             Box::pin(async move {
-                update_order_recorded(conn, &o, from, holder.as_deref(), now, event.as_ref()).await
+                write_order(conn, &o, from, holder.as_deref(), now, event.as_ref(), None).await
             })
         })
         .await
@@ -202,18 +206,68 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<Order>, StoreError> {
+        self.claim_due_orders_except(now, worker, lease_until, limit, &[])
+            .await
+    }
+
+    /// [`Store::claim_due_orders`], leaving the orders of the wallets in `skip` alone (this
+    /// worker has as many of theirs in hand as it may).
+    pub async fn claim_due_orders_except(
+        &self,
+        now: DateTime<Utc>,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+        skip: &[Wallet],
+    ) -> Result<Vec<Order>, StoreError> {
         let rows = DueRows {
             table: "orders",
             key: "key",
             due: "next_check_at IS NOT NULL AND next_check_at <= $3",
             order_by: "next_check_at",
+            lane: "wallet",
             columns: ORDER_COLUMNS,
             what: "order",
         };
+        let skip: Vec<&str> = skip.iter().map(|w| w.as_str()).collect();
         let rows = self
-            .claim_due(rows, now, worker, lease_until, limit)
+            .claim_due(rows, now, worker, lease_until, limit, &skip)
             .await?;
         rows.iter().map(order_from_row).collect()
+    }
+
+    /// Extends `holder`'s claim on an order to `until`, only while it still holds it.
+    /// Returns whether it did.
+    pub async fn renew_order_claim(
+        &self,
+        key: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.renew_claim("orders", "key", key, holder, now, until)
+            .await
+    }
+
+    /// [`Store::update_order`] by the claim's holder, which keeps holding the order until
+    /// `lease_until` instead of releasing it: for a decision written before the wallet call
+    /// that carries it out (`reversing`), so that nobody else acts on the order meanwhile.
+    pub async fn update_order_held(
+        &self,
+        o: &Order,
+        from: OrderStatus,
+        holder: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let o = o.clone();
+        let holder = holder.to_owned();
+        self.write("order", move |conn| {
+            Box::pin(async move {
+                write_order(conn, &o, from, Some(&holder), now, None, Some(lease_until)).await
+            })
+        })
+        .await
     }
 
     /// How many orders are not final yet (for tests and health).
@@ -235,8 +289,8 @@ impl Store {
     /// An order's timeline, oldest first.
     pub async fn order_events(&self, key: &str) -> Result<Vec<OrderEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT operation, outcome, wallet_code, latency_ms, created_at, detail FROM order_events \
-             WHERE order_key = $1 ORDER BY id",
+            "SELECT operation, outcome, wallet_code, latency_ms, created_at, detail, worker \
+             FROM order_events WHERE order_key = $1 ORDER BY id",
         )
         .bind(key)
         .fetch_all(&self.pool)
@@ -251,6 +305,7 @@ impl Store {
                     wallet_code: row.try_get("wallet_code").map_err(StoreError::corrupt)?,
                     detail: row.try_get("detail").map_err(StoreError::corrupt)?,
                     latency_ms: row.try_get("latency_ms").map_err(StoreError::corrupt)?,
+                    worker: row.try_get("worker").map_err(StoreError::corrupt)?,
                 })
             })
             .collect()
@@ -301,50 +356,64 @@ async fn insert_order(conn: &mut sqlx::AnyConnection, o: &Order) -> Result<(), S
     .map_err(|e| StoreError::from_sqlx(e, "order"))
 }
 
-/// The transaction of [`Store::update_order_recorded`], on the caller's connection.
-async fn update_order_recorded(
+/// The transaction of [`Store::update_order_recorded`] (and, with `keep_until`, of
+/// [`Store::update_order_held`]), on the caller's connection.
+async fn write_order(
     conn: &mut sqlx::AnyConnection,
     o: &Order,
     from: OrderStatus,
     holder: Option<&str>,
     now: DateTime<Utc>,
     event: Option<&OrderEvent>,
+    keep_until: Option<DateTime<Utc>>,
 ) -> Result<bool, StoreError> {
     let claim = match holder {
         Some(_) => "claimed_by = $13 AND claimed_until >= $14",
         // `$13` is always bound, so both forms have the same parameters.
         None => "(claimed_until IS NULL OR claimed_until < $14) AND $13 = '-'",
     };
+    // Released, or kept by its holder with a new lease (`$16`, bound only then).
+    let keep_until = keep_until.filter(|_| holder.is_some());
+    let after = match keep_until {
+        Some(_) => "claimed_until = $16",
+        None => "claimed_by = NULL, claimed_until = NULL",
+    };
     if let Some(event) = event {
         insert_event(conn, &o.key, event).await?;
     }
     // The merchant's fee comes back with the write (the ledger needs it when the order
     // becomes paid): one statement fewer than reading it after.
-    let written = sqlx::query(&format!(
+    let sql = format!(
         "UPDATE orders SET status = $1, wallet_code = $2, wallet_message = $3, channel_ref = $4, \
          buyer = $5, paid_at = $6, cny_amount = $7, rate_e8 = $8, next_check_at = $9, \
-         claimed_by = NULL, claimed_until = NULL, updated_at = $10, code_url = $15 \
+         {after}, updated_at = $10, code_url = $15 \
          WHERE key = $11 AND status = $12 AND {claim} \
          RETURNING (SELECT fee_bps FROM merchants WHERE id = orders.merchant_id) AS fee_bps"
-    ))
-    .bind(o.status.as_str())
-    .bind(o.wallet_code.as_deref())
-    .bind(o.wallet_message.as_deref())
-    .bind(o.channel_ref.as_deref())
-    .bind(o.buyer.as_deref())
-    .bind(o.paid_at.map(to_millis))
-    .bind(o.cny_amount.map(Money::minor))
-    .bind(o.rate.map(FxRate::scaled))
-    .bind(o.next_check_at.map(to_millis))
-    .bind(to_millis(o.updated_at))
-    .bind(&o.key)
-    .bind(from.as_str())
-    .bind(holder.unwrap_or("-"))
-    .bind(to_millis(now))
-    .bind(o.code_url.as_deref())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(|e| StoreError::from_sqlx(e, "order"))?;
+    );
+    let query = sqlx::query(&sql)
+        .bind(o.status.as_str())
+        .bind(o.wallet_code.as_deref())
+        .bind(o.wallet_message.as_deref())
+        .bind(o.channel_ref.as_deref())
+        .bind(o.buyer.as_deref())
+        .bind(o.paid_at.map(to_millis))
+        .bind(o.cny_amount.map(Money::minor))
+        .bind(o.rate.map(FxRate::scaled))
+        .bind(o.next_check_at.map(to_millis))
+        .bind(to_millis(o.updated_at))
+        .bind(&o.key)
+        .bind(from.as_str())
+        .bind(holder.unwrap_or("-"))
+        .bind(to_millis(now))
+        .bind(o.code_url.as_deref());
+    let query = match keep_until {
+        Some(until) => query.bind(to_millis(until)),
+        None => query,
+    };
+    let written = query
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "order"))?;
     let Some(written) = written else {
         // Not written; the event, if any, is committed all the same.
         return Ok(false);

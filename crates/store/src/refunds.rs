@@ -185,23 +185,27 @@ impl Store {
     }
 
     /// Counts one more send of a refund in progress, before it is sent, keeping `holder`'s
-    /// claim. Returns false when `holder` no longer holds it (its lease ran out).
+    /// claim and extending its lease to `lease_until` (to cover the send). Returns false when
+    /// `holder` no longer holds it (its lease ran out).
     pub async fn count_refund_send(
         &self,
         key: &str,
         holder: &str,
         now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let (key, holder) = (key.to_owned(), holder.to_owned());
         self.write_statement("refund", move |conn| {
             Box::pin(async move {
                 let done = sqlx::query(
-                    "UPDATE refunds SET sends = sends + 1, updated_at = $3 WHERE key = $1 \
-                     AND status = 'processing' AND claimed_by = $2 AND claimed_until >= $3",
+                    "UPDATE refunds SET sends = sends + 1, updated_at = $3, claimed_until = $4 \
+                     WHERE key = $1 AND status = 'processing' AND claimed_by = $2 \
+                     AND claimed_until >= $3",
                 )
                 .bind(key)
                 .bind(holder)
                 .bind(to_millis(now))
+                .bind(to_millis(lease_until))
                 .execute(conn)
                 .await
                 .map_err(sqlx_err("refund"))?;
@@ -300,18 +304,46 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<Refund>, StoreError> {
+        self.claim_due_refunds_except(now, worker, lease_until, limit, &[])
+            .await
+    }
+
+    /// [`Store::claim_due_refunds`], leaving the refunds of the wallets in `skip` alone.
+    pub async fn claim_due_refunds_except(
+        &self,
+        now: DateTime<Utc>,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+        skip: &[Wallet],
+    ) -> Result<Vec<Refund>, StoreError> {
         let rows = DueRows {
             table: "refunds",
             key: "key",
             due: "next_check_at IS NOT NULL AND next_check_at <= $3",
             order_by: "next_check_at",
+            lane: "wallet",
             columns: REFUND_COLUMNS,
             what: "refund",
         };
+        let skip: Vec<&str> = skip.iter().map(|w| w.as_str()).collect();
         let rows = self
-            .claim_due(rows, now, worker, lease_until, limit)
+            .claim_due(rows, now, worker, lease_until, limit, &skip)
             .await?;
         rows.iter().map(refund_from_row).collect()
+    }
+
+    /// Extends `holder`'s claim on a refund to `until`, only while it still holds it.
+    /// Returns whether it did.
+    pub async fn renew_refund_claim(
+        &self,
+        key: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.renew_claim("refunds", "key", key, holder, now, until)
+            .await
     }
 }
 

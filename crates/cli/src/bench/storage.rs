@@ -86,6 +86,7 @@ async fn one_payment(store: &Store, merchant: &qrgate_domain::MerchantId) -> any
         wallet_code: None,
         detail: Some(format!("{amount} with a wechatpay payment code")),
         latency_ms: 0,
+        worker: None,
     };
     let mut paid = order.clone();
     paid.status = OrderStatus::Paid;

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::{Install, BIN};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -7,6 +7,7 @@ mod callbacks;
 mod commands;
 mod crash;
 mod import;
+mod loops;
 mod pos_charge;
 mod pos_scan;
 mod serve;

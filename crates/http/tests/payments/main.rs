@@ -19,6 +19,7 @@ use qrgate_testkit::{backend_tests, TestDb};
 use serde_json::{json, Value};
 
 mod fx;
+mod loops;
 mod refunds;
 
 const WALLETS: [(&str, &str); 3] = [

@@ -371,6 +371,124 @@ async fn due_orders_are_claimed_by_one_worker_at_a_time(db: TestDb) {
     assert_eq!(db.store.open_order_count().await.unwrap(), 40);
 }
 
+async fn claims_skip_full_lanes_are_renewed_by_their_holder_and_released_for_a_restarted_node(
+    db: TestDb,
+) {
+    use qrgate_domain::OrderStatus::{Paid, Reversing, Unknown};
+    use qrgate_domain::Wallet;
+    let m = create(&db.store, "m").await.unwrap().merchant;
+    // Two WeChat Pay orders and two Alipay orders, all due.
+    for n in 0..4 {
+        let mut o = order(&m.id, n, now());
+        if n >= 2 {
+            o.wallet = Wallet::Alipay;
+        }
+        db.store.insert_order(&o).await.unwrap();
+    }
+    let lease = now() + Duration::seconds(30);
+    // Alipay has as much in hand as it may: a claim skips its orders.
+    let wechat = db
+        .store
+        .claim_due_orders_except(now(), "node-a#r1.1", lease, 10, &[Wallet::Alipay])
+        .await
+        .unwrap();
+    assert_eq!(wechat.len(), 2);
+    assert!(wechat.iter().all(|o| o.wallet == Wallet::WechatPay));
+    let alipay = db
+        .store
+        .claim_due_orders_except(now(), "node-ab#r1.1", lease, 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(alipay.len(), 2, "the WeChat Pay orders are held");
+    assert!(alipay.iter().all(|o| o.wallet == Wallet::Alipay));
+
+    // A lease is renewed by its holder only, and only while it runs.
+    let key = wechat[0].key.clone();
+    let later = now() + Duration::seconds(60);
+    assert!(!db
+        .store
+        .renew_order_claim(&key, "node-b#r1.1", now(), later)
+        .await
+        .unwrap());
+    assert!(db
+        .store
+        .renew_order_claim(&key, "node-a#r1.1", now(), later)
+        .await
+        .unwrap());
+    assert_eq!(
+        db.store.order_claim(&key).await.unwrap(),
+        Some(qrgate_store::Claim {
+            holder: "node-a#r1.1".into(),
+            until: later
+        })
+    );
+    assert!(
+        !db.store
+            .renew_order_claim(&key, "node-a#r1.1", later + Duration::seconds(1), later)
+            .await
+            .unwrap(),
+        "a lease that ran out is not renewed"
+    );
+
+    // A decision written by the holder keeps the order held: nobody else claims or writes it.
+    let mut reversing = wechat[0].clone();
+    reversing.status = Reversing;
+    reversing.next_check_at = Some(now());
+    assert!(db
+        .store
+        .update_order_held(&reversing, Unknown, "node-a#r1.1", now(), later)
+        .await
+        .unwrap());
+    assert_eq!(
+        db.store.order(&key).await.unwrap().unwrap().status,
+        Reversing
+    );
+    assert!(db
+        .store
+        .claim_due_orders(now() + Duration::seconds(1), "node-c#r1.1", lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let mut paid = reversing.clone();
+    paid.status = Paid;
+    paid.next_check_at = None;
+    assert!(!db
+        .store
+        .update_order(&paid, Reversing, None, now() + Duration::seconds(1))
+        .await
+        .unwrap());
+    assert_eq!(
+        db.store.order_claim(&key).await.unwrap().map(|c| c.holder),
+        Some("node-a#r1.1".into())
+    );
+    // A holder that is not the holder writes nothing either.
+    assert!(!db
+        .store
+        .update_order_held(&reversing, Reversing, "node-b#r1.1", now(), later)
+        .await
+        .unwrap());
+
+    // Node a starts again after dying: its claims, and only its, are released.
+    assert_eq!(db.store.release_claims("").await.unwrap(), 0);
+    assert_eq!(db.store.release_claims("node-a#").await.unwrap(), 2);
+    assert_eq!(db.store.order_claim(&key).await.unwrap(), None);
+    for o in &alipay {
+        assert!(db.store.order_claim(&o.key).await.unwrap().is_some());
+    }
+    let mut again: Vec<String> = db
+        .store
+        .claim_due_orders(now() + Duration::seconds(1), "node-a#r2.1", lease, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    again.sort();
+    let mut released: Vec<String> = wechat.iter().map(|o| o.key.clone()).collect();
+    released.sort();
+    assert_eq!(again, released, "due again at once");
+}
+
 async fn a_wallet_call_is_recorded_with_the_state_it_led_to_or_alone(db: TestDb) {
     let m = create(&db.store, "m").await.unwrap().merchant;
     let mut o = order(&m.id, 1, now());
@@ -383,6 +501,7 @@ async fn a_wallet_call_is_recorded_with_the_state_it_led_to_or_alone(db: TestDb)
         wallet_code: None,
         detail: None,
         latency_ms: 12,
+        worker: Some("node-a#r1".into()),
     };
     let mut failed = o.clone();
     failed.status = qrgate_domain::OrderStatus::Failed;
@@ -402,6 +521,12 @@ async fn a_wallet_call_is_recorded_with_the_state_it_led_to_or_alone(db: TestDb)
     let timeline = db.store.order_events(&o.key).await.unwrap();
     let outcomes: Vec<&str> = timeline.iter().map(|e| e.outcome.as_str()).collect();
     assert_eq!(outcomes, ["declined", "late"]);
+    assert!(
+        timeline
+            .iter()
+            .all(|e| e.worker.as_deref() == Some("node-a#r1")),
+        "who made the call is kept: {timeline:?}"
+    );
     assert_eq!(
         db.store.order(&o.key).await.unwrap().unwrap().status,
         qrgate_domain::OrderStatus::Failed
@@ -477,6 +602,7 @@ async fn concurrent_payments_are_each_recorded_as_if_alone(db: TestDb) {
                 wallet_code: None,
                 detail: None,
                 latency_ms: 1,
+                worker: None,
             };
             // Every fifth one is written from a state it is not in: refused, event kept.
             let from = if n % 5 == 0 { Paid } else { Paying };
@@ -654,6 +780,7 @@ backend_tests!(
     settings_keep_the_first_value_written,
     migrating_twice_is_harmless,
     due_orders_are_claimed_by_one_worker_at_a_time,
+    claims_skip_full_lanes_are_renewed_by_their_holder_and_released_for_a_restarted_node,
     a_wallet_call_is_recorded_with_the_state_it_led_to_or_alone,
     a_second_order_with_the_same_merchant_order_id_is_a_conflict,
 );
