@@ -17,6 +17,7 @@ mod payments;
 mod qr_orders;
 mod refunds;
 mod till;
+mod till_guard;
 mod timing;
 
 pub use callbacks::{check_callback_url, is_private, CallbackSettings, NotificationFormat};
@@ -30,9 +31,11 @@ pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
 pub use qr_orders::{NotificationError, QrPayment};
 pub use refunds::{RefundError, RefundOrder, RefundView, MAX_REFUND_SENDS, REFUND_FOLLOW_UP};
 pub use till::{
-    check_pin, SessionError, SignInError, SignedIn, TillSession, MAX_PIN_FAILURES,
-    PIN_FAILURE_WINDOW, PIN_LOCK, SESSION_IDLE, SESSION_LIFETIME,
+    check_pin, SessionError, SignInAttempt, SignInError, SignedIn, TillSession, FIRST_PIN_LOCK,
+    KNOWN_TILL_LIFETIME, LOCKING_PIN_ATTEMPT, MAX_PIN_LOCK, PIN_ATTEMPT_WINDOW, SESSION_IDLE,
+    SESSION_LIFETIME,
 };
+pub use till_guard::SignInLimits;
 pub use timing::timed;
 
 use std::sync::Arc;
@@ -49,6 +52,7 @@ pub struct Engine {
     wallets: Arc<Wallets>,
     callback_settings: Arc<CallbackSettings>,
     http: reqwest::Client,
+    till_guard: Arc<till::TillGuard>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -82,6 +86,7 @@ impl Engine {
             wallets: Arc::new(Wallets::default()),
             callback_settings: Arc::new(CallbackSettings::default()),
             http: reqwest::Client::new(),
+            till_guard: Arc::new(till::TillGuard::new(&SignInLimits::default())),
         })
     }
 
@@ -98,6 +103,13 @@ impl Engine {
     /// The same engine charging through `wallets`.
     pub fn with_wallets(mut self, wallets: Wallets) -> Engine {
         self.wallets = Arc::new(wallets);
+        self
+    }
+
+    /// The same engine with these limits on signing in to the till (in this process; the
+    /// count of PIN attempts in the database is not affected).
+    pub fn with_sign_in_limits(mut self, limits: &SignInLimits) -> Engine {
+        self.till_guard = Arc::new(till::TillGuard::new(limits));
         self
     }
 

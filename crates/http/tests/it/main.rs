@@ -50,6 +50,7 @@ impl Gateway {
             engine.clone(),
             HttpConfig {
                 body_limit_bytes: 4096,
+                ..HttpConfig::default()
             },
         );
         tokio::spawn(qrgate_http::serve(listener, state, std::future::pending()));
