@@ -5,6 +5,7 @@
 mod bench;
 mod commands;
 mod crash;
+mod data_dir;
 mod pos_charge;
 mod pos_scan;
 mod serve;
