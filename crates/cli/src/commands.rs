@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use qrgate_domain::{
     Currency, FeeRate, FxRate, Merchant, MerchantId, MerchantStatus, MerchantTimeZone, OperatorId,
-    ShopId, TerminalNo,
+    OperatorStatus, ShopId, TerminalNo,
 };
 use qrgate_engine::{Engine, MerchantRequest};
 use qrgate_store::Store;
@@ -131,10 +131,10 @@ pub enum OperatorCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Set (or replace) the PIN an operator signs in to the web till (/pos) with: 4 to 12
-    /// digits, stored only as an argon2 hash. Also lifts a lock after wrong PINs. The PIN is
-    /// read from standard input (typed twice at a terminal, not echoed), so it stays out of
-    /// the shell's history.
+    /// Set (or replace) the PIN an operator signs in to the web till (/pos) with: 6 to 12
+    /// digits, stored only as an argon2 hash. Also ends the operator's open till sessions and
+    /// lifts any lock after wrong PINs. The PIN is read from standard input (typed twice at a
+    /// terminal, not echoed), so it stays out of the shell's history.
     SetPin {
         #[command(flatten)]
         merchant: MerchantArg,
@@ -145,6 +145,22 @@ pub enum OperatorCommand {
         /// shell's history: prefer standard input).
         #[arg(long)]
         pin: Option<String>,
+    },
+    /// Stop an operator from signing in to the web till; their open till sessions end now.
+    Disable {
+        #[command(flatten)]
+        merchant: MerchantArg,
+        /// The operator's 10-digit id, e.g. 0000000001.
+        #[arg(long = "operator", value_parser = parse_operator_id)]
+        operator_id: OperatorId,
+    },
+    /// Let a disabled operator sign in to the web till again (with the PIN they had).
+    Enable {
+        #[command(flatten)]
+        merchant: MerchantArg,
+        /// The operator's 10-digit id, e.g. 0000000001.
+        #[arg(long = "operator", value_parser = parse_operator_id)]
+        operator_id: OperatorId,
     },
 }
 
@@ -324,7 +340,7 @@ pub(crate) fn read_secret_line(prompt: &str, what: &str) -> anyhow::Result<Strin
 
 /// Reads a PIN from standard input: one line; at a terminal, asked for twice without echo.
 fn read_pin() -> anyhow::Result<String> {
-    let pin = read_secret_line("New PIN (4 to 12 digits): ", "the PIN")?;
+    let pin = read_secret_line("New PIN (6 to 12 digits): ", "the PIN")?;
     if stdin_is_terminal() {
         let again = read_secret_line("The same PIN again: ", "the PIN")?;
         anyhow::ensure!(pin == again, "the two PINs differ; nothing was changed");
@@ -505,7 +521,7 @@ pub async fn merchant(config: &Config, cmd: MerchantCommand) -> anyhow::Result<E
                     .collect();
                 v["operators"] = operators
                     .iter()
-                    .map(|o| json!({"operator_id": o.id.as_str(), "name": o.name}))
+                    .map(|o| json!({"operator_id": o.id.as_str(), "name": o.name, "status": o.status.as_str()}))
                     .collect();
                 v["terminals"] = terminals
                     .iter()
@@ -529,7 +545,7 @@ pub async fn merchant(config: &Config, cmd: MerchantCommand) -> anyhow::Result<E
             println!("operators:");
             operators
                 .iter()
-                .for_each(|o| println!("  {}  {}", o.id, o.name));
+                .for_each(|o| println!("  {}  {:<8}  {}", o.id, o.status, o.name));
             println!("terminals:");
             terminals.iter().for_each(|t| {
                 println!(
@@ -615,11 +631,12 @@ pub async fn operator(config: &Config, cmd: OperatorCommand) -> anyhow::Result<E
             if json {
                 return print_json(
                     &ops.iter()
-                        .map(|o| json!({"operator_id": o.id.as_str(), "name": o.name}))
+                        .map(|o| json!({"operator_id": o.id.as_str(), "name": o.name, "status": o.status.as_str()}))
                         .collect(),
                 );
             }
-            ops.iter().for_each(|o| println!("{}  {}", o.id, o.name));
+            ops.iter()
+                .for_each(|o| println!("{}  {:<8}  {}", o.id, o.status, o.name));
         }
         OperatorCommand::SetPin {
             merchant,
@@ -634,9 +651,36 @@ pub async fn operator(config: &Config, cmd: OperatorCommand) -> anyhow::Result<E
                 .set_operator_pin(&merchant.merchant_id, &operator_id, &pin)
                 .await?;
             println!(
-                "PIN set for operator {operator_id} of {}: they can sign in at /pos",
+                "PIN set for operator {operator_id} of {}: they can sign in at /pos \
+                 (their open till sessions have ended)",
                 merchant.merchant_id
             );
+        }
+        OperatorCommand::Disable {
+            merchant,
+            operator_id,
+        } => {
+            engine
+                .set_operator_status(
+                    &merchant.merchant_id,
+                    &operator_id,
+                    OperatorStatus::Disabled,
+                )
+                .await?;
+            println!(
+                "operator {operator_id} of {} disabled: they cannot sign in to the till, and \
+                 their open till sessions have ended",
+                merchant.merchant_id
+            );
+        }
+        OperatorCommand::Enable {
+            merchant,
+            operator_id,
+        } => {
+            engine
+                .set_operator_status(&merchant.merchant_id, &operator_id, OperatorStatus::Active)
+                .await?;
+            println!("operator {operator_id} of {} enabled", merchant.merchant_id);
         }
     }
     Ok(ExitCode::SUCCESS)

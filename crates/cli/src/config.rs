@@ -11,7 +11,7 @@ use qrgate_connectors::WalletSettings;
 use serde::{Deserialize, Serialize};
 
 /// Keys that may be set; each is also read from `QRGATE_<KEY>` (upper case).
-pub const KEYS: [&str; 11] = [
+pub const KEYS: [&str; 13] = [
     "allow_private_callbacks",
     "public_url",
     "listen",
@@ -23,6 +23,8 @@ pub const KEYS: [&str; 11] = [
     "log_format",
     "log_level",
     "body_limit_bytes",
+    "till_secure_cookie",
+    "till_trusted_proxies",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -60,6 +62,12 @@ pub struct Config {
     pub log_level: Option<String>,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
+    /// Whether the till's cookies carry `Secure` (sent over HTTPS only). Unset: on, except in
+    /// the demo and when listening on loopback (see [`Config::till_secure_cookie`]).
+    pub till_secure_cookie: Option<bool>,
+    /// Reverse proxies (exact addresses) whose `X-Forwarded-For` names the till's clients,
+    /// for the per-address limits on signing in.
+    pub till_trusted_proxies: Vec<std::net::IpAddr>,
     /// The wallets and their credentials (`[wallets.wechatpay]`, `[wallets.alipay]`,
     /// `[wallets.unionpay]`, `[wallets.timeouts]`); the keys are those the sandbox lists at
     /// `GET /control/credentials`. Env: `QRGATE_WALLETS__ALIPAY__APP_ID=…`.
@@ -228,6 +236,8 @@ impl Default for Config {
             log_format: LogFormat::Pretty,
             log_level: None,
             body_limit_bytes: qrgate_http::DEFAULT_BODY_LIMIT_BYTES,
+            till_secure_cookie: None,
+            till_trusted_proxies: Vec::new(),
             wallets: WalletSettings::default(),
             closing: ClosingConfig::default(),
             fx: FxConfig::default(),
@@ -324,6 +334,14 @@ impl Config {
         }
         self.http.validate()?;
         Ok(())
+    }
+
+    /// Whether the till's cookies get `Secure`: as set, or else on unless this is the demo or
+    /// the gateway listens on loopback (plain HTTP on the machine itself, or a TLS proxy in
+    /// front, which should then set `till_secure_cookie = true`).
+    pub fn till_secure_cookie(&self, demo: bool) -> bool {
+        self.till_secure_cookie
+            .unwrap_or(!demo && !self.listen.ip().is_loopback())
     }
 
     /// The configuration as TOML with secrets hidden (`qrgate config check`).
@@ -449,6 +467,20 @@ mod tests {
             config.http.limits().request_timeout,
             std::time::Duration::from_secs(30)
         );
+    }
+
+    #[test]
+    fn the_till_cookie_is_secure_by_default_off_loopback_and_outside_the_demo() {
+        let mut config = Config::default();
+        assert!(!config.till_secure_cookie(false), "loopback");
+        config.listen = "0.0.0.0:8080".parse().unwrap();
+        assert!(config.till_secure_cookie(false));
+        assert!(!config.till_secure_cookie(true), "demo");
+        config.till_secure_cookie = Some(false);
+        assert!(!config.till_secure_cookie(false));
+        config.listen = "127.0.0.1:8080".parse().unwrap();
+        config.till_secure_cookie = Some(true);
+        assert!(config.till_secure_cookie(true));
     }
 
     #[test]

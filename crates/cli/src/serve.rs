@@ -276,11 +276,20 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
         Duration::from_secs(u64::from(config.fx.refresh_secs)),
         stop_rx,
     ));
+    let till_secure_cookie = config.till_secure_cookie(args.demo);
+    if till_secure_cookie {
+        tracing::info!(
+            "the till's cookies are Secure: browsers sign in to /pos over HTTPS only \
+             (till_secure_cookie = false for plain HTTP)"
+        );
+    }
     let state = AppState::new(
         engine.clone(),
         HttpConfig {
             body_limit_bytes: config.body_limit_bytes,
             limits: config.http.limits(),
+            till_secure_cookie,
+            till_trusted_proxies: config.till_trusted_proxies.clone(),
         },
     );
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();

@@ -60,17 +60,26 @@ impl std::fmt::Display for MasterKeySource {
 }
 
 /// Makes sure the data directory exists and is a usable directory, with messages that say
-/// what to do.
+/// what to do. It holds the database (PIN hashes, sealed sign keys) and the master key, so it
+/// is created readable by its owner only (0700), and an existing one that others can read
+/// (as older versions made it) is narrowed to that, with a log line.
 pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     match fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => {}
+        Ok(meta) if meta.is_dir() => owner_only(dir, 0o700),
         Ok(_) => bail!(
             "data directory {} exists but is not a directory: remove it or choose another \
              directory with --data-dir (or QRGATE_DATA_DIR)",
             dir.display()
         ),
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            fs::create_dir_all(dir).with_context(|| {
+            let mut builder = fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(0o700);
+            }
+            builder.create(dir).with_context(|| {
                 format!(
                     "cannot create data directory {}: check its parent's permissions or choose \
                      another with --data-dir",
@@ -94,6 +103,67 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
         )
     })?;
     let _ = fs::remove_file(probe);
+    Ok(())
+}
+
+/// Narrows an existing file or directory that others may read or write to `mode` (the owner's
+/// bits only), saying so in the log. When that fails (not our file, a file system without
+/// modes), it says so in the log and goes on: an upgrade must not stop a gateway over a mode.
+/// Nothing to do off Unix.
+fn owner_only(path: &Path, mode: u32) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = fs::metadata(path) else {
+            return;
+        };
+        let old = meta.permissions().mode() & 0o777;
+        if old & 0o077 == 0 {
+            return;
+        }
+        match fs::set_permissions(path, fs::Permissions::from_mode(mode)) {
+            Ok(()) => tracing::warn!(
+                path = %path.display(),
+                "{} was open to other users (mode {old:04o}, as older qrgate versions made \
+                 it): now {mode:04o}",
+                path.display()
+            ),
+            Err(e) => tracing::error!(
+                path = %path.display(),
+                error = %e,
+                "{} is open to other users (mode {old:04o}) and cannot be narrowed to \
+                 {mode:04o}: fix its owner or mode",
+                path.display()
+            ),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+}
+
+/// Creates the SQLite database file readable by its owner only (0600) before SQLite opens it,
+/// which gives its `-wal` and `-shm` files the same mode; narrows the three if an older version
+/// left them readable by others.
+fn prepare_database_files(path: &Path) -> anyhow::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot create the database {}", path.display()))
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        owner_only(Path::new(&name), 0o600);
+    }
     Ok(())
 }
 
@@ -210,6 +280,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         Some(url) => Store::connect(url, config.database_max_connections).await?,
         None => {
             prepare_data_dir(&config.data_dir)?;
+            prepare_database_files(&sqlite_path(config))?;
             Store::open_sqlite_with(&sqlite_path(config), config.database_max_connections)
                 .await
                 .with_context(|| {

@@ -20,8 +20,8 @@ pub use ledger::{
     FeeRate, FeeRateError, LedgerError, Posting, PostingKind, RefundBasis,
 };
 pub use merchant::{
-    validate_name, Merchant, MerchantStatus, MerchantTimeZone, NameError, Operator, Shop, Terminal,
-    TimeZoneParseError,
+    validate_name, Merchant, MerchantStatus, MerchantTimeZone, NameError, Operator, OperatorStatus,
+    Shop, Terminal, TimeZoneParseError,
 };
 pub use money::{Currency, CurrencyParseError, Money};
 pub use order::{

@@ -101,12 +101,43 @@ pub struct Shop {
     pub created_at: DateTime<Utc>,
 }
 
+/// Whether an operator may sign in to the web till. A disabled operator's sessions end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OperatorStatus {
+    Active,
+    Disabled,
+}
+
+impl OperatorStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatorStatus::Active => "active",
+            OperatorStatus::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(OperatorStatus::Active),
+            "disabled" => Some(OperatorStatus::Disabled),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for OperatorStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A person at the till, identified by a 10-digit id within the merchant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operator {
     pub merchant_id: MerchantId,
     pub id: OperatorId,
     pub name: String,
+    pub status: OperatorStatus,
     pub created_at: DateTime<Utc>,
 }
 

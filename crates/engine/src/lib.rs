@@ -21,6 +21,7 @@ mod qr_orders;
 mod refunds;
 mod settle_watch;
 mod till;
+mod till_guard;
 mod timing;
 
 pub use callback_history::CallbackHistory;
@@ -42,9 +43,11 @@ pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
 pub use qr_orders::{NotificationError, QrPayment};
 pub use refunds::{RefundError, RefundOrder, RefundView, MAX_REFUND_SENDS, REFUND_FOLLOW_UP};
 pub use till::{
-    check_pin, SessionError, SignInError, SignedIn, TillSession, MAX_PIN_FAILURES,
-    PIN_FAILURE_WINDOW, PIN_LOCK, SESSION_IDLE, SESSION_LIFETIME,
+    check_pin, SessionError, SignInAttempt, SignInError, SignedIn, TillSession, FIRST_PIN_LOCK,
+    KNOWN_TILL_LIFETIME, LOCKING_PIN_ATTEMPT, MAX_PIN_LOCK, PIN_ATTEMPT_WINDOW, SESSION_IDLE,
+    SESSION_LIFETIME,
 };
+pub use till_guard::SignInLimits;
 pub use timing::timed;
 
 use std::sync::Arc;
@@ -69,6 +72,7 @@ pub struct Engine {
     callback_client: reqwest::Client,
     /// Code payments waiting on their wallet call, woken when their order settles otherwise.
     settle_watch: Arc<settle_watch::SettleWatch>,
+    till_guard: Arc<till::TillGuard>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -106,6 +110,7 @@ impl Engine {
                 .map_err(EngineError::HttpClient)?,
             callback_settings: Arc::new(CallbackSettings::default()),
             settle_watch: Arc::default(),
+            till_guard: Arc::new(till::TillGuard::new(&SignInLimits::default())),
         })
     }
 
@@ -122,6 +127,13 @@ impl Engine {
     /// The same engine charging through `wallets`.
     pub fn with_wallets(mut self, wallets: Wallets) -> Engine {
         self.wallets = Arc::new(wallets);
+        self
+    }
+
+    /// The same engine with these limits on signing in to the till (in this process; the
+    /// count of PIN attempts in the database is not affected).
+    pub fn with_sign_in_limits(mut self, limits: &SignInLimits) -> Engine {
+        self.till_guard = Arc::new(till::TillGuard::new(limits));
         self
     }
 

@@ -1,42 +1,97 @@
 //! The web till's use cases: operators' PINs, signing in and out, sessions, and a day of a
 //! merchant's orders. The HTTP layer renders the pages; the rules live here.
 //!
-//! - A PIN is 4 to 12 digits, stored only as an argon2id hash (a salted, deliberately slow
-//!   hash: a copy of the database does not give PINs away cheaply).
+//! - A new PIN is 6 to 12 digits (PINs of 4 or 5 digits set before keep working until they
+//!   are changed), stored only as an argon2id hash (a salted, deliberately slow hash: a copy
+//!   of the database does not give PINs away cheaply).
 //! - Wrong credentials get one answer whatever was wrong (unknown merchant, unknown operator,
-//!   no PIN set, wrong PIN), so the till does not tell which ids exist. After
-//!   [`MAX_PIN_FAILURES`] wrong PINs for one operator within [`PIN_FAILURE_WINDOW`], that
-//!   operator is refused for [`PIN_LOCK`], counted in the database (so across restarts and
-//!   nodes).
+//!   no PIN set, wrong PIN), with the same work behind it (a dummy hash is
+//!   checked when there is no real one, and the attempt is counted either way), so the till
+//!   does not tell which ids exist.
+//! - Guessing is bounded in the database, per typed pair of ids whether they exist or not:
+//!   the [`LOCKING_PIN_ATTEMPT`]-th attempt within [`PIN_ATTEMPT_WINDOW`] locks the pair for
+//!   [`FIRST_PIN_LOCK`], each one after for twice as long, up to [`MAX_PIN_LOCK`]. Browsers that
+//!   signed in to the merchant before (known tills, by a signed cookie) are counted apart from
+//!   all others, so guessing from elsewhere never locks the shop's own till out. In process,
+//!   each source address has a rate and a pause after repeated failures, and PIN checks run a
+//!   few at a time (`till_guard.rs`). docs/TILL.md gives the reasoning.
 //! - A session is a random 32-byte token held by the browser; the database keeps only its
-//!   SHA-256. It ends [`SESSION_LIFETIME`] after sign-in, after [`SESSION_IDLE`] unused, or at
-//!   sign-out. Each session has a CSRF token derived from it with the gateway's digest key.
+//!   SHA-256. It ends [`SESSION_LIFETIME`] after sign-in, after [`SESSION_IDLE`] unused, at
+//!   sign-out, when the operator's PIN changes or the operator is disabled. Each session has a
+//!   CSRF token derived from it with the gateway's digest key.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use std::net::IpAddr;
+
+use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use qrgate_domain::{Merchant, MerchantId, MerchantStatus, Operator, OperatorId, Order};
-use qrgate_store::TillSessionRecord;
+use qrgate_domain::{
+    Merchant, MerchantId, MerchantStatus, Operator, OperatorId, OperatorStatus, Order,
+};
+use qrgate_store::{PinAttempt, TillDevice, TillSessionRecord};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::payments::keyed_digest;
+use crate::till_guard::{PinChecker, SignInLimits, SourceLimits};
 use crate::{Engine, EngineError};
 
 /// A session ends this long after sign-in, used or not.
 pub const SESSION_LIFETIME: Duration = Duration::hours(12);
 /// A session unused for this long ends.
 pub const SESSION_IDLE: Duration = Duration::minutes(30);
-/// Wrong PINs for one operator within [`PIN_FAILURE_WINDOW`] that lock it.
-pub const MAX_PIN_FAILURES: i64 = 5;
-pub const PIN_FAILURE_WINDOW: Duration = Duration::minutes(5);
-/// How long a locked operator is refused.
-pub const PIN_LOCK: Duration = Duration::minutes(5);
+/// The PIN attempt for one pair of ids (from known tills, or from other browsers) within
+/// [`PIN_ATTEMPT_WINDOW`] that first locks the pair, for [`FIRST_PIN_LOCK`]: the ones before
+/// lock nothing. A right PIN forgets them all.
+pub const LOCKING_PIN_ATTEMPT: i64 = 5;
+pub const PIN_ATTEMPT_WINDOW: Duration = Duration::hours(24);
+/// The lock after the last free attempt; each attempt more doubles it, up to [`MAX_PIN_LOCK`].
+pub const FIRST_PIN_LOCK: Duration = Duration::minutes(1);
+pub const MAX_PIN_LOCK: Duration = Duration::hours(1);
+/// How long a browser stays a known till of a merchant after its last sign-in there.
+pub const KNOWN_TILL_LIFETIME: Duration = Duration::days(180);
 /// The most orders one day's list shows.
 pub const MAX_ORDERS_OF_DAY: i64 = 500;
 /// A session's last use is written at most this often (status polling would write every
 /// second otherwise).
 const TOUCH_EVERY: Duration = Duration::seconds(15);
+
+/// An argon2id hash with the default costs, of nothing anyone can type (its output is made
+/// up): checked when an operator is unknown or has no PIN, so that refusing costs what
+/// refusing a wrong PIN does.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$cXJnYXRlIG5vIFBJTiAAAQ$\
+                          AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+/// How long the `n`-th PIN attempt of a window locks its pair of ids for.
+fn pin_lock_after(n: i64) -> Option<Duration> {
+    if n < LOCKING_PIN_ATTEMPT {
+        return None;
+    }
+    let beyond = n.saturating_sub(LOCKING_PIN_ATTEMPT);
+    let doublings = u32::try_from(beyond.clamp(0, 16)).unwrap_or(16);
+    Some(
+        FIRST_PIN_LOCK
+            .checked_mul(1 << doublings)
+            .unwrap_or(MAX_PIN_LOCK)
+            .min(MAX_PIN_LOCK),
+    )
+}
+
+/// The till's in-process defences: PIN checks a few at a time, limits per source address.
+#[derive(Debug)]
+pub(crate) struct TillGuard {
+    checker: PinChecker,
+    sources: SourceLimits,
+}
+
+impl TillGuard {
+    pub(crate) fn new(limits: &SignInLimits) -> TillGuard {
+        TillGuard {
+            checker: PinChecker::new(limits),
+            sources: SourceLimits::new(limits),
+        }
+    }
+}
 
 /// Why signing in was refused.
 #[derive(Debug, thiserror::Error)]
@@ -44,12 +99,22 @@ pub enum SignInError {
     /// Unknown merchant or operator, no PIN set, or a wrong PIN: deliberately one answer.
     #[error("merchant id, operator id or PIN is wrong")]
     WrongCredentials,
-    /// Too many wrong PINs for this operator.
-    #[error("too many wrong PINs: this operator can sign in again at {until}")]
+    /// Too many PIN attempts for these ids from browsers like this one; the same for ids that
+    /// do not exist. Nothing was checked.
+    #[error("too many wrong PINs for these ids: try again at {until}")]
     Locked { until: DateTime<Utc> },
+    /// Too many attempts, or wrong ones, from this source address. Nothing was checked.
+    #[error("too many sign-in attempts from this address: try again at {until}")]
+    SourcePaused { until: DateTime<Utc> },
+    /// Too many sign-ins in progress at once. Nothing was checked.
+    #[error("too many sign-ins at once: try again in a moment")]
+    Busy,
     /// The PIN was right but the merchant is disabled.
     #[error("this merchant is disabled")]
     MerchantDisabled,
+    /// The PIN was right but the operator is disabled.
+    #[error("this operator is disabled")]
+    OperatorDisabled,
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -63,7 +128,7 @@ impl From<qrgate_store::StoreError> for SignInError {
 /// Why a session token does not open the till.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    /// No such session (never was, signed out, or removed long ago).
+    /// No such session (never was, signed out, ended by a PIN change, or removed long ago).
     #[error("not signed in")]
     Unknown,
     /// It was a session, and it ended (12 h, or 30 min unused).
@@ -88,12 +153,37 @@ pub struct TillSession {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A sign-in as typed, with where it came from.
+pub struct SignInAttempt<'a> {
+    pub merchant_id: &'a str,
+    pub operator_id: &'a str,
+    pub pin: &'a str,
+    /// The source address: the peer, or the client a trusted proxy named.
+    pub source: IpAddr,
+    /// The browser's known-till cookie, if it sent one ([`SignedIn::known_till`]).
+    pub known_till: Option<&'a str>,
+}
+
+impl std::fmt::Debug for SignInAttempt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInAttempt")
+            .field("merchant_id", &self.merchant_id)
+            .field("operator_id", &self.operator_id)
+            .field("pin", &"***")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What signing in gives: the token for the browser's cookie (shown nowhere else, stored
-/// nowhere), and the session.
+/// nowhere), the session, and a fresh known-till mark for the browser to keep.
 #[derive(Clone)]
 pub struct SignedIn {
     pub token: String,
     pub session: TillSession,
+    /// Marks the browser as a known till of the merchant for [`KNOWN_TILL_LIFETIME`]: an
+    /// HMAC under the gateway's digest key, stored nowhere.
+    pub known_till: String,
 }
 
 impl std::fmt::Debug for SignedIn {
@@ -101,16 +191,17 @@ impl std::fmt::Debug for SignedIn {
         f.debug_struct("SignedIn")
             .field("token", &"***")
             .field("session", &self.session)
+            .field("known_till", &"***")
             .finish()
     }
 }
 
-/// Checks a PIN's shape: 4 to 12 digits.
+/// Checks a new PIN's shape: 6 to 12 digits.
 pub fn check_pin(pin: &str) -> Result<(), EngineError> {
-    if (4..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
+    if (6..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
-        Err(EngineError::Invalid("a PIN is 4 to 12 digits".into()))
+        Err(EngineError::Invalid("a PIN is 6 to 12 digits".into()))
     }
 }
 
@@ -124,40 +215,23 @@ fn hash_pin(pin: &str) -> Result<String, EngineError> {
         .map_err(|e| EngineError::Invalid(format!("cannot hash the PIN: {e}")))
 }
 
-fn pin_matches(pin: &str, hash: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(pin.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    }
-}
-
-/// Runs argon2 off the async threads: it takes tens of milliseconds by design.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, EngineError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| EngineError::Invalid(format!("PIN check failed: {e}")))
-}
-
 /// The SHA-256 of a session token, as stored.
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// A hash of no PIN (it is not digits), verified when the operator is unknown or has no PIN,
-/// so that refusing an unknown id takes as long as refusing a wrong PIN.
-fn dummy_hash() -> String {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY
-        .get_or_init(|| hash_pin("not a PIN").unwrap_or_default())
-        .clone()
+/// Compares two strings in a time that does not depend on where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 impl Engine {
-    /// Sets (or replaces) an operator's till PIN, and lifts any lock.
+    /// Sets (or replaces) an operator's till PIN: 6 to 12 digits. Ends the operator's open till
+    /// sessions and lifts any lock on their ids.
     pub async fn set_operator_pin(
         &self,
         merchant_id: &MerchantId,
@@ -166,15 +240,45 @@ impl Engine {
     ) -> Result<(), EngineError> {
         check_pin(pin)?;
         let pin = pin.to_owned();
-        let hash = blocking(move || hash_pin(&pin)).await??;
-        self.store
+        let hash = tokio::task::spawn_blocking(move || hash_pin(&pin))
+            .await
+            .map_err(|e| EngineError::Invalid(format!("cannot hash the PIN: {e}")))??;
+        let ended = self
+            .store
             .set_operator_pin_hash(merchant_id, operator_id, &hash, self.now())
             .await?;
-        tracing::info!(merchant.id = %merchant_id, operator.id = %operator_id, "till PIN set");
+        tracing::info!(
+            merchant.id = %merchant_id,
+            operator.id = %operator_id,
+            sessions_ended = ended,
+            "till PIN set"
+        );
         Ok(())
     }
 
-    /// Whether `pin` is the operator's PIN (no lock or count involved; for the demo).
+    /// Enables or disables an operator. A disabled operator cannot sign in to the till, and
+    /// their open sessions end now.
+    pub async fn set_operator_status(
+        &self,
+        merchant_id: &MerchantId,
+        operator_id: &OperatorId,
+        status: OperatorStatus,
+    ) -> Result<(), EngineError> {
+        let ended = self
+            .store
+            .set_operator_status(merchant_id, operator_id, status, self.now())
+            .await?;
+        tracing::info!(
+            merchant.id = %merchant_id,
+            operator.id = %operator_id,
+            status = status.as_str(),
+            sessions_ended = ended,
+            "operator status set"
+        );
+        Ok(())
+    }
+
+    /// Whether `pin` is the operator's PIN (nothing counted; for the demo).
     pub async fn operator_pin_is(
         &self,
         merchant_id: &MerchantId,
@@ -189,72 +293,160 @@ impl Engine {
         else {
             return Ok(false);
         };
-        let pin = pin.to_owned();
-        blocking(move || pin_matches(&pin, &hash)).await
+        self.till_guard.checker.check(pin, &hash).await
+    }
+
+    /// How many PINs this process has checked (argon2 runs), for tests and metrics.
+    pub fn pin_checks(&self) -> u64 {
+        self.till_guard.checker.runs()
+    }
+
+    /// A known-till mark for a browser that just signed in to `merchant_id`.
+    fn known_till_mark(&self, merchant_id: &MerchantId, now: DateTime<Utc>) -> String {
+        let issued = now.timestamp_millis().to_string();
+        let mac = keyed_digest(
+            &self.master.digest_key(),
+            &["till-known", merchant_id.as_str(), &issued],
+        );
+        format!("{merchant_id}.{issued}.{mac}")
+    }
+
+    /// Whether `mark` is a known-till mark of `merchant_id` still in its lifetime.
+    fn is_known_till(&self, mark: &str, merchant_id: &MerchantId, now: DateTime<Utc>) -> bool {
+        let mut parts = mark.split('.');
+        let (Some(merchant), Some(issued), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let expected = keyed_digest(
+            &self.master.digest_key(),
+            &["till-known", merchant_id.as_str(), issued],
+        );
+        let Some(issued_at) = issued
+            .parse::<i64>()
+            .ok()
+            .and_then(DateTime::<Utc>::from_timestamp_millis)
+        else {
+            return false;
+        };
+        same_secret(mac, &expected)
+            && merchant == merchant_id.as_str()
+            && issued_at <= now + Duration::minutes(5)
+            && now - issued_at < KNOWN_TILL_LIFETIME
     }
 
     /// Signs an operator in to the till. Ids are taken as typed (surrounding spaces ignored).
+    /// Every refusal but [`SignInError::Busy`] and [`SignInError::SourcePaused`] is logged
+    /// with the source address (never the PIN).
     pub async fn sign_in_operator(
         &self,
-        merchant_id: &str,
-        operator_id: &str,
-        pin: &str,
+        attempt: &SignInAttempt<'_>,
     ) -> Result<SignedIn, SignInError> {
-        let ids = MerchantId::parse(merchant_id.trim())
-            .ok()
-            .zip(OperatorId::parse(operator_id.trim()).ok());
-        let found = match &ids {
-            Some((m, o)) => self.store.operator_pin(m, o).await?,
-            None => None,
-        };
         let now = self.now();
-        if let Some(until) = found.as_ref().and_then(|f| f.locked_until) {
-            if until > now {
-                return Err(SignInError::Locked { until });
-            }
+        let ids = MerchantId::parse(attempt.merchant_id.trim())
+            .ok()
+            .zip(OperatorId::parse(attempt.operator_id.trim()).ok());
+        let known_till = match (&ids, attempt.known_till) {
+            (Some((m, _)), Some(mark)) => self.is_known_till(mark, m, now),
+            _ => false,
+        };
+        let device = if known_till {
+            TillDevice::KnownTill
+        } else {
+            TillDevice::Other
+        };
+        let guard = &self.till_guard;
+        if let Err(paused) = guard.sources.admit(attempt.source, known_till, now) {
+            tracing::info!(source = %attempt.source, until = %paused.until, "till sign-in refused: too many attempts from this address");
+            return Err(SignInError::SourcePaused {
+                until: paused.until,
+            });
         }
-        let hash = found
-            .as_ref()
-            .and_then(|f| f.pin_hash.clone())
-            .unwrap_or_default();
-        let pin_owned = pin.to_owned();
-        let right = blocking(move || {
-            let hash = if hash.is_empty() { dummy_hash() } else { hash };
-            pin_matches(&pin_owned, &hash)
-        })
-        .await?;
-        let (found, merchant_id, operator_id) = match (found, ids) {
-            (Some(found), Some((m, o))) if right => (found, m, o),
-            (Some(_), Some((m, o))) => {
-                let locked = self
-                    .store
-                    .record_pin_failure(
-                        &m,
-                        &o,
-                        now - PIN_FAILURE_WINDOW,
-                        MAX_PIN_FAILURES,
-                        now + PIN_LOCK,
-                        now,
-                    )
-                    .await?;
-                if let Some(until) = locked {
-                    tracing::warn!(merchant.id = %m, operator.id = %o, "till operator locked after wrong PINs");
-                    return Err(SignInError::Locked { until });
-                }
-                return Err(SignInError::WrongCredentials);
+        let Some(_place) = guard.checker.admit() else {
+            tracing::info!(source = %attempt.source, "till sign-in refused: too many sign-ins at once");
+            return Err(SignInError::Busy);
+        };
+        let result = self
+            .sign_in_admitted(attempt.pin, ids.clone(), device, now)
+            .await;
+        if let Err(e @ (SignInError::WrongCredentials | SignInError::Locked { .. })) = &result {
+            let paused = guard.sources.failed(attempt.source, now);
+            let (merchant, operator) = match &ids {
+                Some((m, o)) => (m.as_str(), o.as_str()),
+                None => ("(not an id)", "(not an id)"),
+            };
+            tracing::warn!(
+                source = %attempt.source,
+                merchant.id = merchant,
+                operator.id = operator,
+                device = device.as_str(),
+                source_paused_until = ?paused,
+                "till sign-in failed: {e}"
+            );
+        }
+        result
+    }
+
+    async fn sign_in_admitted(
+        &self,
+        pin: &str,
+        ids: Option<(MerchantId, OperatorId)>,
+        device: TillDevice,
+        now: DateTime<Utc>,
+    ) -> Result<SignedIn, SignInError> {
+        let checker = &self.till_guard.checker;
+        let Some((merchant_id, operator_id)) = ids else {
+            // Ids that are not ids exist nowhere; checked all the same, to take as long.
+            checker.check(pin, DUMMY_HASH).await?;
+            return Err(SignInError::WrongCredentials);
+        };
+        let lock = match self
+            .store
+            .claim_pin_attempt(
+                &merchant_id,
+                &operator_id,
+                device,
+                now - PIN_ATTEMPT_WINDOW,
+                now,
+                pin_lock_after,
+            )
+            .await?
+        {
+            PinAttempt::Locked { until } => return Err(SignInError::Locked { until }),
+            PinAttempt::Counted { locked_until, .. } => locked_until,
+        };
+        let found = self.store.operator_pin(&merchant_id, &operator_id).await?;
+        let hash = found.as_ref().and_then(|f| f.pin_hash.clone());
+        let right = checker
+            .check(pin, hash.as_deref().unwrap_or(DUMMY_HASH))
+            .await?;
+        let found = match found {
+            Some(found) if right && hash.is_some() => found,
+            _ => {
+                return Err(match lock {
+                    Some(until) => SignInError::Locked { until },
+                    None => SignInError::WrongCredentials,
+                })
             }
-            _ => return Err(SignInError::WrongCredentials),
         };
         self.store
-            .clear_pin_failures(&merchant_id, &operator_id, now)
+            .forget_pin_attempts(&merchant_id, &operator_id, device)
             .await?;
+        if found.operator.status != OperatorStatus::Active {
+            tracing::warn!(merchant.id = %merchant_id, operator.id = %operator_id, "till sign-in refused: the operator is disabled");
+            return Err(SignInError::OperatorDisabled);
+        }
         let merchant = self.merchant(&merchant_id).await?;
         if merchant.status != MerchantStatus::Active {
             return Err(SignInError::MerchantDisabled);
         }
-        // Housekeeping: sessions that ended are of no use to anyone.
+        // Housekeeping: sessions that ended and counts that lapsed are of no use to anyone.
         self.store
             .delete_expired_till_sessions(now - SESSION_IDLE, now)
+            .await?;
+        self.store
+            .delete_stale_pin_attempts(now - PIN_ATTEMPT_WINDOW, now)
             .await?;
         let mut bytes = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut bytes);
@@ -268,7 +460,7 @@ impl Engine {
             last_seen_at: now,
         };
         self.store.insert_till_session(&hash, &record).await?;
-        tracing::info!(merchant.id = %merchant_id, operator.id = %operator_id, "till operator signed in");
+        tracing::info!(merchant.id = %merchant_id, operator.id = %operator_id, device = device.as_str(), "till operator signed in");
         Ok(SignedIn {
             session: TillSession {
                 merchant,
@@ -276,6 +468,7 @@ impl Engine {
                 csrf_token: self.csrf_token(&hash),
                 expires_at: record.expires_at,
             },
+            known_till: self.known_till_mark(&merchant_id, now),
             token,
         })
     }
@@ -304,7 +497,7 @@ impl Engine {
             .await?
             .ok_or(SessionError::Unknown)?
             .operator;
-        if merchant.status != MerchantStatus::Active {
+        if merchant.status != MerchantStatus::Active || operator.status != OperatorStatus::Active {
             self.store.delete_till_session(&hash).await?;
             return Err(SessionError::Unknown);
         }
@@ -378,5 +571,50 @@ impl Engine {
             .collect();
         let id = format!("{prefix}{}{tail}", self.now().format("%y%m%d%H%M%S"));
         qrgate_domain::MerchantOrderId::parse(&id).map_err(|e| EngineError::Invalid(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::password_hash::PasswordHash;
+
+    #[test]
+    fn the_lock_starts_at_the_fifth_attempt_and_doubles_up_to_an_hour() {
+        assert_eq!(pin_lock_after(1), None);
+        assert_eq!(pin_lock_after(4), None);
+        assert_eq!(pin_lock_after(5), Some(Duration::minutes(1)));
+        assert_eq!(pin_lock_after(6), Some(Duration::minutes(2)));
+        assert_eq!(pin_lock_after(10), Some(Duration::minutes(32)));
+        assert_eq!(pin_lock_after(11), Some(MAX_PIN_LOCK));
+        assert_eq!(pin_lock_after(i64::MAX), Some(MAX_PIN_LOCK));
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_does() {
+        let dummy = PasswordHash::new(DUMMY_HASH).unwrap();
+        let real_hash = hash_pin("135790").unwrap();
+        let real = PasswordHash::new(&real_hash).unwrap();
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params, real.params);
+        assert_eq!(dummy.hash.unwrap().len(), real.hash.unwrap().len());
+        // No digits match it (it would take breaking argon2 to find what does).
+        let mut memory = Vec::new();
+        assert!(!crate::till_guard::pin_matches_in(
+            "000000",
+            DUMMY_HASH,
+            &mut memory
+        ));
+    }
+
+    #[test]
+    fn a_new_pin_is_six_to_twelve_digits() {
+        for ok in ["123456", "123456789012"] {
+            assert!(check_pin(ok).is_ok(), "{ok}");
+        }
+        for refused in ["", "1234", "12345", "1234567890123", "12345a", "١٢٣٤٥٦"] {
+            assert!(check_pin(refused).is_err(), "{refused}");
+        }
     }
 }

@@ -49,12 +49,19 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// Connections, timeouts and request slots.
     pub limits: HttpLimits,
+    /// Whether the till's session and known-till cookies carry `Secure` (HTTPS only).
+    pub till_secure_cookie: bool,
+    /// Proxies whose `X-Forwarded-For` names the till's clients, for the limits per source
+    /// address on signing in; from any other peer the header is ignored.
+    pub till_trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            till_secure_cookie: false,
+            till_trusted_proxies: Vec::new(),
             limits: HttpLimits::default(),
         }
     }

@@ -34,4 +34,4 @@ pub use merchants::{MerchantKeys, NewMerchant, NewMerchantCreated, ALLOCATION_AT
 pub use orders::OrderEvent;
 pub use pool::{Backend, Store};
 pub use refunds::RefundReservation;
-pub use till::{OperatorPin, TillSessionRecord};
+pub use till::{LockSchedule, OperatorPin, PinAttempt, TillDevice, TillSessionRecord};

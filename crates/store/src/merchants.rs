@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use qrgate_domain::{
     Currency, FeeRate, Merchant, MerchantId, MerchantStatus, MerchantTimeZone, Operator,
-    OperatorId, Shop, ShopId, Terminal, TerminalNo,
+    OperatorId, OperatorStatus, Shop, ShopId, Terminal, TerminalNo,
 };
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -80,6 +80,8 @@ pub(crate) fn operator_from_row(row: &AnyRow) -> Result<Operator, StoreError> {
         merchant_id: MerchantId::parse(&text("merchant_id")?).map_err(StoreError::corrupt)?,
         id: OperatorId::parse(&text("id")?).map_err(StoreError::corrupt)?,
         name: text("name")?,
+        status: OperatorStatus::parse(&text("status")?)
+            .ok_or_else(|| StoreError::corrupt("operator: unknown status"))?,
         created_at: from_millis(row.try_get("created_at").map_err(StoreError::corrupt)?)?,
     })
 }
@@ -237,6 +239,7 @@ impl Store {
                 merchant_id: new.id.clone(),
                 id: OperatorId::from_number(1).map_err(StoreError::corrupt)?,
                 name: new.first_operator_name.clone(),
+                status: OperatorStatus::Active,
                 created_at: merchant.created_at,
             },
             merchant,
@@ -399,7 +402,7 @@ impl Store {
                 let row = sqlx::query(
                     "INSERT INTO operators (merchant_id, id, number, name, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $5) \
-                     RETURNING merchant_id, id, name, created_at",
+                     RETURNING merchant_id, id, name, status, created_at",
                 )
                 .bind(merchant_id.as_str())
                 .bind(id.as_str())
@@ -421,7 +424,7 @@ impl Store {
 
     pub async fn operators(&self, merchant_id: &MerchantId) -> Result<Vec<Operator>, StoreError> {
         let rows = sqlx::query(
-            "SELECT merchant_id, id, name, created_at FROM operators \
+            "SELECT merchant_id, id, name, status, created_at FROM operators \
              WHERE merchant_id = $1 ORDER BY number",
         )
         .bind(merchant_id.as_str())

@@ -1,15 +1,16 @@
-//! The web till's storage: operators' PIN hashes and wrong-PIN counts, sign-in sessions (by
-//! the hash of their token, never the token), and a merchant's orders over a span of time.
+//! The web till's storage: operators' PIN hashes and status, PIN attempts counted per typed
+//! pair of ids, sign-in sessions (by the hash of their token, never the token), and a
+//! merchant's orders over a span of time.
 
 use chrono::{DateTime, Utc};
-use qrgate_domain::{MerchantId, Operator, OperatorId, Order};
+use qrgate_domain::{MerchantId, Operator, OperatorId, OperatorStatus, Order};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::merchants::operator_from_row;
 use crate::orders::{opt_ms, order_from_row, ORDER_COLUMNS};
 use crate::time::{from_millis, to_millis};
-use crate::{Store, StoreError};
+use crate::{Backend, Store, StoreError};
 
 /// An operator with what signing in checks.
 #[derive(Debug, Clone)]
@@ -17,9 +18,41 @@ pub struct OperatorPin {
     pub operator: Operator,
     /// The argon2 PHC string; `None` until a PIN is set.
     pub pin_hash: Option<String>,
-    /// Sign-in is refused until then (after too many wrong PINs).
-    pub locked_until: Option<DateTime<Utc>>,
 }
+
+/// Where a PIN attempt comes from, for counting: a browser that has signed in to the merchant
+/// before, or any other. The two are counted apart, so that guessing from elsewhere cannot
+/// lock the shop's own till out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TillDevice {
+    KnownTill,
+    Other,
+}
+
+impl TillDevice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TillDevice::KnownTill => "known_till",
+            TillDevice::Other => "other",
+        }
+    }
+}
+
+/// What counting a PIN attempt gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinAttempt {
+    /// Refused without counting: the pair of ids is locked until then.
+    Locked { until: DateTime<Utc> },
+    /// Counted: the attempt is the `failures`-th of its window. When that number sets a lock,
+    /// `locked_until` is its end: it applies to the attempts after this one.
+    Counted {
+        failures: i64,
+        locked_until: Option<DateTime<Utc>>,
+    },
+}
+
+/// How long the `n`-th attempt of a window locks the pair of ids for, if at all.
+pub type LockSchedule = fn(i64) -> Option<chrono::Duration>;
 
 /// A till's sign-in session as stored (the token itself is never stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,15 +77,30 @@ fn session_from_row(row: &AnyRow) -> Result<TillSessionRecord, StoreError> {
     })
 }
 
+/// Deletes an operator's till sessions; returns how many.
+async fn end_sessions_of(
+    conn: &mut sqlx::AnyConnection,
+    merchant_id: &MerchantId,
+    operator_id: &OperatorId,
+) -> Result<u64, StoreError> {
+    sqlx::query("DELETE FROM till_sessions WHERE merchant_id = $1 AND operator_id = $2")
+        .bind(merchant_id.as_str())
+        .bind(operator_id.as_str())
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(|e| StoreError::from_sqlx(e, "till session"))
+}
+
 impl Store {
-    /// The operator with its PIN hash and lock, or `None` if the merchant has no such operator.
+    /// The operator with its PIN hash, or `None` if the merchant has no such operator.
     pub async fn operator_pin(
         &self,
         merchant_id: &MerchantId,
         operator_id: &OperatorId,
     ) -> Result<Option<OperatorPin>, StoreError> {
         let row = sqlx::query(
-            "SELECT merchant_id, id, name, created_at, pin_hash, pin_locked_until FROM operators \
+            "SELECT merchant_id, id, name, status, created_at, pin_hash FROM operators \
              WHERE merchant_id = $1 AND id = $2",
         )
         .bind(merchant_id.as_str())
@@ -64,117 +112,252 @@ impl Store {
         Ok(Some(OperatorPin {
             operator: operator_from_row(&row)?,
             pin_hash: row.try_get("pin_hash").map_err(StoreError::corrupt)?,
-            locked_until: opt_ms(&row, "pin_locked_until")?,
         }))
     }
 
-    /// Sets an operator's PIN hash, and lifts any lock and wrong-PIN count.
-    /// [`StoreError::NotFound`] if the merchant has no such operator.
+    /// Sets an operator's PIN hash, ends their till sessions and forgets the PIN attempts
+    /// counted for their ids (lifting any lock), in one transaction. Returns how many sessions
+    /// ended. [`StoreError::NotFound`] if the merchant has no such operator.
     pub async fn set_operator_pin_hash(
         &self,
         merchant_id: &MerchantId,
         operator_id: &OperatorId,
         pin_hash: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE operators SET pin_hash = $1, pin_failures = 0, pin_failure_window_start = NULL, \
-             pin_locked_until = NULL, updated_at = $2 WHERE merchant_id = $3 AND id = $4",
-        )
-        .bind(pin_hash)
-        .bind(to_millis(now))
-        .bind(merchant_id.as_str())
-        .bind(operator_id.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| StoreError::from_sqlx(e, "operator"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("operator"));
-        }
-        Ok(())
-    }
-
-    /// Counts a wrong PIN: in the window that began after `window_cutoff`, or in a new one
-    /// from `now`. At `max_failures` the operator is locked until `lock_until` and the count
-    /// starts again. Returns the lock's end when this failure set it. One statement counts,
-    /// so two wrong PINs at once are both counted.
-    pub async fn record_pin_failure(
-        &self,
-        merchant_id: &MerchantId,
-        operator_id: &OperatorId,
-        window_cutoff: DateTime<Utc>,
-        max_failures: i64,
-        lock_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let (merchant_id, operator_id) = (merchant_id.clone(), operator_id.clone());
+    ) -> Result<u64, StoreError> {
+        let (merchant_id, operator_id, pin_hash) = (
+            merchant_id.clone(),
+            operator_id.clone(),
+            pin_hash.to_owned(),
+        );
         self.write("operator", move |conn| {
             Box::pin(async move {
-                let err = |e| StoreError::from_sqlx(e, "operator");
-                let failures: Option<i64> = sqlx::query_scalar(
-                    "UPDATE operators SET \
-               pin_failures = CASE WHEN pin_failure_window_start IS NULL \
-                 OR pin_failure_window_start < $1 THEN 1 ELSE pin_failures + 1 END, \
-               pin_failure_window_start = CASE WHEN pin_failure_window_start IS NULL \
-                 OR pin_failure_window_start < $1 THEN $2 ELSE pin_failure_window_start END, \
-               updated_at = $2 \
-             WHERE merchant_id = $3 AND id = $4 RETURNING pin_failures",
+                let done = sqlx::query(
+                    "UPDATE operators SET pin_hash = $1, updated_at = $2 \
+                     WHERE merchant_id = $3 AND id = $4",
                 )
-                .bind(to_millis(window_cutoff))
+                .bind(&pin_hash)
                 .bind(to_millis(now))
                 .bind(merchant_id.as_str())
                 .bind(operator_id.as_str())
-                .fetch_optional(&mut *conn)
+                .execute(&mut *conn)
                 .await
-                .map_err(err)?;
-                match failures {
-                    Some(n) if n >= max_failures => {
-                        sqlx::query(
-                            "UPDATE operators SET pin_locked_until = $1, pin_failures = 0, \
-                     pin_failure_window_start = NULL, updated_at = $2 \
+                .map_err(|e| StoreError::from_sqlx(e, "operator"))?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound("operator"));
+                }
+                sqlx::query(
+                    "DELETE FROM till_pin_attempts WHERE merchant_id = $1 AND operator_id = $2",
+                )
+                .bind(merchant_id.as_str())
+                .bind(operator_id.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, "PIN attempts"))?;
+                end_sessions_of(conn, &merchant_id, &operator_id).await
+            })
+        })
+        .await
+    }
+
+    /// Enables or disables an operator; disabling ends their till sessions, in the same
+    /// transaction. Returns how many sessions ended. [`StoreError::NotFound`] if the merchant
+    /// has no such operator.
+    pub async fn set_operator_status(
+        &self,
+        merchant_id: &MerchantId,
+        operator_id: &OperatorId,
+        status: OperatorStatus,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let (merchant_id, operator_id) = (merchant_id.clone(), operator_id.clone());
+        self.write("operator", move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE operators SET status = $1, updated_at = $2 \
                      WHERE merchant_id = $3 AND id = $4",
-                        )
-                        .bind(to_millis(lock_until))
-                        .bind(to_millis(now))
-                        .bind(merchant_id.as_str())
-                        .bind(operator_id.as_str())
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(err)?;
-                        Ok(Some(lock_until))
+                )
+                .bind(status.as_str())
+                .bind(to_millis(now))
+                .bind(merchant_id.as_str())
+                .bind(operator_id.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, "operator"))?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound("operator"));
+                }
+                match status {
+                    OperatorStatus::Disabled => {
+                        end_sessions_of(conn, &merchant_id, &operator_id).await
                     }
-                    _ => Ok(None),
+                    OperatorStatus::Active => Ok(0),
                 }
             })
         })
         .await
     }
 
-    /// Forgets an operator's wrong PINs (after a right one).
-    pub async fn clear_pin_failures(
+    /// Counts a PIN attempt for the typed pair of ids (which need not exist) from `device`,
+    /// before the PIN is checked, unless the pair is locked: then it is refused and nothing is
+    /// counted. The window starts again at `now` when it began before `window_cutoff`; the
+    /// attempt's number in its window, through `lock_after`, may lock the pair. One transaction
+    /// reads and counts (the row locked on PostgreSQL; SQLite has one writer), so attempts at
+    /// once on several gateway nodes are all counted and none slips past a lock.
+    pub async fn claim_pin_attempt(
         &self,
         merchant_id: &MerchantId,
         operator_id: &OperatorId,
+        device: TillDevice,
+        window_cutoff: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+        lock_after: LockSchedule,
+    ) -> Result<PinAttempt, StoreError> {
         let (merchant_id, operator_id) = (merchant_id.clone(), operator_id.clone());
-        self.write_statement("operator", move |conn| {
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        self.write("PIN attempts", move |conn| {
             Box::pin(async move {
-        sqlx::query(
-            "UPDATE operators SET pin_failures = 0, pin_failure_window_start = NULL, \
-             pin_locked_until = NULL, updated_at = $1 \
-             WHERE merchant_id = $2 AND id = $3 AND (pin_failures <> 0 OR pin_locked_until IS NOT NULL)",
-        )
-        .bind(to_millis(now))
-        .bind(merchant_id.as_str())
-        .bind(operator_id.as_str())
-        .execute(conn)
-        .await
-        .map(|_| ())
-        .map_err(|e| StoreError::from_sqlx(e, "operator"))
+                let err = |e| StoreError::from_sqlx(e, "PIN attempts");
+                let now_ms = to_millis(now);
+                sqlx::query(
+                    "INSERT INTO till_pin_attempts (merchant_id, operator_id, device, failures, \
+                     window_start, locked_until, created_at, updated_at) \
+                     VALUES ($1, $2, $3, 0, $4, NULL, $4, $4) \
+                     ON CONFLICT (merchant_id, operator_id, device) DO NOTHING",
+                )
+                .bind(merchant_id.as_str())
+                .bind(operator_id.as_str())
+                .bind(device.as_str())
+                .bind(now_ms)
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+                let row = sqlx::query(&format!(
+                    "SELECT failures, window_start, locked_until FROM till_pin_attempts \
+                     WHERE merchant_id = $1 AND operator_id = $2 AND device = $3{lock}"
+                ))
+                .bind(merchant_id.as_str())
+                .bind(operator_id.as_str())
+                .bind(device.as_str())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(err)?;
+                if let Some(until) = opt_ms(&row, "locked_until")? {
+                    if until > now {
+                        return Ok(PinAttempt::Locked { until });
+                    }
+                }
+                let failures: i64 = row.try_get("failures").map_err(StoreError::corrupt)?;
+                let window_start = from_millis(
+                    row.try_get::<i64, _>("window_start")
+                        .map_err(StoreError::corrupt)?,
+                )?;
+                let (failures, window_start) = if window_start < window_cutoff {
+                    (1, now)
+                } else {
+                    (failures.saturating_add(1), window_start)
+                };
+                let locked_until = lock_after(failures).map(|d| now + d);
+                sqlx::query(
+                    "UPDATE till_pin_attempts SET failures = $1, window_start = $2, \
+                     locked_until = $3, updated_at = $4 \
+                     WHERE merchant_id = $5 AND operator_id = $6 AND device = $7",
+                )
+                .bind(failures)
+                .bind(to_millis(window_start))
+                .bind(locked_until.map(to_millis))
+                .bind(now_ms)
+                .bind(merchant_id.as_str())
+                .bind(operator_id.as_str())
+                .bind(device.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(err)?;
+                Ok(PinAttempt::Counted {
+                    failures,
+                    locked_until,
+                })
             })
         })
         .await
+    }
+
+    /// Forgets the PIN attempts counted for the pair of ids from `device` (after a right PIN).
+    pub async fn forget_pin_attempts(
+        &self,
+        merchant_id: &MerchantId,
+        operator_id: &OperatorId,
+        device: TillDevice,
+    ) -> Result<(), StoreError> {
+        let (merchant_id, operator_id) = (merchant_id.clone(), operator_id.clone());
+        self.write_statement("PIN attempts", move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "DELETE FROM till_pin_attempts \
+                     WHERE merchant_id = $1 AND operator_id = $2 AND device = $3",
+                )
+                .bind(merchant_id.as_str())
+                .bind(operator_id.as_str())
+                .bind(device.as_str())
+                .execute(conn)
+                .await
+                .map(|_| ())
+                .map_err(|e| StoreError::from_sqlx(e, "PIN attempts"))
+            })
+        })
+        .await
+    }
+
+    /// Deletes the counts whose window began before `window_cutoff` and whose lock, if any, is
+    /// over at `now`; returns how many.
+    pub async fn delete_stale_pin_attempts(
+        &self,
+        window_cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.write_statement("PIN attempts", move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "DELETE FROM till_pin_attempts WHERE window_start < $1 \
+                     AND (locked_until IS NULL OR locked_until <= $2)",
+                )
+                .bind(to_millis(window_cutoff))
+                .bind(to_millis(now))
+                .execute(conn)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(|e| StoreError::from_sqlx(e, "PIN attempts"))
+            })
+        })
+        .await
+    }
+
+    /// The PIN attempts counted for a pair of ids from `device`: the count, and the lock's end
+    /// if one was set (for tests and operators' tools).
+    pub async fn pin_attempts(
+        &self,
+        merchant_id: &MerchantId,
+        operator_id: &OperatorId,
+        device: TillDevice,
+    ) -> Result<Option<(i64, Option<DateTime<Utc>>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT failures, locked_until FROM till_pin_attempts \
+             WHERE merchant_id = $1 AND operator_id = $2 AND device = $3",
+        )
+        .bind(merchant_id.as_str())
+        .bind(operator_id.as_str())
+        .bind(device.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "PIN attempts"))?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some((
+            row.try_get("failures").map_err(StoreError::corrupt)?,
+            opt_ms(&row, "locked_until")?,
+        )))
     }
 
     /// Stores a new session under the hash of its token.

@@ -19,6 +19,7 @@
 mod load;
 mod procfs;
 mod report;
+mod sign_ins;
 mod storage;
 
 use std::net::{SocketAddr, TcpListener};
@@ -76,6 +77,18 @@ pub struct BenchArgs {
     /// a machine of its own. Linux, at least 2 CPUs.
     #[arg(long, value_name = "CPU")]
     pub pin_gateway: Option<usize>,
+    /// Measure instead a flood of this many till sign-ins at once (wrong PINs): the answers,
+    /// and the gateway's memory before, at its peak and after (docs/BENCHMARKS.md).
+    #[arg(long, value_name = "N")]
+    pub sign_ins: Option<usize>,
+    /// With --sign-ins: how many loopback source addresses the sign-ins come from
+    /// (127.0.1.0 and up).
+    #[arg(long, default_value_t = 250)]
+    pub sources: usize,
+    /// With --sign-ins: run this binary as the gateway instead of this one (e.g. an older
+    /// build, to compare).
+    #[arg(long, value_name = "PATH")]
+    pub gateway_exe: Option<PathBuf>,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub json: bool,
@@ -166,6 +179,17 @@ fn spawn(
     cpus: Option<&str>,
 ) -> anyhow::Result<Process> {
     let exe = std::env::current_exe().context("cannot find the qrgate binary")?;
+    spawn_exe(name, &exe, args, dir, cpus)
+}
+
+/// Starts `exe` with `args`, its output in `<dir>/<name>.log`, on `cpus` if given.
+fn spawn_exe(
+    name: &'static str,
+    exe: &Path,
+    args: &[&str],
+    dir: &Path,
+    cpus: Option<&str>,
+) -> anyhow::Result<Process> {
     let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
     let mut command = match cpus {
         Some(cpus) => {
@@ -313,6 +337,12 @@ pub async fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<ExitCode> 
     };
     let database = config.database_url.as_deref();
     let machine = report::Machine::read();
+
+    if let Some(n) = args.sign_ins {
+        let figures = sign_ins::run(&work, n, args.sources, args.gateway_exe.as_ref()).await?;
+        sign_ins::print(&figures, args.json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
 
     if args.storage {
         let figures =

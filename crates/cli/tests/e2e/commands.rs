@@ -27,6 +27,8 @@ fn every_command_has_clear_help() {
         &["operator", "add"],
         &["operator", "list"],
         &["operator", "set-pin"],
+        &["operator", "disable"],
+        &["operator", "enable"],
         &["shop", "add"],
         &["terminal", "add"],
         &["terminal", "list"],
@@ -154,6 +156,52 @@ fn merchant_create_json_gives_what_scripts_need() {
         serde_json::from_str(&install.ok(&["merchant", "show", "ON00000001", "--json"])).unwrap();
     assert_eq!(shown["terminals"][0]["terminal_no"], "T-1");
     assert_eq!(shown["operators"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn operators_can_be_disabled_and_enabled_and_a_new_pin_needs_six_digits() {
+    let install = Install::sqlite();
+    install.ok(&["merchant", "create", "--name", "M", "--currency", "CAD"]);
+    let op = ["--merchant", "ON00000001", "--operator", "0000000001"];
+    let out = install.run(&[&["operator", "set-pin"][..], &op, &["--pin", "4321"]].concat());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a PIN is 6 to 12 digits"));
+    let said = install.ok(&[&["operator", "set-pin"][..], &op, &["--pin", "246810"]].concat());
+    assert!(said.contains("open till sessions have ended"), "{said}");
+
+    let status = |install: &Install| -> Value {
+        let shown: Value =
+            serde_json::from_str(&install.ok(&["merchant", "show", "ON00000001", "--json"]))
+                .unwrap();
+        shown["operators"][0]["status"].clone()
+    };
+    assert_eq!(status(&install), "active");
+    let said = install.ok(&[&["operator", "disable"][..], &op].concat());
+    assert!(said.contains("cannot sign in to the till"), "{said}");
+    assert_eq!(status(&install), "disabled");
+    let text = install.ok(&["merchant", "show", "ON00000001"]);
+    assert!(text.contains("0000000001  disabled"), "{text}");
+    let listed: Value = serde_json::from_str(&install.ok(&[
+        "operator",
+        "list",
+        "--merchant",
+        "ON00000001",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(listed[0]["status"], "disabled");
+    install.ok(&[&["operator", "enable"][..], &op].concat());
+    assert_eq!(status(&install), "active");
+    let out = install.run(&[
+        "operator",
+        "disable",
+        "--merchant",
+        "ON00000001",
+        "--operator",
+        "0000000009",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("operator not found"));
 }
 
 #[test]

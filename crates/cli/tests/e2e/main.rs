@@ -6,6 +6,7 @@ mod bench;
 mod callbacks;
 mod commands;
 mod crash;
+mod data_dir;
 mod import;
 mod loops;
 mod pos_charge;

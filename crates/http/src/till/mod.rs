@@ -15,8 +15,11 @@ mod sale;
 mod sign_in;
 mod today;
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::ConnectInfo;
 use axum::http::header::{LOCATION, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -27,6 +30,8 @@ use i18n::Locale;
 
 /// The cookie holding the session token: HttpOnly, SameSite=Strict, path `/pos`.
 pub(crate) const SESSION_COOKIE: &str = "qrgate_till";
+/// The cookie that marks a browser as a known till of a merchant (docs/TILL.md).
+pub(crate) const KNOWN_TILL_COOKIE: &str = "qrgate_till_known";
 
 /// The till's routes, to be mounted at the gateway's root (they all start with `/pos`).
 pub(crate) fn router() -> Router<AppState> {
@@ -80,6 +85,46 @@ pub(crate) fn signed_out(error: &SessionError) -> Response {
         r.headers_mut().insert(SET_COOKIE, v);
     }
     r
+}
+
+/// The address a request comes from: its peer, or, when the peer is one of the trusted
+/// proxies, the last address in `X-Forwarded-For` that is not one (the client as the
+/// nearest untrusted hop; the entries before it could be made up).
+pub(crate) fn source_address(
+    state: &AppState,
+    extensions: &Extensions,
+    headers: &HeaderMap,
+) -> IpAddr {
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
+            c.0.ip().to_canonical()
+        });
+    let trusted = &state.config.till_trusted_proxies;
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut source = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                source = ip.to_canonical();
+                if !trusted.contains(&source) {
+                    return source;
+                }
+            }
+            // Not an address: nothing further left can be trusted.
+            Err(_) => return peer,
+        }
+    }
+    source
 }
 
 /// The request's session, or why there is none.

@@ -1,17 +1,20 @@
 //! Signing in (merchant id, operator id, PIN) and out.
 
 use axum::extract::{Query, State};
-use axum::http::header::SET_COOKIE;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::header::{RETRY_AFTER, SET_COOKIE};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use axum::Form;
+use chrono::{DateTime, Utc};
 use maud::html;
-use qrgate_engine::SignInError;
+use qrgate_engine::{SignInAttempt, SignInError, KNOWN_TILL_LIFETIME};
 use serde::Deserialize;
 
-use super::i18n::{Lang, Locale};
+use super::i18n::{cookie, Lang, Locale};
 use super::layout::{notice, Page};
-use super::{csrf_ok, see_other, session_of, signed_out, SESSION_COOKIE};
+use super::{
+    csrf_ok, see_other, session_of, signed_out, source_address, KNOWN_TILL_COOKIE, SESSION_COOKIE,
+};
 use crate::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -104,32 +107,67 @@ pub(crate) async fn page(
     render(locale, &uri, StatusCode::OK, message, "", "")
 }
 
+/// "Try again in …" for a wait until `until`.
+fn wait_words(lang: Lang, now: DateTime<Utc>, until: DateTime<Utc>) -> String {
+    let seconds = (until - now).num_seconds().max(1);
+    match lang {
+        Lang::En if seconds <= 90 => format!("Try again in {seconds} s."),
+        Lang::En => format!("Try again in {} min.", (seconds + 59) / 60),
+        Lang::Zh if seconds <= 90 => format!("请 {seconds} 秒后重试。"),
+        Lang::Zh => format!("请 {} 分钟后重试。", (seconds + 59) / 60),
+    }
+}
+
+fn retry_after(now: DateTime<Utc>, until: DateTime<Utc>) -> u64 {
+    u64::try_from((until - now).num_seconds().max(1)).unwrap_or(1)
+}
+
 pub(crate) async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
+    extensions: Extensions,
     uri: Uri,
     Form(f): Form<SignInForm>,
 ) -> Response {
     let locale = Locale::from_parts(uri.query(), &headers);
     let lang = locale.lang;
-    match state
-        .engine
-        .sign_in_operator(&f.merchant_id, &f.operator_id, &f.pin)
-        .await
-    {
+    let known_till = cookie(&headers, KNOWN_TILL_COOKIE);
+    let attempt = SignInAttempt {
+        merchant_id: &f.merchant_id,
+        operator_id: &f.operator_id,
+        pin: &f.pin,
+        source: source_address(&state, &extensions, &headers),
+        known_till: known_till.as_deref(),
+    };
+    let secure = if state.config.till_secure_cookie {
+        "; Secure"
+    } else {
+        ""
+    };
+    match state.engine.sign_in_operator(&attempt).await {
         Ok(signed_in) => {
             let mut r = see_other("/pos");
-            let cookie = format!(
-                "{SESSION_COOKIE}={}; Path=/pos; HttpOnly; SameSite=Strict",
-                signed_in.token
-            );
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                r.headers_mut().insert(SET_COOKIE, v);
+            let cookies = [
+                format!(
+                    "{SESSION_COOKIE}={}; Path=/pos; HttpOnly; SameSite=Strict{secure}",
+                    signed_in.token
+                ),
+                format!(
+                    "{KNOWN_TILL_COOKIE}={}; Path=/pos; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+                    signed_in.known_till,
+                    KNOWN_TILL_LIFETIME.num_seconds()
+                ),
+            ];
+            for cookie in cookies {
+                if let Ok(v) = HeaderValue::from_str(&cookie) {
+                    r.headers_mut().append(SET_COOKIE, v);
+                }
             }
             r
         }
         Err(e) => {
-            let (status, title, detail) = match &e {
+            let now = state.engine.now();
+            let (status, title, detail, wait) = match &e {
                 SignInError::WrongCredentials => (
                     StatusCode::UNAUTHORIZED,
                     lang.pick(
@@ -137,21 +175,51 @@ pub(crate) async fn submit(
                         "商户号、收银员编号或密码错误。",
                     ),
                     String::new(),
+                    None,
                 ),
-                SignInError::Locked { until } => {
-                    let minutes = (*until - state.engine.now()).num_minutes().max(0) + 1;
-                    (
-                        StatusCode::TOO_MANY_REQUESTS,
+                SignInError::Locked { until } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    lang.pick(
+                        "Too many wrong PINs for this operator id.",
+                        "该收银员编号的密码错误次数过多。",
+                    ),
+                    format!(
+                        "{} {}",
+                        wait_words(lang, now, *until),
                         lang.pick(
-                            "Too many wrong PINs: this operator is locked for 5 minutes.",
-                            "密码错误次数过多：该收银员已被锁定 5 分钟。",
-                        ),
-                        match lang {
-                            Lang::En => format!("Try again in {minutes} min, or ask the manager."),
-                            Lang::Zh => format!("请 {minutes} 分钟后重试，或联系店长。"),
-                        },
-                    )
-                }
+                            "The shop's usual till can still sign in; or ask the manager.",
+                            "本店常用的收银台仍可登录；或联系店长。",
+                        )
+                    ),
+                    Some(*until),
+                ),
+                SignInError::SourcePaused { until } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    lang.pick(
+                        "Too many sign-in attempts from this network.",
+                        "来自此网络的登录尝试过多。",
+                    ),
+                    wait_words(lang, now, *until),
+                    Some(*until),
+                ),
+                SignInError::Busy => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    lang.pick(
+                        "Too many sign-ins right now: try again in a moment.",
+                        "当前登录请求过多，请稍后重试。",
+                    ),
+                    String::new(),
+                    Some(now + chrono::Duration::seconds(1)),
+                ),
+                SignInError::OperatorDisabled => (
+                    StatusCode::FORBIDDEN,
+                    lang.pick(
+                        "This operator is disabled: ask the manager.",
+                        "该收银员已停用：请联系店长。",
+                    ),
+                    String::new(),
+                    None,
+                ),
                 SignInError::MerchantDisabled => (
                     StatusCode::FORBIDDEN,
                     lang.pick(
@@ -159,6 +227,7 @@ pub(crate) async fn submit(
                         "该商户已停用：请联系支付服务商。",
                     ),
                     String::new(),
+                    None,
                 ),
                 SignInError::Engine(err) => {
                     tracing::error!(error = %err, "till sign-in failed");
@@ -169,18 +238,24 @@ pub(crate) async fn submit(
                             "网关暂时无法登录，请稍后重试。",
                         ),
                         String::new(),
+                        None,
                     )
                 }
             };
             let message = notice("error", "sign-in-error", title, &detail);
-            render(
+            let mut r = render(
                 locale,
                 &uri,
                 status,
                 Some(message),
                 f.merchant_id.trim(),
                 f.operator_id.trim(),
-            )
+            );
+            if let Some(until) = wait {
+                r.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(retry_after(now, until)));
+            }
+            r
         }
     }
 }

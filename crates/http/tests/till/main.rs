@@ -3,14 +3,15 @@
 //! gateway's clock and the sandbox's move together, by hand.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use qrgate_connectors::{TimeoutSettings, WalletSettings};
-use qrgate_domain::{Currency, MerchantOrderId, Order, OrderStatus, Wallet};
+use qrgate_domain::{Currency, MerchantOrderId, OperatorStatus, Order, OrderStatus, Wallet};
 use qrgate_engine::{
-    ClosingPolicy, CreatedMerchant, Engine, FixedClock, MasterKey, MerchantRequest, Wallets,
+    ClosingPolicy, CreatedMerchant, Engine, FixedClock, MasterKey, MerchantRequest, SignInLimits,
+    Wallets,
 };
 use qrgate_http::{AppState, HttpConfig};
 use qrgate_sandbox::{wallet_modules, RunningSandbox, Sandbox, SandboxConfig};
@@ -19,7 +20,7 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-const PIN: &str = "4321";
+const PIN: &str = "432198";
 
 struct World {
     engine: Engine,
@@ -36,14 +37,30 @@ struct World {
 /// One browser: its cookies, by hand (no redirects followed, so each answer can be checked).
 struct Till<'w> {
     w: &'w World,
+    http: reqwest::Client,
     cookies: Vec<(String, String)>,
     accept_language: &'static str,
+    /// Sent as `X-Forwarded-For` (as a proxy in front would).
+    forwarded_for: Option<String>,
 }
 
 struct Page {
     status: StatusCode,
     location: Option<String>,
     body: String,
+    retry_after: Option<String>,
+    set_cookies: Vec<String>,
+}
+
+/// A copy of a page's headers, for a part of its body.
+fn page_of(page: &Page) -> Page {
+    Page {
+        status: page.status,
+        location: page.location.clone(),
+        body: String::new(),
+        retry_after: page.retry_after.clone(),
+        set_cookies: page.set_cookies.clone(),
+    }
 }
 
 impl Page {
@@ -71,6 +88,10 @@ impl Page {
 
 impl World {
     async fn start(db: TestDb) -> World {
+        World::start_with(db, SignInLimits::default(), HttpConfig::default()).await
+    }
+
+    async fn start_with(db: TestDb, limits: SignInLimits, config: HttpConfig) -> World {
         let sandbox = Sandbox::new(
             SandboxConfig {
                 seed: 9,
@@ -129,7 +150,8 @@ impl World {
         let engine = Engine::new(db.store.clone(), MasterKey::generate(), clock.clone())
             .await
             .unwrap()
-            .with_wallets(wallets);
+            .with_wallets(wallets)
+            .with_sign_in_limits(&limits);
         let merchant = engine
             .create_merchant(&MerchantRequest {
                 name: "Maple Tea".into(),
@@ -145,7 +167,7 @@ impl World {
             .unwrap();
         tokio::spawn(qrgate_http::serve(
             listener,
-            AppState::new(engine.clone(), HttpConfig::default()),
+            AppState::new(engine.clone(), config),
             std::future::pending(),
         ));
         World {
@@ -164,8 +186,22 @@ impl World {
     fn till(&self) -> Till<'_> {
         Till {
             w: self,
+            http: self.http.clone(),
             cookies: Vec::new(),
             accept_language: "en-US,en",
+            forwarded_for: None,
+        }
+    }
+
+    /// A browser on another machine: its requests come from `source` (a loopback address).
+    fn till_from(&self, source: &str) -> Till<'_> {
+        Till {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .local_address(source.parse::<IpAddr>().unwrap())
+                .build()
+                .unwrap(),
+            ..self.till()
         }
     }
 
@@ -279,6 +315,12 @@ impl Till<'_> {
     }
 
     async fn keep(&mut self, r: reqwest::Response) -> Page {
+        let set_cookies = r
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
         for value in r.headers().get_all(SET_COOKIE) {
             let pair = value.to_str().unwrap().split(';').next().unwrap();
             let (k, v) = pair.split_once('=').unwrap();
@@ -293,13 +335,17 @@ impl Till<'_> {
                 .headers()
                 .get(LOCATION)
                 .map(|l| l.to_str().unwrap().to_owned()),
+            retry_after: r
+                .headers()
+                .get("retry-after")
+                .map(|l| l.to_str().unwrap().to_owned()),
+            set_cookies,
             body: r.text().await.unwrap(),
         }
     }
 
     async fn get(&mut self, path: &str) -> Page {
         let r = self
-            .w
             .http
             .get(format!("{}{path}", self.w.base))
             .header(COOKIE, self.cookie_header())
@@ -311,16 +357,16 @@ impl Till<'_> {
     }
 
     async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let r = self
-            .w
+        let mut request = self
             .http
             .post(format!("{}{path}", self.w.base))
             .header(COOKIE, self.cookie_header())
             .header("accept-language", self.accept_language)
-            .form(form)
-            .send()
-            .await
-            .unwrap();
+            .form(form);
+        if let Some(hops) = &self.forwarded_for {
+            request = request.header("x-forwarded-for", hops);
+        }
+        let r = request.send().await.unwrap();
         self.keep(r).await
     }
 
@@ -371,42 +417,439 @@ impl Till<'_> {
     }
 }
 
-async fn a_wrong_pin_gets_one_message_and_five_lock_the_operator(db: TestDb) {
+/// One sign-in from a browser of its own at `source`.
+async fn attempt(w: &World, source: &str, merchant: &str, operator: &str, pin: &str) -> Page {
+    w.till_from(source)
+        .sign_in_with(merchant, operator, pin)
+        .await
+}
+
+/// A sign-in page with the ids typed into it replaced, to compare answers to different ids.
+fn without(page: &Page, merchant: &str, operator: &str) -> String {
+    page.body
+        .replace(&format!("value=\"{merchant}\""), "value=\"M\"")
+        .replace(&format!("value=\"{operator}\""), "value=\"O\"")
+}
+
+async fn wrong_ids_and_wrong_pins_get_the_same_answer_whether_the_ids_exist_or_not(db: TestDb) {
     let w = World::start(db).await;
-    let mut till = w.till();
     let merchant = w.merchant_id().to_owned();
-    for (m, op, pin) in [
-        (merchant.as_str(), "0000000001", "0000"),
-        ("ON99999999", "0000000001", PIN),
-        (merchant.as_str(), "0000000009", PIN),
-        ("not an id", "x", "1"),
-    ] {
-        let page = till.sign_in_with(m, op, pin).await;
-        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{m} {op}");
+    let checks = w.engine.pin_checks();
+    // Before the ids exist: an unknown merchant, an unknown operator, ids that are not ids.
+    let unknown_merchant = attempt(&w, "127.0.0.2", "ON00000002", "0000000001", "000000").await;
+    let unknown_operator = attempt(&w, "127.0.0.2", &merchant, "0000000002", "000000").await;
+    let not_ids = attempt(&w, "127.0.0.2", "not an id", "x", "1").await;
+    // Each cost one PIN check (a dummy hash), as a wrong PIN does.
+    assert_eq!(w.engine.pin_checks(), checks + 3);
+    for page in [&unknown_merchant, &unknown_operator, &not_ids] {
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
         assert!(page
             .body
             .contains("Merchant id, operator id or PIN is wrong."));
-        assert!(till.cookies.iter().all(|(k, _)| k != "qrgate_till"));
+        assert!(page.set_cookies.is_empty());
     }
-    // Four wrong PINs so far for the real operator would be one: three more are fine...
-    for _ in 0..3 {
-        let page = till.sign_in_with(&merchant, "0000000001", "9999").await;
+
+    // The same ids once they exist, with PINs: the same bytes.
+    let second = w
+        .engine
+        .create_merchant(&MerchantRequest {
+            name: "Lotus Tea".into(),
+            currency: Currency::Cad,
+            time_zone: "America/Toronto".parse().unwrap(),
+            id_prefix: "ON".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(second.merchant.id.as_str(), "ON00000002");
+    w.engine
+        .set_operator_pin(&second.merchant.id, &second.operator.id, "111111")
+        .await
+        .unwrap();
+    let op2 = w
+        .engine
+        .add_operator(&w.merchant.merchant.id, "Li Na")
+        .await
+        .unwrap();
+    assert_eq!(op2.id.as_str(), "0000000002");
+    w.engine
+        .set_operator_pin(&w.merchant.merchant.id, &op2.id, "222222")
+        .await
+        .unwrap();
+    let known_merchant = attempt(&w, "127.0.0.3", "ON00000002", "0000000001", "000000").await;
+    let known_operator = attempt(&w, "127.0.0.3", &merchant, "0000000002", "000000").await;
+    let wrong_pin = attempt(&w, "127.0.0.3", &merchant, "0000000001", "000000").await;
+    assert_eq!(w.engine.pin_checks(), checks + 6);
+    assert_eq!(known_merchant.status, unknown_merchant.status);
+    assert_eq!(known_merchant.body, unknown_merchant.body);
+    assert_eq!(known_operator.status, unknown_operator.status);
+    assert_eq!(known_operator.body, unknown_operator.body);
+    assert_eq!(wrong_pin.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        without(&wrong_pin, &merchant, "0000000001"),
+        without(&unknown_operator, &merchant, "0000000002")
+    );
+    assert_eq!(
+        without(&unknown_merchant, "ON00000002", "0000000001"),
+        without(&unknown_operator, &merchant, "0000000002")
+    );
+
+    // The lock comes after as many attempts, with the same page, for ids that exist
+    // (0000000002 has had one since its PIN was set, which forgot the one before) and ids
+    // that do not (0000000009).
+    for source in ["127.0.0.4", "127.0.0.5", "127.0.0.6"] {
+        let page = attempt(&w, source, &merchant, "0000000002", "000000").await;
         assert_eq!(page.status, StatusCode::UNAUTHORIZED);
     }
-    // ...the fifth within five minutes locks it, and then even the right PIN is refused.
-    let page = till.sign_in_with(&merchant, "0000000001", "9999").await;
-    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
-    assert!(page.body.contains("Too many wrong PINs"), "{}", page.body);
-    let page = till.sign_in_with(&merchant, "0000000001", PIN).await;
-    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
-    // The form keeps the ids typed.
-    assert!(page.body.contains(&format!("value=\"{merchant}\"")));
+    for source in ["127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7"] {
+        let page = attempt(&w, source, &merchant, "0000000009", "000000").await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    }
+    let locked_known = attempt(&w, "127.0.0.8", &merchant, "0000000002", "000000").await;
+    let locked_unknown = attempt(&w, "127.0.0.8", &merchant, "0000000009", "000000").await;
+    for page in [&locked_known, &locked_unknown] {
+        assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
+        assert!(page
+            .body
+            .contains("Too many wrong PINs for this operator id."));
+        assert_eq!(page.retry_after.as_deref(), Some("60"));
+    }
+    assert_eq!(
+        without(&locked_known, &merchant, "0000000002"),
+        without(&locked_unknown, &merchant, "0000000009")
+    );
+    // While locked, nothing is checked, not even the right PIN, which is refused alike.
+    let checks_locked = w.engine.pin_checks();
+    let right_pin = attempt(&w, "127.0.0.9", &merchant, "0000000002", "222222").await;
+    let still_unknown = attempt(&w, "127.0.0.9", &merchant, "0000000009", "222222").await;
+    assert_eq!(w.engine.pin_checks(), checks_locked);
+    assert_eq!(
+        without(&right_pin, &merchant, "0000000002"),
+        without(&still_unknown, &merchant, "0000000009")
+    );
+    assert_eq!(right_pin.status, StatusCode::TOO_MANY_REQUESTS);
+}
 
-    w.advance(5 * 60 + 1).await;
+async fn guessing_from_elsewhere_never_locks_the_shops_own_till_out(db: TestDb) {
+    let w = World::start(db).await;
+    let merchant = w.merchant_id().to_owned();
+    // The shop's till signed in yesterday: it is a known till of the merchant.
+    let mut till = w.till();
+    let page = till.sign_in().await;
+    assert!(
+        page.set_cookies
+            .iter()
+            .any(|c| c.starts_with("qrgate_till_known=") && c.contains("HttpOnly")),
+        "{:?}",
+        page.set_cookies
+    );
+    till.cookies.retain(|(k, _)| k == "qrgate_till_known");
+
+    // Someone elsewhere guesses the cashier's PIN.
+    let mut attacker = w.till_from("127.0.0.66");
+    for _ in 0..4 {
+        let page = attacker
+            .sign_in_with(&merchant, "0000000001", "000000")
+            .await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    }
+    let page = attacker
+        .sign_in_with(&merchant, "0000000001", "000000")
+        .await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
+    assert!(page
+        .body
+        .contains("The shop's usual till can still sign in"));
+    // Locked for every browser but known tills: the right PIN tells the attacker nothing.
+    let page = attacker.sign_in_with(&merchant, "0000000001", PIN).await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // The cashier at the shop's till signs in at once with the right PIN.
     till.sign_in().await;
-    let sale = till.get("/pos").await;
-    assert_eq!(sale.status, StatusCode::OK);
-    assert!(sale.body.contains("Maple Tea"));
+    assert_eq!(till.get("/pos").await.status, StatusCode::OK);
+
+    // A browser that never signed in waits for the lock (a minute), then signs in.
+    let mut new_phone = w.till_from("127.0.0.67");
+    let page = new_phone.sign_in_with(&merchant, "0000000001", PIN).await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    w.clock.advance(Duration::seconds(61));
+    new_phone.sign_in().await;
+
+    // The attacker's address is paused after ten failures, whatever ids it tries next; others
+    // are not.
+    w.clock.advance(Duration::seconds(61));
+    for i in 0..5 {
+        let page = attacker
+            .sign_in_with(&merchant, &format!("00000001{i:02}"), "000000")
+            .await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{i}: {}", page.body);
+    }
+    let page = attacker
+        .sign_in_with(&merchant, "0000000200", "000000")
+        .await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        page.body
+            .contains("Too many sign-in attempts from this network."),
+        "{}",
+        page.body
+    );
+    assert_eq!(page.retry_after.as_deref(), Some("60"));
+    let page = attempt(&w, "127.0.0.68", &merchant, "0000000200", "000000").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn a_flood_beyond_the_sign_ins_at_once_is_refused_at_once_without_checking_pins(db: TestDb) {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let limits = SignInLimits {
+        checks_at_once: 1,
+        sign_ins_at_once: 1,
+        ..SignInLimits::default()
+    };
+    let w = World::start_with(db, limits, HttpConfig::default()).await;
+    let merchant = w.merchant_id().to_owned();
+    // A PIN hash with many passes, so that one sign-in holds the only place for seconds.
+    let slow = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(8 * 1024, 400, 1, None).unwrap(),
+    )
+    .hash_password(PIN.as_bytes(), &SaltString::encode_b64(&[3u8; 16]).unwrap())
+    .unwrap()
+    .to_string();
+    w.engine
+        .store()
+        .set_operator_pin_hash(
+            &w.merchant.merchant.id,
+            &w.merchant.operator.id,
+            &slow,
+            w.engine.now(),
+        )
+        .await
+        .unwrap();
+    let slow_sign_in = tokio::spawn({
+        let (base, merchant) = (w.base.clone(), merchant.clone());
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/pos/sign-in"))
+                .form(&[
+                    ("merchant_id", merchant.as_str()),
+                    ("operator_id", "0000000001"),
+                    ("pin", "000000"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    for _ in 0..3000 {
+        if w.engine.pin_checks() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        w.engine.pin_checks(),
+        1,
+        "the slow sign-in is checking its PIN"
+    );
+    let flood: Vec<_> = (0..20)
+        .map(|i| {
+            let (base, merchant) = (w.base.clone(), merchant.clone());
+            tokio::spawn(async move {
+                let operator = format!("00000003{i:02}");
+                let r = reqwest::Client::builder()
+                    .local_address(format!("127.0.3.{i}").parse::<IpAddr>().unwrap())
+                    .build()
+                    .unwrap()
+                    .post(format!("{base}/pos/sign-in"))
+                    .form(&[
+                        ("merchant_id", merchant.as_str()),
+                        ("operator_id", operator.as_str()),
+                        ("pin", "000000"),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                let retry = r.headers().get("retry-after").cloned();
+                (r.status(), retry, r.text().await.unwrap())
+            })
+        })
+        .collect();
+    for answer in flood {
+        let (status, retry_after, body) = answer.await.unwrap();
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert!(
+            body.contains("Too many sign-ins right now: try again in a moment."),
+            "{body}"
+        );
+        assert_eq!(retry_after.unwrap(), "1");
+    }
+    // None of them checked a PIN.
+    assert_eq!(w.engine.pin_checks(), 1);
+    assert_eq!(slow_sign_in.await.unwrap(), StatusCode::UNAUTHORIZED);
+    // The place is free again.
+    let page = attempt(&w, "127.0.0.2", &merchant, "0000000002", "000000").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(w.engine.pin_checks(), 2);
+}
+
+async fn a_pin_change_or_disabling_ends_the_operators_sessions_only(db: TestDb) {
+    let w = World::start(db).await;
+    let merchant = w.merchant_id().to_owned();
+    let (m, o) = (&w.merchant.merchant.id, &w.merchant.operator.id);
+    let other = w.engine.add_operator(m, "Li Na").await.unwrap();
+    w.engine
+        .set_operator_pin(m, &other.id, "222222")
+        .await
+        .unwrap();
+    let mut colleague = w.till();
+    let page = colleague
+        .sign_in_with(&merchant, "0000000002", "222222")
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let mut till = w.till();
+    till.sign_in().await;
+    assert_eq!(till.get("/pos").await.status, StatusCode::OK);
+
+    w.engine.set_operator_pin(m, o, "864209").await.unwrap();
+    assert_eq!(
+        till.get("/pos").await.location.as_deref(),
+        Some("/pos/sign-in")
+    );
+    let page = till.sign_in_with(&merchant, "0000000001", PIN).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    let page = till.sign_in_with(&merchant, "0000000001", "864209").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(till.get("/pos").await.status, StatusCode::OK);
+
+    w.engine
+        .set_operator_status(m, o, OperatorStatus::Disabled)
+        .await
+        .unwrap();
+    assert_eq!(
+        till.get("/pos").await.location.as_deref(),
+        Some("/pos/sign-in")
+    );
+    let page = till.sign_in_with(&merchant, "0000000001", "864209").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page
+        .body
+        .contains("This operator is disabled: ask the manager."));
+    assert!(page.set_cookies.is_empty());
+    // A wrong PIN for a disabled operator is just a wrong PIN.
+    let page = till.sign_in_with(&merchant, "0000000001", "000000").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    // The colleague's session never noticed.
+    assert_eq!(colleague.get("/pos").await.status, StatusCode::OK);
+
+    w.engine
+        .set_operator_status(m, o, OperatorStatus::Active)
+        .await
+        .unwrap();
+    let page = till.sign_in_with(&merchant, "0000000001", "864209").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(till.get("/pos").await.status, StatusCode::OK);
+}
+
+async fn a_new_pin_needs_six_digits_and_a_shorter_one_set_before_still_signs_in(db: TestDb) {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let w = World::start(db).await;
+    let (m, o) = (&w.merchant.merchant.id, &w.merchant.operator.id);
+    for short in ["4321", "54321", "1234567890123", "12a456"] {
+        let refused = w.engine.set_operator_pin(m, o, short).await.unwrap_err();
+        assert_eq!(refused.to_string(), "a PIN is 6 to 12 digits");
+    }
+    // A 4-digit PIN set by an older version, as it stored it.
+    let old = argon2::Argon2::default()
+        .hash_password(b"4321", &SaltString::encode_b64(&[5u8; 16]).unwrap())
+        .unwrap()
+        .to_string();
+    w.engine
+        .store()
+        .set_operator_pin_hash(m, o, &old, w.engine.now())
+        .await
+        .unwrap();
+    let mut till = w.till();
+    let page = till
+        .sign_in_with(w.merchant_id(), "0000000001", "4321")
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(till.get("/pos").await.status, StatusCode::OK);
+}
+
+async fn the_till_cookies_are_secure_when_configured(db: TestDb) {
+    let w = World::start_with(
+        db,
+        SignInLimits::default(),
+        HttpConfig {
+            till_secure_cookie: true,
+            ..HttpConfig::default()
+        },
+    )
+    .await;
+    let mut till = w.till();
+    let page = till.sign_in().await;
+    assert_eq!(page.set_cookies.len(), 2, "{:?}", page.set_cookies);
+    for cookie in &page.set_cookies {
+        assert!(cookie.ends_with("; Secure"), "{cookie}");
+        assert!(cookie.contains("; HttpOnly; SameSite=Strict"), "{cookie}");
+    }
+    let plain = World::start(TestDb::sqlite().await).await;
+    let page = plain.till().sign_in().await;
+    assert!(page.set_cookies.iter().all(|c| !c.contains("Secure")));
+}
+
+async fn behind_a_trusted_proxy_each_client_address_is_limited_apart(db: TestDb) {
+    let limits = SignInLimits {
+        source_burst: 3,
+        ..SignInLimits::default()
+    };
+    let config = HttpConfig {
+        till_trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        ..HttpConfig::default()
+    };
+    let w = World::start_with(db, limits, config).await;
+    let merchant = w.merchant_id().to_owned();
+    let mut through_proxy = w.till();
+    through_proxy.forwarded_for = Some("203.0.113.1".into());
+    for i in 0..3 {
+        let page = through_proxy
+            .sign_in_with(&merchant, &format!("00000004{i:02}"), "000000")
+            .await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    }
+    let page = through_proxy
+        .sign_in_with(&merchant, "0000000410", "000000")
+        .await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(page.body.contains("from this network"));
+    // Another client of the same proxy is not held back; a client that makes up hops before
+    // its own address is still itself.
+    through_proxy.forwarded_for = Some("203.0.113.2".into());
+    let page = through_proxy
+        .sign_in_with(&merchant, "0000000411", "000000")
+        .await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    through_proxy.forwarded_for = Some("198.51.100.9, 203.0.113.1".into());
+    let page = through_proxy
+        .sign_in_with(&merchant, "0000000412", "000000")
+        .await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    // From a peer that is not a trusted proxy, the header counts for nothing.
+    let mut direct = w.till_from("127.0.0.2");
+    for i in 0..4 {
+        direct.forwarded_for = Some(format!("192.0.2.{i}"));
+        let page = direct
+            .sign_in_with(&merchant, &format!("00000005{i:02}"), "000000")
+            .await;
+        let expected = if i < 3 {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(page.status, expected, "{i}");
+    }
 }
 
 async fn a_session_ends_after_thirty_idle_minutes_or_twelve_hours(db: TestDb) {
@@ -699,9 +1142,8 @@ async fn todays_list_shows_paid_failed_and_pending_sales_and_refunds_one(db: Tes
         .find(&format!("action=\"/pos/orders/{paid}/refund\""))
         .unwrap();
     let form = Page {
-        status: StatusCode::OK,
-        location: None,
         body: today.body[form_start..].to_owned(),
+        ..page_of(&today)
     };
     assert_eq!(form.field("amount"), "12.00");
     let refund_id = form.field("refund_id");
@@ -729,9 +1171,8 @@ async fn todays_list_shows_paid_failed_and_pending_sales_and_refunds_one(db: Tes
         .find(&format!("action=\"/pos/orders/{paid}/refund\""))
         .unwrap();
     let fresh_form = Page {
-        status: StatusCode::OK,
-        location: None,
         body: fresh.body[start..].to_owned(),
+        ..page_of(&fresh)
     };
     assert_eq!(fresh_form.field("amount"), "7.00");
     let too_much = till
@@ -856,7 +1297,13 @@ async fn the_tills_pages_forbid_framing_and_allow_only_their_own_script_and_styl
 
 backend_tests!(
     the_tills_pages_forbid_framing_and_allow_only_their_own_script_and_styles,
-    a_wrong_pin_gets_one_message_and_five_lock_the_operator,
+    wrong_ids_and_wrong_pins_get_the_same_answer_whether_the_ids_exist_or_not,
+    guessing_from_elsewhere_never_locks_the_shops_own_till_out,
+    a_flood_beyond_the_sign_ins_at_once_is_refused_at_once_without_checking_pins,
+    a_pin_change_or_disabling_ends_the_operators_sessions_only,
+    a_new_pin_needs_six_digits_and_a_shorter_one_set_before_still_signs_in,
+    the_till_cookies_are_secure_when_configured,
+    behind_a_trusted_proxy_each_client_address_is_limited_apart,
     a_session_ends_after_thirty_idle_minutes_or_twelve_hours,
     a_form_without_the_csrf_token_is_refused_and_does_nothing,
     a_scanned_code_is_charged_once_even_when_the_form_is_sent_twice,

@@ -7,7 +7,7 @@ use chrono::{Duration, TimeZone, Utc};
 use qrgate_domain::{
     Currency, FxQuote, FxRate, MerchantId, MerchantStatus, MerchantTimeZone, ShopId, TerminalNo,
 };
-use qrgate_store::{NewMerchant, StoreError};
+use qrgate_store::{NewMerchant, PinAttempt, StoreError, TillDevice};
 use qrgate_testkit::{backend_tests, TestDb};
 
 fn now() -> chrono::DateTime<Utc> {
@@ -765,9 +765,138 @@ async fn notifications_are_found_by_order_key_or_merchant_order_id(db: TestDb) {
     assert_eq!(db.store.callback_records(None, 2).await.unwrap().len(), 2);
 }
 
+/// The till's schedule in small: four free attempts, then the fifth and later lock for a minute.
+fn lock_from_the_fifth(n: i64) -> Option<Duration> {
+    (n >= 5).then(|| Duration::minutes(1))
+}
+
+async fn pin_attempts_from_two_nodes_are_all_counted_and_none_passes_a_lock(db: TestDb) {
+    // Two gateway nodes: two pools on the same database.
+    let other = qrgate_store::Store::connect(&db.url, 4).await.unwrap();
+    let m = MerchantId::parse("ON00000042").unwrap();
+    let o = qrgate_domain::OperatorId::parse("0000000007").unwrap();
+    let (t0, cutoff) = (now(), now() - Duration::hours(24));
+    let attempts = (0..20).map(|i| {
+        let store = if i % 2 == 0 {
+            db.store.clone()
+        } else {
+            other.clone()
+        };
+        let (m, o) = (m.clone(), o.clone());
+        tokio::spawn(async move {
+            store
+                .claim_pin_attempt(&m, &o, TillDevice::Other, cutoff, t0, lock_from_the_fifth)
+                .await
+                .unwrap()
+        })
+    });
+    let mut counted = Vec::new();
+    let mut locked = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            PinAttempt::Counted {
+                failures,
+                locked_until,
+            } => {
+                assert_eq!(locked_until.is_some(), failures >= 5);
+                counted.push(failures);
+            }
+            PinAttempt::Locked { until } => {
+                assert_eq!(until, t0 + Duration::minutes(1));
+                locked += 1;
+            }
+        }
+    }
+    // The ids need not exist; every attempt was counted once, and none passed the lock.
+    counted.sort_unstable();
+    assert_eq!(counted, vec![1, 2, 3, 4, 5]);
+    assert_eq!(locked, 15);
+    // The known till's count is apart, and a lapsed lock lets the next attempt be counted.
+    assert_eq!(
+        db.store
+            .claim_pin_attempt(
+                &m,
+                &o,
+                TillDevice::KnownTill,
+                cutoff,
+                t0,
+                lock_from_the_fifth
+            )
+            .await
+            .unwrap(),
+        PinAttempt::Counted {
+            failures: 1,
+            locked_until: None
+        }
+    );
+    let later = t0 + Duration::minutes(1);
+    assert!(matches!(
+        other
+            .claim_pin_attempt(
+                &m,
+                &o,
+                TillDevice::Other,
+                cutoff,
+                later,
+                lock_from_the_fifth
+            )
+            .await
+            .unwrap(),
+        PinAttempt::Counted { failures: 6, .. }
+    ));
+    // A window that began before the cutoff starts again.
+    let next_day = t0 + Duration::hours(25);
+    assert_eq!(
+        db.store
+            .claim_pin_attempt(
+                &m,
+                &o,
+                TillDevice::Other,
+                next_day - Duration::hours(24),
+                next_day,
+                lock_from_the_fifth
+            )
+            .await
+            .unwrap(),
+        PinAttempt::Counted {
+            failures: 1,
+            locked_until: None
+        }
+    );
+    db.store
+        .forget_pin_attempts(&m, &o, TillDevice::Other)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store
+            .pin_attempts(&m, &o, TillDevice::Other)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        db.store
+            .pin_attempts(&m, &o, TillDevice::KnownTill)
+            .await
+            .unwrap(),
+        Some((1, None))
+    );
+    // Housekeeping forgets counts whose window and lock are over.
+    let much_later = t0 + Duration::hours(30);
+    assert_eq!(
+        db.store
+            .delete_stale_pin_attempts(much_later - Duration::hours(24), much_later)
+            .await
+            .unwrap(),
+        1
+    );
+    other.close().await;
+}
+
 backend_tests!(
     an_import_is_all_or_nothing_and_new_ids_come_after_it,
     notifications_are_found_by_order_key_or_merchant_order_id,
+    pin_attempts_from_two_nodes_are_all_counted_and_none_passes_a_lock,
     concurrent_payments_are_each_recorded_as_if_alone,
     merchants_get_sequential_ids_with_a_first_shop_and_operator,
     concurrent_merchant_creation_never_reuses_an_id,

@@ -25,6 +25,16 @@ use sqlx::{AnyPool, Row};
 /// comparison of the rows before and after. None so far.
 const REWRITTEN_BY_MIGRATIONS: &[(&str, &str)] = &[];
 
+/// Columns a migration deliberately drops, as `(table, column)`: left out of the comparison
+/// too. 0009 replaced the per-operator PIN lock with attempts counted per typed ids
+/// (`till_pin_attempts`, docs/TILL.md); the old counts are not carried over (a lock lasted
+/// 20 minutes at most, and counting anew only helps the cashier).
+const DROPPED_BY_MIGRATIONS: &[(&str, &str)] = &[
+    ("operators", "pin_failures"),
+    ("operators", "pin_failure_window_start"),
+    ("operators", "pin_locked_until"),
+];
+
 struct Fixture {
     version: i64,
     file: String,
@@ -184,7 +194,11 @@ async fn snapshot(pool: &AnyPool, backend: Backend) -> Snapshot {
         let columns: Vec<String> = columns(pool, backend, &table)
             .await
             .into_iter()
-            .filter(|c| !REWRITTEN_BY_MIGRATIONS.contains(&(table.as_str(), c.as_str())))
+            .filter(|c| {
+                let column = (table.as_str(), c.as_str());
+                !REWRITTEN_BY_MIGRATIONS.contains(&column)
+                    && !DROPPED_BY_MIGRATIONS.contains(&column)
+            })
             .collect();
         let rows = rows(pool, &table, &columns).await;
         all.insert(table, (columns, rows));
