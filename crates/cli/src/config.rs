@@ -320,8 +320,10 @@ impl Config {
         {
             bail!("invalid configuration: each closing window must be between {MIN_WINDOW_SECS} and 86400 seconds");
         }
-        if !(60..=7_200).contains(&c.qr_expiry_secs) {
-            bail!("invalid configuration: closing.qr_expiry_secs must be between 60 and 7200 (the wallets' QR validity)");
+        // WeChat Pay refuses a `time_expire` less than a minute after the request reaches it;
+        // 120 s leaves a minute for clocks that differ and requests in flight.
+        if !(120..=7_200).contains(&c.qr_expiry_secs) {
+            bail!("invalid configuration: closing.qr_expiry_secs must be between 120 and 7200 (WeChat Pay needs a QR to live more than a minute; the wallets' QR validity is at most 2 hours)");
         }
         if !(60..=86_400).contains(&self.fx.refresh_secs) {
             bail!("invalid configuration: fx.refresh_secs must be between 60 and 86400");
@@ -419,12 +421,21 @@ mod tests {
     fn closing_settings_are_bounded() {
         let mut config = Config::default();
         assert!(config.validate().is_ok());
-        config.closing.qr_expiry_secs = 30;
-        assert!(config
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("qr_expiry_secs"));
+        for refused in [30, 60, 119, 7_201] {
+            config.closing.qr_expiry_secs = refused;
+            assert!(
+                config
+                    .validate()
+                    .unwrap_err()
+                    .to_string()
+                    .contains("qr_expiry_secs"),
+                "{refused}"
+            );
+        }
+        for accepted in [120, 7_200] {
+            config.closing.qr_expiry_secs = accepted;
+            assert!(config.validate().is_ok(), "{accepted}");
+        }
         config.closing.qr_expiry_secs = 900;
         config.closing.wechatpay_window_secs = 10;
         assert!(config

@@ -88,6 +88,19 @@ fn trade_time(state: &AppState, request: &Authenticated, order: &Order) -> Optio
         .map(|t| request.merchant.time_zone.wire_time(t))
 }
 
+/// What `buyer_login_id` holds when the wallet named no buyer (UnionPay identifies the
+/// buyer to the merchant only by a masked card number, and not always): `ottpay.md` §5.2 makes
+/// the field required on a paid order, so a paid order always carries one (docs/API.md).
+pub(crate) const BUYER_NOT_NAMED: &str = "****";
+
+/// The wallet's masked buyer, or [`BUYER_NOT_NAMED`] on a paid order whose wallet named none.
+fn buyer_login_id(order: &Order) -> Option<String> {
+    order
+        .buyer
+        .clone()
+        .or_else(|| (order.status == OrderStatus::Paid).then(|| BUYER_NOT_NAMED.to_owned()))
+}
+
 fn passive_response(
     state: &AppState,
     request: &Authenticated,
@@ -98,7 +111,7 @@ fn passive_response(
         order_status: wire_status(order.status),
         trade_time: trade_time(state, request, order),
         order_id: order.order_id.as_str().to_owned(),
-        buyer_login_id: order.buyer.clone(),
+        buyer_login_id: buyer_login_id(order),
         total_amount: cents(order.total()),
         receipt_amount: paid.then(|| cents(order.total())),
         buyer_pay_amount: paid.then(|| cents(order.total())),
@@ -267,7 +280,7 @@ pub(crate) async fn status_query(state: &AppState, request: &Authenticated) -> A
         buyer_pay_amount: paid.then(|| cents(order.total())),
         tip: Some(cents(order.tip)),
         refund_amount: crate::refunds::refunded_amount(&order),
-        buyer_login_id: order.buyer.clone(),
+        buyer_login_id: buyer_login_id(&order),
     };
     Answer::Success {
         data: response.to_data(),

@@ -316,7 +316,9 @@ async fn the_sandboxs_credentials_pasted_into_the_config_take_payments() {
         .json()
         .await
         .unwrap();
-    let config = json!({"wallets": {
+    // The shortest QR life allowed: every wallet must accept it (WeChat Pay refuses a
+    // `time_expire` less than a minute ahead).
+    let config = json!({"closing": {"qr_expiry_secs": 120}, "wallets": {
         "wechatpay": without_nulls(creds["wechat"].clone()),
         "alipay": without_nulls(creds["alipay"].clone()),
         "unionpay": without_nulls(creds["unionpay"].clone()),
@@ -376,6 +378,13 @@ async fn the_sandboxs_credentials_pasted_into_the_config_take_payments() {
             .await;
         assert_eq!(r.rsp_code, "SUCCESS", "{wallet}: {r:?}");
         assert_eq!(r.data.unwrap()["order_status"], "success", "{wallet}");
+        let r = pos
+            .call(
+                "ACTIVEPAY",
+                json!({"amount": "100", "biz_type": biz_type, "call_back_url": "https://shop.example/n"}),
+            )
+            .await;
+        assert_eq!(r.rsp_code, "SUCCESS", "{wallet} QR living 120 s: {r:?}");
     }
     drop(server);
 

@@ -1650,9 +1650,15 @@ fn a_signed_payment_notification_is_a_paid_order() {
     assert_eq!(order.payer_amount, Some(cny(2550)));
     assert_eq!(order.rate_e8, Some(100_000_000));
     assert_eq!(order.paid_at, Some("2024-03-15T04:01:30Z".parse().unwrap()));
+    assert_eq!(order.buyer, None, "UnionPay named no buyer");
     // A consume (01/06) notification is a payment too.
     let order = open_notification(&notification(&[("txnSubType", "06")])).unwrap();
     assert_eq!(order.status, ChannelStatus::Paid);
+    // A masked card number names the buyer; a full one is never kept.
+    let order = open_notification(&notification(&[("accNo", "6216********0018")])).unwrap();
+    assert_eq!(order.buyer.as_deref(), Some("6216********0018"));
+    let order = open_notification(&notification(&[("accNo", "6216610200016980018")])).unwrap();
+    assert_eq!(order.buyer, None);
 }
 
 #[test]

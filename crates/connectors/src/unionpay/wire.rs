@@ -696,6 +696,17 @@ fn rate_e8(fields: &[(String, String)]) -> Option<i64> {
     rate
 }
 
+/// The buyer as UnionPay may name it to a merchant: `accNo`, the payer's card number, taken
+/// only when it comes masked (`6216********0018`); a full number is never kept, and an
+/// encrypted one (`encryptCertId` present) is not readable here.
+fn masked_account(fields: &[(String, String)]) -> Option<String> {
+    let acc = field(fields, "accNo")?;
+    let masked = acc.contains('*')
+        && acc.len() <= 32
+        && acc.bytes().all(|b| b.is_ascii_digit() || b == b'*');
+    masked.then(|| acc.to_owned())
+}
+
 /// The paid order as the answer's fields describe it.
 fn paid_order(
     fields: &[(String, String)],
@@ -709,7 +720,7 @@ fn paid_order(
         amount,
         payer_amount: payer_amount(fields),
         rate_e8: rate_e8(fields),
-        buyer: None,
+        buyer: masked_account(fields),
         // `traceTime` is read only in the 14-digit form; ACP's 10-digit `MMddHHmmss` has no
         // year, and guessing one is worse than leaving the time to the engine's clock.
         paid_at: field(fields, TRACE_TIME).and_then(parse_beijing_time),

@@ -300,8 +300,17 @@ async fn instant_payments_with_each_wallet_are_paid_and_recorded(db: TestDb) {
         assert_eq!(d["order_id"], order_id.as_str());
         assert_eq!(d["total_amount"], "1100", "amount plus tip");
         assert!(d["bizpay_order_id"].as_str().is_some_and(|s| !s.is_empty()));
+        // Required on a paid order (`ottpay.md` §5.2), UnionPay's too (issue 14 §6).
+        assert!(
+            d["buyer_login_id"].as_str().is_some_and(|s| !s.is_empty()),
+            "{wallet}: {d:?}"
+        );
         let s = data(&w.status(&order_id).await);
         assert_eq!(s["order_status"], "success");
+        assert!(
+            s["buyer_login_id"].as_str().is_some_and(|s| !s.is_empty()),
+            "{wallet}: {s:?}"
+        );
         assert_eq!(s["amount"], "1000");
         assert_eq!(s["tip"], "100");
         // 11.00 CAD at the sandbox's 5.2 = 57.20 CNY, taken once.

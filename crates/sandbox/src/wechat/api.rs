@@ -42,6 +42,12 @@ impl WechatApi {
     fn secapi(self) -> bool {
         matches!(self, WechatApi::Reverse | WechatApi::Refund)
     }
+
+    /// In institution mode a transaction names the merchant it is for (`sub_mch_id`,
+    /// `wallets.md` §1.9); the exchange-rate query does not need one.
+    fn needs_sub_mch_id(self) -> bool {
+        !matches!(self, WechatApi::QueryExchangeRate)
+    }
 }
 
 /// How long a QR order's `code_url` lives (§1.6), and the shortest `time_expire` allowed.
@@ -282,7 +288,7 @@ pub(crate) async fn handle(
         Ok(r) => r,
         Err(message) => return fail_response(&message),
     };
-    let step = match envelope_business_checks(&request) {
+    let step = match envelope_business_checks(&request, api) {
         Some(step) => step,
         None => {
             let result = match api {
@@ -362,7 +368,7 @@ fn whitespace_only(body: &[u8]) -> bool {
 }
 
 /// The merchant checks that are answered as signed business errors (§1.3's error table).
-fn envelope_business_checks(request: &WechatRequest) -> Option<Step> {
+fn envelope_business_checks(request: &WechatRequest, api: WechatApi) -> Option<Step> {
     let appid = request.get("appid").unwrap_or_default();
     if appid != request.account.appid {
         // A well-formed appid belongs to some other account; anything else exists nowhere.
@@ -375,10 +381,18 @@ fn envelope_business_checks(request: &WechatRequest) -> Option<Step> {
             refuse("APPID_NOT_EXIST", "appid不存在")
         });
     }
-    if let Some(sub) = request.get("sub_mch_id") {
-        if sub != request.account.sub_mch_id {
+    match request.get("sub_mch_id") {
+        Some(sub) if sub != request.account.sub_mch_id => {
             return Some(param_error("sub_mch_id与mch_id不匹配"));
         }
+        // The sandbox's merchant is an institution's sub-merchant: a transaction without
+        // `sub_mch_id` names no merchant, and WeChat Pay refuses it.
+        None if api.needs_sub_mch_id() => {
+            return Some(param_error(
+                "缺少参数sub_mch_id (institution mode requires it)",
+            ));
+        }
+        _ => {}
     }
     None
 }

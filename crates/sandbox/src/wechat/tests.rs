@@ -60,6 +60,7 @@ struct Harness {
     http: reqwest::Client,
     appid: String,
     mch_id: String,
+    sub_mch_id: String,
     key: String,
 }
 
@@ -89,6 +90,7 @@ async fn start() -> Harness {
             .unwrap(),
         appid: accounts["appid"].as_str().unwrap().to_owned(),
         mch_id: accounts["mch_id"].as_str().unwrap().to_owned(),
+        sub_mch_id: accounts["sub_mch_id"].as_str().unwrap().to_owned(),
         key: accounts["api_key"].as_str().unwrap().to_owned(),
     }
 }
@@ -134,8 +136,13 @@ impl Harness {
         let mut all = owned(&[
             ("appid", &self.appid),
             ("mch_id", &self.mch_id),
+            ("sub_mch_id", &self.sub_mch_id),
             ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
         ]);
+        // A test that sends its own (or no) `sub_mch_id` says so in `fields`.
+        if fields.iter().any(|(k, _)| *k == "sub_mch_id") {
+            all.retain(|(k, _)| k != "sub_mch_id");
+        }
         if hmac {
             all.push(("sign_type".to_owned(), "HMAC-SHA256".to_owned()));
         }
@@ -846,6 +853,7 @@ async fn unknown_merchant_and_appid() {
         let mut fields = owned(&[
             ("appid", appid),
             ("mch_id", &h.mch_id),
+            ("sub_mch_id", &h.sub_mch_id),
             ("nonce_str", "n"),
             ("out_trade_no", "X"),
         ]);
@@ -860,6 +868,53 @@ async fn unknown_merchant_and_appid() {
             .await;
         assert_err(&a, code);
     }
+}
+
+/// Institution mode (`wallets.md` §1.9): a transaction without `sub_mch_id` names no merchant
+/// and is refused, so a connector that forgot it cannot pass; the exchange-rate query needs
+/// none.
+#[tokio::test]
+async fn a_transaction_without_sub_mch_id_is_refused() {
+    let h = start().await;
+    let unsigned = |extra: &[(&str, &str)]| {
+        let mut fields = owned(&[
+            ("appid", &h.appid),
+            ("mch_id", &h.mch_id),
+            ("nonce_str", "n"),
+        ]);
+        fields.extend(owned(extra));
+        let sign = test_sign(&fields, &h.key, false);
+        fields.push(("sign".to_owned(), sign));
+        to_xml(&fields)
+    };
+    for (path, extra) in [
+        ("/pay/orderquery", vec![("out_trade_no", "X")]),
+        (
+            "/pay/unifiedorder",
+            vec![
+                ("out_trade_no", "X2"),
+                ("body", "Tea"),
+                ("total_fee", "100"),
+                ("spbill_create_ip", "127.0.0.1"),
+                ("notify_url", "http://127.0.0.1:9/n"),
+                ("trade_type", "NATIVE"),
+            ],
+        ),
+    ] {
+        let (_, a) = h
+            .post_raw(&h.http, &format!("{}{path}", h.base()), unsigned(&extra))
+            .await;
+        assert_err(&a, "PARAM_ERROR");
+        assert!(a["err_code_des"].contains("sub_mch_id"), "{path}: {a:?}");
+    }
+    let (_, a) = h
+        .post_raw(
+            &h.http,
+            &format!("{}/pay/queryexchagerate", h.base()),
+            unsigned(&[("fee_type", "CAD"), ("date", "20260101")]),
+        )
+        .await;
+    assert_eq!(a["result_code"], "SUCCESS", "{a:?}");
 }
 
 // ---------------------------------------------------------------------------------------
