@@ -226,6 +226,14 @@ impl Connector for AlipayConnector {
         wire::refund_query_outcome(&reply, out_trade_no, out_refund_no, fallback)
     }
 
+    async fn download_bill(
+        &self,
+        day: chrono::NaiveDate,
+    ) -> Result<qrgate_connector_api::WalletBill, qrgate_connector_api::BillError> {
+        let _ = day;
+        Err(ConnectorError::NotSupported("bills (WIP)").into())
+    }
+
     fn verify_callback(
         &self,
         content_type: Option<&str>,

@@ -696,6 +696,7 @@ struct AlipayRefundReply {
     trade_no: Option<String>,
     out_trade_no: Option<String>,
     fund_change: Option<String>,
+    send_back_fee: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -709,6 +710,7 @@ struct AlipayRefundQueryReply {
     refund_status: Option<String>,
     refund_currency: Option<String>,
     trans_currency: Option<String>,
+    send_back_fee: Option<String>,
 }
 
 impl AlipayReply {
@@ -902,6 +904,11 @@ pub(super) fn refund_outcome(
                 channel_ref: non_empty(r.trade_no.as_deref()),
                 // The reply only has the cumulative `refund_fee`, not this refund's amount.
                 amount: None,
+                cny_amount: refund_cny(
+                    r.send_back_fee.as_deref(),
+                    req.refund_amount.currency(),
+                    None,
+                ),
                 wallet_code: None,
                 wallet_message: None,
             })
@@ -933,6 +940,7 @@ pub(super) fn refund_query_outcome(
         status: RefundStatus::Unknown,
         channel_ref: non_empty(r.trade_no.as_deref()),
         amount: None,
+        cny_amount: None,
         wallet_code: None,
         wallet_message: None,
     };
@@ -961,6 +969,9 @@ pub(super) fn refund_query_outcome(
                 ),
                 None => None,
             };
+            if let Some(currency) = currency {
+                refund.cny_amount = refund_cny(r.send_back_fee.as_deref(), currency, refund.amount);
+            }
             refund.status = refund_query_status(r.refund_status.as_deref());
             if refund.status != RefundStatus::Succeeded {
                 refund.wallet_code = non_empty(r.refund_status.as_deref());
@@ -971,6 +982,31 @@ pub(super) fn refund_query_outcome(
         }
     }
     Ok(refund)
+}
+
+/// What the customer gets back in CNY, as Alipay states it: for a refund in yuan, its
+/// `send_back_fee` (the amount actually sent back) when present, else the refund amount.
+/// For a refund in another currency (cross-border pricing) `None`: Alipay does not say in
+/// which currency `send_back_fee` is then (`docs/CONNECTORS.md`), and no CNY is guessed.
+/// An unreadable `send_back_fee` is dropped with a warning.
+fn refund_cny(
+    send_back_fee: Option<&str>,
+    refund_currency: Currency,
+    amount: Option<Money>,
+) -> Option<Money> {
+    if refund_currency != Currency::Cny {
+        return None;
+    }
+    match non_empty(send_back_fee) {
+        Some(text) => {
+            let parsed = amount_from_alipay(&text, Currency::Cny);
+            if parsed.is_none() {
+                tracing::warn!(wallet = "alipay", "unreadable send_back_fee dropped");
+            }
+            parsed
+        }
+        None => amount.filter(|a| a.currency() == Currency::Cny),
+    }
 }
 
 fn refund_query_status(refund_status: Option<&str>) -> RefundStatus {

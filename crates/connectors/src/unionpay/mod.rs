@@ -325,6 +325,14 @@ impl Connector for UnionPayConnector {
         Ok(wire::refund_query_outcome(&queried, &refund.out_refund_no))
     }
 
+    async fn download_bill(
+        &self,
+        day: chrono::NaiveDate,
+    ) -> Result<qrgate_connector_api::WalletBill, qrgate_connector_api::BillError> {
+        let _ = day;
+        Err(ConnectorError::NotSupported("bills (WIP)").into())
+    }
+
     fn verify_callback(
         &self,
         content_type: Option<&str>,

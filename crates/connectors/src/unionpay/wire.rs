@@ -682,6 +682,16 @@ fn payer_amount(fields: &[(String, String)]) -> Option<Money> {
     parsed
 }
 
+/// What the customer gets back in CNY, as the answer states it: `settleAmt` when its
+/// currency (`settleCurrencyCode`, CNY when absent, as for payments) is CNY; without a
+/// `settleAmt`, the refund's `txnAmt` when that is in CNY. `None` otherwise.
+fn refund_cny(fields: &[(String, String)], amount: Option<Money>) -> Option<Money> {
+    if field(fields, SETTLE_AMT).is_none() {
+        return amount.filter(|a| a.currency() == Currency::Cny);
+    }
+    payer_amount(fields).filter(|a| a.currency() == Currency::Cny)
+}
+
 /// `exchangeRate`: pricing → CNY ×10^8 as an integer string (the profile's decision).
 fn rate_e8(fields: &[(String, String)]) -> Option<i64> {
     let text = field(fields, EXCHANGE_RATE)?;
@@ -1134,6 +1144,7 @@ pub(super) fn refund_outcome(
             status,
             channel_ref: answer.get(QUERY_ID).map(str::to_owned),
             amount: answer.amount()?,
+            cny_amount: refund_cny(&answer.fields, answer.amount().ok().flatten()),
             wallet_code: wallet_code.map(str::to_owned),
             wallet_message: wallet_code.and(answer.get(RESP_MSG)).map(str::to_owned),
         })
@@ -1172,6 +1183,7 @@ pub(super) fn refund_query_outcome(
         status: RefundStatus::Unknown,
         channel_ref: None,
         amount: None,
+        cny_amount: None,
         wallet_code: None,
         wallet_message: None,
     };
@@ -1188,6 +1200,7 @@ pub(super) fn refund_query_outcome(
         UnionPayQueried::Found(txn) => {
             refund.channel_ref = txn.query_id.clone();
             refund.amount = txn.amount;
+            refund.cny_amount = refund_cny(&txn.fields, txn.amount);
             refund.status = match txn.orig {
                 UnionPayRespCode::Success | UnionPayRespCode::SuccessWithDefects => {
                     RefundStatus::Succeeded

@@ -30,7 +30,7 @@ macro_rules! fixture {
     };
 }
 
-fn api_key() -> SecretString {
+pub(super) fn api_key() -> SecretString {
     SecretString::from(API_KEY)
 }
 
@@ -1368,7 +1368,7 @@ fn a_rate_answer_signed_with_another_key_tampered_or_unsigned_is_refused() {
 // ---------------------------------------------------------------------------------------------
 // Notifications
 
-fn test_config(sign_type: WechatPaySignType) -> WechatPayConfig {
+pub(super) fn test_config(sign_type: WechatPaySignType) -> WechatPayConfig {
     WechatPayConfig {
         base_url: "http://127.0.0.1:9".into(),
         secapi_base_url: "http://127.0.0.1:9".into(),
@@ -1679,7 +1679,7 @@ fn the_config_debug_output_hides_the_api_key() {
 
 /// Serves `answers` in order on a loopback port, one connection each, and hands back what was
 /// asked (request line and body).
-fn serve_answers(
+pub(super) fn serve_answers(
     answers: Vec<Vec<u8>>,
 ) -> (String, std::thread::JoinHandle<Vec<(String, String)>>) {
     use std::io::{BufRead, BufReader, Read, Write};
