@@ -426,6 +426,128 @@ pub(crate) fn split_csv(line: &str) -> Result<Vec<String>, BillFormatError> {
     Ok(cells)
 }
 
+/// Helpers for the wallets' bill tests: zips with GBK names as Alipay and UnionPay write them,
+/// and a loopback HTTP server.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    /// A zip of `(raw name, content)` entries, deflated, without the UTF-8 name flag (so GBK
+    /// names stay GBK bytes), written by hand from the zip format (APPNOTE 4.3): the zip
+    /// crate's writer would mark names as UTF-8.
+    pub(crate) fn zip_with_raw_names(entries: &[(&[u8], &[u8])]) -> Vec<u8> {
+        fn u16le(out: &mut Vec<u8>, v: usize) {
+            out.extend_from_slice(&u16::try_from(v).unwrap().to_le_bytes());
+        }
+        fn u32le(out: &mut Vec<u8>, v: usize) {
+            out.extend_from_slice(&u32::try_from(v).unwrap().to_le_bytes());
+        }
+        let mut out = Vec::new();
+        let mut central = Vec::new();
+        for (name, content) in entries {
+            let mut crc = flate2::Crc::new();
+            crc.update(content);
+            let mut encoder =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(content).unwrap();
+            let compressed = encoder.finish().unwrap();
+            let offset = out.len();
+            let crc = usize::try_from(crc.sum()).unwrap();
+            out.extend_from_slice(&[0x50, 0x4b, 0x03, 0x04]);
+            for v in [20, 0, 8, 0, 0x21] {
+                u16le(&mut out, v); // version, flags, deflate, time, date
+            }
+            u32le(&mut out, crc);
+            u32le(&mut out, compressed.len());
+            u32le(&mut out, content.len());
+            u16le(&mut out, name.len());
+            u16le(&mut out, 0);
+            out.extend_from_slice(name);
+            out.extend_from_slice(&compressed);
+
+            central.extend_from_slice(&[0x50, 0x4b, 0x01, 0x02]);
+            for v in [20, 20, 0, 8, 0, 0x21] {
+                u16le(&mut central, v);
+            }
+            u32le(&mut central, crc);
+            u32le(&mut central, compressed.len());
+            u32le(&mut central, content.len());
+            u16le(&mut central, name.len());
+            for v in [0, 0, 0, 0] {
+                u16le(&mut central, v); // extra, comment, disk, internal attributes
+            }
+            u32le(&mut central, 0);
+            u32le(&mut central, offset);
+            central.extend_from_slice(name);
+        }
+        let central_offset = out.len();
+        out.extend_from_slice(&central);
+        out.extend_from_slice(&[0x50, 0x4b, 0x05, 0x06]);
+        for v in [0, 0, entries.len(), entries.len()] {
+            u16le(&mut out, v);
+        }
+        u32le(&mut out, central.len());
+        u32le(&mut out, central_offset);
+        u16le(&mut out, 0);
+        out
+    }
+
+    /// GBK bytes of a text.
+    pub(crate) fn gbk(text: &str) -> Vec<u8> {
+        let (bytes, _, unmappable) = encoding_rs::GBK.encode(text);
+        assert!(!unmappable, "{text:?} is not GBK");
+        bytes.into_owned()
+    }
+
+    /// A loopback listener and its base URL, so answers can name the server itself.
+    pub(crate) fn listen() -> (std::net::TcpListener, String) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        (listener, base_url)
+    }
+
+    /// Serves `answers` (content type, body) in order, one connection each; hands back each
+    /// request's line and body.
+    pub(crate) fn serve(
+        listener: std::net::TcpListener,
+        answers: Vec<(&'static str, Vec<u8>)>,
+    ) -> std::thread::JoinHandle<Vec<(String, Vec<u8>)>> {
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for (content_type, answer) in answers {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut request_line = String::new();
+                reader.read_line(&mut request_line).unwrap();
+                let mut content_length = 0usize;
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).unwrap();
+                    if header.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = header.split_once(':') {
+                        if name.eq_ignore_ascii_case("content-length") {
+                            content_length = value.trim().parse().unwrap();
+                        }
+                    }
+                }
+                let mut body = vec![0; content_length];
+                reader.read_exact(&mut body).unwrap();
+                seen.push((request_line.trim().to_owned(), body));
+                let mut stream = reader.into_inner();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    answer.len()
+                );
+                stream.write_all(head.as_bytes()).unwrap();
+                stream.write_all(&answer).unwrap();
+            }
+            seen
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,6 +621,41 @@ mod tests {
             ["a", "b,c", "d\"e", "", "f\t"]
         );
         assert!(split_csv("a,\"b").is_err());
+    }
+
+    #[test]
+    fn a_hand_made_zip_with_gbk_names_is_read_back() {
+        let name = test_support::gbk("2088_20240115_业务明细.csv");
+        let zip = test_support::zip_with_raw_names(&[(&name, b"hello")]);
+        let (mut archive, names) = zip_entries(&zip).unwrap();
+        assert_eq!(names[0].name, "2088_20240115_业务明细.csv");
+        let mut text = String::new();
+        archive
+            .by_index(names[0].index)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "hello");
+        assert!(zip_entries(b"PK not a zip").is_err());
+    }
+
+    #[test]
+    fn inflation_takes_zlib_or_raw_deflate() {
+        use std::io::Write;
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(b"zip bytes").unwrap();
+        assert_eq!(
+            inflate_bounded(&zlib.finish().unwrap()).unwrap(),
+            b"zip bytes"
+        );
+        let mut raw =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        raw.write_all(b"zip bytes").unwrap();
+        assert_eq!(
+            inflate_bounded(&raw.finish().unwrap()).unwrap(),
+            b"zip bytes"
+        );
+        assert!(inflate_bounded(b"\x00\x01garbage").is_err());
     }
 
     #[test]

@@ -65,7 +65,7 @@ fn vector_now() -> DateTime<Utc> {
     "2014-07-23T19:07:50Z".parse().unwrap()
 }
 
-fn cx(cross_border: bool) -> AlipayCallContext<'static> {
+pub(super) fn cx(cross_border: bool) -> AlipayCallContext<'static> {
     AlipayCallContext {
         app_id: APP_ID,
         seller_id: None,
@@ -90,7 +90,7 @@ fn verifier() -> AlipayVerifier {
 }
 
 /// A complete reply body: the member text as given, then its signature.
-fn signed_body(member: &str, raw: &str) -> Vec<u8> {
+pub(super) fn signed_body(member: &str, raw: &str) -> Vec<u8> {
     let raw = raw.trim();
     let sign = sign_as_alipay(raw.as_bytes());
     format!(r#"{{"{member}":{raw},"sign":"{sign}"}}"#).into_bytes()
@@ -100,7 +100,7 @@ fn open(method: AlipayMethod, body: &[u8]) -> Result<AlipayReply, ConnectorError
     wire::open_reply(method, 200, body, &verifier())
 }
 
-fn reply(method: AlipayMethod, raw: &str) -> AlipayReply {
+pub(super) fn reply(method: AlipayMethod, raw: &str) -> AlipayReply {
     open(method, &signed_body(method.response_member(), raw)).unwrap()
 }
 
@@ -153,7 +153,7 @@ fn biz_content(request: &wire::AlipayRequest) -> serde_json::Value {
     serde_json::from_str(param(request, "biz_content").unwrap()).unwrap()
 }
 
-fn config(cross_border: bool) -> AlipayConfig {
+pub(super) fn config(cross_border: bool) -> AlipayConfig {
     AlipayConfig {
         gateway_url: "http://127.0.0.1:9/gateway.do".into(),
         app_id: APP_ID.into(),
@@ -1265,7 +1265,7 @@ fn fake_gateway(
 }
 
 /// Checks the request signature with the app public key, as Alipay's gateway does.
-fn assert_signed_by_app(params: &[(String, String)]) {
+pub(super) fn assert_signed_by_app(params: &[(String, String)]) {
     let sign = params
         .iter()
         .find(|(k, _)| k == "sign")

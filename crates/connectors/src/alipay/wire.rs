@@ -10,10 +10,10 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use qrgate_connector_api::{
-    CallbackError, ChannelOrder, ChannelRefund, ChannelStatus, CodePaymentRequest, ConnectorError,
-    QrOrder, QrOrderRequest, RefundRequest, RefundStatus, ReverseOutcome,
+    BillError, CallbackError, ChannelOrder, ChannelRefund, ChannelStatus, CodePaymentRequest,
+    ConnectorError, QrOrder, QrOrderRequest, RefundRequest, RefundStatus, ReverseOutcome,
 };
 use qrgate_domain::{Currency, Money};
 use serde::de::DeserializeOwned;
@@ -55,6 +55,7 @@ pub(super) enum AlipayMethod {
     Close,
     Refund,
     RefundQuery,
+    BillDownloadUrl,
 }
 
 impl AlipayMethod {
@@ -68,6 +69,7 @@ impl AlipayMethod {
             AlipayMethod::Close => "alipay.trade.close",
             AlipayMethod::Refund => "alipay.trade.refund",
             AlipayMethod::RefundQuery => "alipay.trade.fastpay.refund.query",
+            AlipayMethod::BillDownloadUrl => "alipay.data.dataservice.bill.downloadurl.query",
         }
     }
 
@@ -81,6 +83,9 @@ impl AlipayMethod {
             AlipayMethod::Close => "alipay_trade_close_response",
             AlipayMethod::Refund => "alipay_trade_refund_response",
             AlipayMethod::RefundQuery => "alipay_trade_fastpay_refund_query_response",
+            AlipayMethod::BillDownloadUrl => {
+                "alipay_data_dataservice_bill_downloadurl_query_response"
+            }
         }
     }
 }
@@ -333,6 +338,83 @@ pub(super) fn refund_query_request(
         out_request_no,
     };
     AlipayRequest::new(cx, AlipayMethod::RefundQuery, None, &biz)
+}
+
+#[derive(Serialize)]
+struct AlipayBillUrlBiz {
+    bill_type: &'static str,
+    bill_date: String,
+}
+
+/// `alipay.data.dataservice.bill.downloadurl.query` (`bills.md` §2.1) for the `trade` bill
+/// (acquiring: trades and refunds made through the APIs) of `day`, as `yyyy-MM-dd`.
+pub(super) fn bill_url_request(
+    cx: &AlipayCallContext<'_>,
+    day: NaiveDate,
+) -> Result<AlipayRequest, ConnectorError> {
+    let biz = AlipayBillUrlBiz {
+        bill_type: "trade",
+        bill_date: day.format("%Y-%m-%d").to_string(),
+    };
+    AlipayRequest::new(cx, AlipayMethod::BillDownloadUrl, None, &biz)
+}
+
+#[derive(Debug, Deserialize)]
+struct AlipayBillUrlReply {
+    #[serde(flatten)]
+    common: AlipayReplyCommon,
+    bill_download_url: Option<String>,
+}
+
+/// `isp.bill_not_exist` (observed in production) and the spelling some clients also test.
+const SUB_BILL_NOT_EXIST: [&str; 2] = ["isp.bill_not_exist", "isv.bill-not-exist"];
+
+/// The verified answer to the download-URL query: `10000` → the URL (absolute http(s));
+/// `isp.bill_not_exist` → `NotReady` while the bill may still be in the making, `NoBill` once
+/// it is surely due (see [`bill_surely_due`]); anything else → `Call` as
+/// [`AlipayReplyCommon::failure`] classes it.
+pub(super) fn bill_url_outcome(
+    reply: &AlipayReply,
+    day: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<String, BillError> {
+    let r: AlipayBillUrlReply = reply.decode()?;
+    match AlipayCode::parse(&r.common.code) {
+        AlipayCode::Success => {
+            let url = non_empty(r.bill_download_url.as_deref())
+                .ok_or_else(|| bad("the bill answer has no bill_download_url"))?;
+            match url::Url::parse(&url) {
+                Ok(parsed) if matches!(parsed.scheme(), "https" | "http") => Ok(url),
+                _ => Err(bad("bill_download_url is not an absolute http(s) URL").into()),
+            }
+        }
+        AlipayCode::BusinessFailed
+            if r.common
+                .sub_code
+                .as_deref()
+                .is_some_and(|c| SUB_BILL_NOT_EXIST.contains(&c)) =>
+        {
+            let code = r.common.sub_code.clone().unwrap_or_default();
+            let message = r.common.message();
+            if bill_surely_due(day, now) {
+                Err(BillError::NoBill { code, message })
+            } else {
+                Err(BillError::NotReady { code, message })
+            }
+        }
+        _ => Err(r.common.failure().into()),
+    }
+}
+
+/// Alipay answers `isp.bill_not_exist` both for a day without trades and for a bill not
+/// generated yet (`bills.md` §2.1; clients read it either way). Bills are advised from about
+/// 10:00 on T+1; we read the answer as "no bill" only once T+1 is over in Beijing (so from
+/// 00:00 on T+2), and as "not ready" before, so that a late bill is never taken for an empty
+/// day. **[U]**: Alipay documents no cut-off.
+pub(super) fn bill_surely_due(day: NaiveDate, now: DateTime<Utc>) -> bool {
+    day.checked_add_days(chrono::Days::new(1))
+        .and_then(|next| crate::bill_file::beijing_next_day_at(next, 0))
+        .is_some_and(|due| now >= due)
 }
 
 // ---------------------------------------------------------------------------------------------
