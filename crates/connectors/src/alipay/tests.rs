@@ -974,6 +974,39 @@ fn refund_with_fund_change_y_succeeded_and_n_is_settled_by_query() {
 }
 
 #[test]
+fn a_refunds_cny_is_send_back_fee_for_a_yuan_refund_and_unknown_otherwise() {
+    let done = reply(AlipayMethod::Refund, fixture!("refund_fund_change_y.json"));
+    let refund = wire::refund_outcome(&done, &refund_request(cny(1000))).unwrap();
+    assert_eq!(refund.cny_amount, Some(cny(1000)));
+    // Priced in CAD: Alipay does not say which currency send_back_fee is in.
+    let cad =
+        wire::refund_outcome(&done, &refund_request(Money::new(1000, Currency::Cad))).unwrap();
+    assert_eq!(cad.cny_amount, None);
+    // The refund query: send_back_fee when given, else the yuan refund amount.
+    let present = reply(
+        AlipayMethod::RefundQuery,
+        fixture!("refund_query_present.json"),
+    );
+    let queried =
+        wire::refund_query_outcome(&present, OUT_TRADE_NO, OUT_REQUEST_NO, Some(Currency::Cny))
+            .unwrap();
+    assert_eq!(queried.cny_amount, Some(cny(1000)));
+    let with_send_back = fixture!("refund_query_present.json")
+        .replace(r#""code""#, r#""send_back_fee":"9.50","code""#);
+    let queried = wire::refund_query_outcome(
+        &reply(AlipayMethod::RefundQuery, &with_send_back),
+        OUT_TRADE_NO,
+        OUT_REQUEST_NO,
+        Some(Currency::Cny),
+    )
+    .unwrap();
+    assert_eq!(queried.cny_amount, Some(cny(950)));
+    let unknown_currency =
+        wire::refund_query_outcome(&present, OUT_TRADE_NO, OUT_REQUEST_NO, None).unwrap();
+    assert_eq!(unknown_currency.cny_amount, None);
+}
+
+#[test]
 fn refund_refusals_are_declined() {
     for (raw, code) in [
         (

@@ -1552,6 +1552,47 @@ fn refund_codes_map_as_the_profile_says() {
 }
 
 #[test]
+fn a_refunds_cny_is_its_settle_amount_in_cny() {
+    let refund_query = query_request(OUT_REFUND_NO);
+    let cny_of = |extra: &[(&str, &str)]| {
+        let answer = answer_to(&refund_query, extra);
+        wire::refund_query_outcome(&wire::parse_query(&answer).unwrap(), OUT_REFUND_NO).cny_amount
+    };
+    let base = [
+        ("respCode", "00"),
+        ("origRespCode", "00"),
+        ("txnAmt", "400"),
+        ("currencyCode", "124"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut fields = base.to_vec();
+        fields.extend_from_slice(extra);
+        cny_of(&fields)
+    };
+    assert_eq!(
+        with(&[("settleAmt", "2080"), ("settleCurrencyCode", "156")]),
+        Some(cny(2080))
+    );
+    // settleCurrencyCode absent: CNY, as for payments.
+    assert_eq!(with(&[("settleAmt", "2080")]), Some(cny(2080)));
+    assert_eq!(
+        with(&[("settleAmt", "400"), ("settleCurrencyCode", "124")]),
+        None
+    );
+    // No settle amount and a CAD refund: UnionPay did not say.
+    assert_eq!(with(&[]), None);
+    assert_eq!(
+        cny_of(&[
+            ("respCode", "00"),
+            ("origRespCode", "00"),
+            ("txnAmt", "500"),
+            ("currencyCode", "156")
+        ]),
+        Some(cny(500))
+    );
+}
+
+#[test]
 fn refund_query_codes_map_as_the_profile_says() {
     let refund_query = query_request(OUT_REFUND_NO);
     let answer = open(&refund_query, fixture!("query_refund_done.form").as_bytes()).unwrap();
