@@ -161,9 +161,10 @@ pub struct BillTotals {
     pub line_count: Option<u64>,
     pub payment_count: Option<u64>,
     pub refund_count: Option<u64>,
-    /// The payments' total, in the unit `amount` is read from.
+    /// The payments' total as the summary states it (WeChat 订单总金额, Alipay `#交易合计`
+    /// 商家实收; `docs/CONNECTORS.md` per wallet). `None` also when the rows' currencies differ.
     pub payment_amount: Option<Money>,
-    /// The refunds' total, as stated.
+    /// The refunds' total, as stated (Alipay's is negative).
     pub refund_amount: Option<Money>,
     /// The fees' total, as stated (WeChat's may be negative on a refund-only day).
     pub fee: Option<BillFee>,

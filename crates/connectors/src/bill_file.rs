@@ -322,12 +322,15 @@ pub(crate) struct ZipEntryName {
     pub(crate) name: String,
 }
 
+/// A zip read from memory.
+pub(crate) type BillZip<'a> = zip::ZipArchive<std::io::Cursor<&'a [u8]>>;
+
 /// Opens a zip held in memory and lists its file entries. Names are UTF-8 when they are
 /// valid UTF-8, else GBK (Alipay's and UnionPay's zips carry GBK names without the UTF-8
 /// flag); a name that is neither is an error.
 pub(crate) fn zip_entries(
     bytes: &[u8],
-) -> Result<(zip::ZipArchive<std::io::Cursor<&[u8]>>, Vec<ZipEntryName>), BillFormatError> {
+) -> Result<(BillZip<'_>, Vec<ZipEntryName>), BillFormatError> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| BillFormatError::malformed(format!("not a zip: {e}")))?;
     if archive.len() > MAX_ZIP_ENTRIES {
