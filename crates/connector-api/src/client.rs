@@ -104,44 +104,77 @@ impl HttpClient {
         content_type: &'static str,
         body: Vec<u8>,
     ) -> Result<HttpResponse, ConnectorError> {
-        let started = Instant::now();
-        let sent = self
+        let request = self
+            .inner
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        self.exchange(operation, request, None)
+            .await
+            .map_err(|e| match e {
+                BoundedCallError::Call(e) => e,
+                // No limit was set, so the body was never cut short.
+                BoundedCallError::TooLarge { limit_bytes } => {
+                    ConnectorError::BadResponse(format!("answer larger than {limit_bytes} bytes"))
+                }
+            })
+    }
+
+    /// Like [`HttpClient::post`], but the answer may take `limit.timeout` (instead of the
+    /// client's request timeout) and is read only up to `limit.max_body_bytes`: a longer one
+    /// is [`BoundedCallError::TooLarge`], and no more of it is read. For large answers (bills).
+    pub async fn post_bounded(
+        &self,
+        operation: &'static str,
+        url: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+        limit: ResponseLimit,
+    ) -> Result<HttpResponse, BoundedCallError> {
+        let request = self
             .inner
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body)
-            .send()
-            .await;
-        let result = match sent {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let content_type = response
-                    .headers()
-                    .get(reqwest::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                match response.bytes().await {
-                    Ok(bytes) => Ok(HttpResponse {
-                        status,
-                        content_type,
-                        body: bytes.to_vec(),
-                    }),
-                    Err(e) => Err(ConnectorError::OutcomeUnknown(format!(
-                        "answer cut off: {e}"
-                    ))),
-                }
-            }
+            .timeout(limit.timeout);
+        self.exchange(operation, request, Some(limit.max_body_bytes))
+            .await
+    }
+
+    /// GETs `url` with the bounds of [`HttpClient::post_bounded`] (Alipay's bill download
+    /// URL). The URL is never logged: it may carry a token.
+    pub async fn get_bounded(
+        &self,
+        operation: &'static str,
+        url: &str,
+        limit: ResponseLimit,
+    ) -> Result<HttpResponse, BoundedCallError> {
+        let request = self.inner.get(url).timeout(limit.timeout);
+        self.exchange(operation, request, Some(limit.max_body_bytes))
+            .await
+    }
+
+    async fn exchange(
+        &self,
+        operation: &'static str,
+        request: reqwest::RequestBuilder,
+        max_body_bytes: Option<usize>,
+    ) -> Result<HttpResponse, BoundedCallError> {
+        let started = Instant::now();
+        let result = match request.send().await {
+            Ok(response) => read_response(response, max_body_bytes).await,
             Err(e) if e.is_connect() => {
-                Err(ConnectorError::Unavailable(format!("cannot connect: {e}")))
+                Err(ConnectorError::Unavailable(format!("cannot connect: {e}")).into())
             }
-            Err(e) if e.is_timeout() => Err(ConnectorError::OutcomeUnknown("timed out".into())),
+            Err(e) if e.is_timeout() => {
+                Err(ConnectorError::OutcomeUnknown("timed out".into()).into())
+            }
             Err(e) if e.is_builder() => Err(ConnectorError::Rejected {
                 code: "REQUEST".into(),
                 message: e.to_string(),
-            }),
-            Err(e) => Err(ConnectorError::OutcomeUnknown(format!(
-                "exchange failed: {e}"
-            ))),
+            }
+            .into()),
+            Err(e) => Err(ConnectorError::OutcomeUnknown(format!("exchange failed: {e}")).into()),
         };
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match &result {
@@ -158,4 +191,65 @@ impl HttpClient {
         }
         result
     }
+}
+
+/// Reads the status, content type and body; with a limit, chunk by chunk, stopping as soon as
+/// the body is longer than allowed.
+async fn read_response(
+    mut response: reqwest::Response,
+    max_body_bytes: Option<usize>,
+) -> Result<HttpResponse, BoundedCallError> {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let cut_off = |e: reqwest::Error| {
+        BoundedCallError::Call(ConnectorError::OutcomeUnknown(format!(
+            "answer cut off: {e}"
+        )))
+    };
+    let body = match max_body_bytes {
+        None => response.bytes().await.map_err(cut_off)?.to_vec(),
+        Some(limit) => {
+            if response
+                .content_length()
+                .is_some_and(|length| u64::try_from(limit).is_ok_and(|limit| length > limit))
+            {
+                return Err(BoundedCallError::TooLarge { limit_bytes: limit });
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(cut_off)? {
+                if body.len().saturating_add(chunk.len()) > limit {
+                    return Err(BoundedCallError::TooLarge { limit_bytes: limit });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            body
+        }
+    };
+    Ok(HttpResponse {
+        status,
+        content_type,
+        body,
+    })
+}
+
+/// Bounds for reading a large answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseLimit {
+    /// The most bytes of body read; a longer body is refused.
+    pub max_body_bytes: usize,
+    /// The time for the whole exchange, replacing the client's request timeout.
+    pub timeout: Duration,
+}
+
+/// Why a bounded call gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum BoundedCallError {
+    #[error("answer larger than {limit_bytes} bytes")]
+    TooLarge { limit_bytes: usize },
+    #[error(transparent)]
+    Call(#[from] ConnectorError),
 }

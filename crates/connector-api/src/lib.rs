@@ -10,13 +10,20 @@
 //! Amounts cross this boundary as [`Money`] in the merchant's pricing currency; each connector
 //! converts to its wallet's units (fen integers, yuan decimals) inside its own module.
 
+mod bill;
 mod client;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use qrgate_domain::{Currency, Money};
 
-pub use client::{HttpClient, HttpClientConfig, HttpError, HttpResponse};
+pub use bill::{
+    BillError, BillFee, BillFigure, BillFile, BillLine, BillLineKind, BillLineStatus, BillMismatch,
+    BillTotals, WalletBill,
+};
+pub use client::{
+    BoundedCallError, HttpClient, HttpClientConfig, HttpError, HttpResponse, ResponseLimit,
+};
 
 /// Which wallet a connector speaks to (the domain's type).
 pub use qrgate_domain::Wallet;
@@ -190,6 +197,12 @@ pub struct ChannelRefund {
     pub status: RefundStatus,
     pub channel_ref: Option<String>,
     pub amount: Option<Money>,
+    /// What the customer gets back in CNY, as the wallet states it for this refund (WeChat
+    /// `cash_refund_fee`, Alipay `send_back_fee`, UnionPay `settleAmt` in CNY; for a refund
+    /// priced in CNY, its amount). Always in CNY; `None` when the wallet does not say, and
+    /// never computed from a rate. The ledger's CNY for the refund should come from here, so
+    /// that it matches the wallet's bill.
+    pub cny_amount: Option<Money>,
     pub wallet_code: Option<String>,
     pub wallet_message: Option<String>,
 }
@@ -295,9 +308,17 @@ pub trait Connector: Send + Sync {
     async fn exchange_rate(
         &self,
         currency: Currency,
-        date: chrono::NaiveDate,
+        date: NaiveDate,
     ) -> Result<WalletRate, ConnectorError> {
         let _ = (currency, date);
         Err(ConnectorError::NotSupported("exchange rate query"))
     }
+    /// Downloads and parses the wallet's bill of `day`: WeChat Pay's and Alipay's Beijing
+    /// calendar day, UnionPay's settle date. Read-only: a failed call may be repeated.
+    ///
+    /// The file's own summary is checked against its lines; a disagreement is
+    /// [`BillError::TotalsMismatch`] with the parsed bill inside. "No bill because nothing
+    /// was traded" ([`BillError::NoBill`]) and "not generated yet" ([`BillError::NotReady`])
+    /// are told apart; [`BillError`] says what the caller should do on each.
+    async fn download_bill(&self, day: NaiveDate) -> Result<WalletBill, BillError>;
 }

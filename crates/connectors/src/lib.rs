@@ -8,6 +8,7 @@
 //! database.
 
 pub mod alipay;
+mod bill_file;
 mod rsa_pkcs1;
 mod settings;
 pub mod unionpay;

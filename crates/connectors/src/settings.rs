@@ -137,6 +137,26 @@ pub struct UnionPaySettings {
     /// `<public_url>/notify/unionpay` (filled in by the binary, which knows that URL).
     #[serde(default)]
     pub back_url: Option<String>,
+    /// Where the daily reconciliation file is asked for (the 76/01 file transfer, POSTed to
+    /// this URL as it is). Defaults from `base_url`: UnionPay's production gateway
+    /// (`gateway.95516.com`) → `https://filedownload.95516.com/`, its test bed
+    /// (`gateway.test.95516.com`) → `https://filedownload.test.95516.com/`, any other
+    /// `base_url` (the sandbox) → `base_url` itself with a trailing `/`.
+    #[serde(default)]
+    pub file_base_url: Option<String>,
+}
+
+/// The default of [`UnionPaySettings::file_base_url`].
+pub(crate) fn default_unionpay_file_base_url(base_url: &str) -> String {
+    match url::Url::parse(base_url)
+        .ok()
+        .as_ref()
+        .and_then(url::Url::host_str)
+    {
+        Some("gateway.95516.com") => "https://filedownload.95516.com/".to_owned(),
+        Some("gateway.test.95516.com") => "https://filedownload.test.95516.com/".to_owned(),
+        _ => format!("{}/", base_url.trim_end_matches('/')),
+    }
 }
 
 impl UnionPaySettings {
@@ -158,6 +178,10 @@ impl UnionPaySettings {
                         .into(),
                 )
             })?,
+            file_base_url: self
+                .file_base_url
+                .clone()
+                .unwrap_or_else(|| default_unionpay_file_base_url(&self.base_url)),
             http: timeouts.http(),
         })
     }

@@ -1,6 +1,8 @@
 //! Alipay OpenAPI connector (`wallets.md` §2): face-to-face payment-code pay
 //! (`alipay.trade.pay`, scene `bar_code`), dynamic QR (`alipay.trade.precreate`), query,
-//! cancel (our "reverse"), close, refund and refund query, plus payment notifications.
+//! cancel (our "reverse"), close, refund and refund query, payment notifications, and the
+//! daily `trade` bill (`alipay.data.dataservice.bill.downloadurl.query`, then a GET of the zip;
+//! `bills.md` §2, parsed in `bill.rs`).
 //!
 //! Layout: `wire.rs` builds requests and maps replies (pure), `units.rs` converts amounts,
 //! rates and times, `raw_json.rs` cuts the signed text out of replies, `sign.rs` holds the
@@ -12,11 +14,14 @@
 //! account (`cross_border = true`), where `total_amount` is in the pricing currency and
 //! `trans_currency`/`settle_currency` name it; on a domestic account it is `NotSupported`.
 
+mod bill;
 mod raw_json;
 mod sign;
 mod units;
 mod wire;
 
+#[cfg(test)]
+mod bill_tests;
 #[cfg(test)]
 mod tests;
 
@@ -224,6 +229,33 @@ impl Connector for AlipayConnector {
         // the amount unknown rather than guessed.
         let fallback = (!self.cross_border).then_some(Currency::Cny);
         wire::refund_query_outcome(&reply, out_trade_no, out_refund_no, fallback)
+    }
+
+    /// The download-URL query (signed, its answer verified like every other), then a GET of
+    /// `bill_download_url` within the bill bounds; the zip is parsed in `bill.rs`. A day that
+    /// has not ended in Beijing is `NotReady` without a call; `isp.bill_not_exist` is
+    /// `NotReady` or `NoBill` by `wire::bill_surely_due`.
+    async fn download_bill(
+        &self,
+        day: chrono::NaiveDate,
+    ) -> Result<qrgate_connector_api::WalletBill, qrgate_connector_api::BillError> {
+        let now = Utc::now();
+        if crate::bill_file::beijing_day_not_over(day, now) {
+            return Err(crate::bill_file::too_recent(day));
+        }
+        let request = wire::bill_url_request(&self.call_context(), day)?;
+        let reply = self.send(request).await?;
+        let url = wire::bill_url_outcome(&reply, day, now)?;
+        // The URL is short-lived and carries a token: fetched at once, never logged.
+        let response = self
+            .http
+            .get_bounded(
+                "alipay.bill.download",
+                &url,
+                crate::bill_file::download_limit(),
+            )
+            .await?;
+        bill::open_bill_download(&response, &url, day)
     }
 
     fn verify_callback(

@@ -65,7 +65,7 @@ fn vector_now() -> DateTime<Utc> {
     "2014-07-23T19:07:50Z".parse().unwrap()
 }
 
-fn cx(cross_border: bool) -> AlipayCallContext<'static> {
+pub(super) fn cx(cross_border: bool) -> AlipayCallContext<'static> {
     AlipayCallContext {
         app_id: APP_ID,
         seller_id: None,
@@ -90,7 +90,7 @@ fn verifier() -> AlipayVerifier {
 }
 
 /// A complete reply body: the member text as given, then its signature.
-fn signed_body(member: &str, raw: &str) -> Vec<u8> {
+pub(super) fn signed_body(member: &str, raw: &str) -> Vec<u8> {
     let raw = raw.trim();
     let sign = sign_as_alipay(raw.as_bytes());
     format!(r#"{{"{member}":{raw},"sign":"{sign}"}}"#).into_bytes()
@@ -100,7 +100,7 @@ fn open(method: AlipayMethod, body: &[u8]) -> Result<AlipayReply, ConnectorError
     wire::open_reply(method, 200, body, &verifier())
 }
 
-fn reply(method: AlipayMethod, raw: &str) -> AlipayReply {
+pub(super) fn reply(method: AlipayMethod, raw: &str) -> AlipayReply {
     open(method, &signed_body(method.response_member(), raw)).unwrap()
 }
 
@@ -153,7 +153,7 @@ fn biz_content(request: &wire::AlipayRequest) -> serde_json::Value {
     serde_json::from_str(param(request, "biz_content").unwrap()).unwrap()
 }
 
-fn config(cross_border: bool) -> AlipayConfig {
+pub(super) fn config(cross_border: bool) -> AlipayConfig {
     AlipayConfig {
         gateway_url: "http://127.0.0.1:9/gateway.do".into(),
         app_id: APP_ID.into(),
@@ -974,6 +974,39 @@ fn refund_with_fund_change_y_succeeded_and_n_is_settled_by_query() {
 }
 
 #[test]
+fn a_refunds_cny_is_send_back_fee_for_a_yuan_refund_and_unknown_otherwise() {
+    let done = reply(AlipayMethod::Refund, fixture!("refund_fund_change_y.json"));
+    let refund = wire::refund_outcome(&done, &refund_request(cny(1000))).unwrap();
+    assert_eq!(refund.cny_amount, Some(cny(1000)));
+    // Priced in CAD: Alipay does not say which currency send_back_fee is in.
+    let cad =
+        wire::refund_outcome(&done, &refund_request(Money::new(1000, Currency::Cad))).unwrap();
+    assert_eq!(cad.cny_amount, None);
+    // The refund query: send_back_fee when given, else the yuan refund amount.
+    let present = reply(
+        AlipayMethod::RefundQuery,
+        fixture!("refund_query_present.json"),
+    );
+    let queried =
+        wire::refund_query_outcome(&present, OUT_TRADE_NO, OUT_REQUEST_NO, Some(Currency::Cny))
+            .unwrap();
+    assert_eq!(queried.cny_amount, Some(cny(1000)));
+    let with_send_back = fixture!("refund_query_present.json")
+        .replace(r#""code""#, r#""send_back_fee":"9.50","code""#);
+    let queried = wire::refund_query_outcome(
+        &reply(AlipayMethod::RefundQuery, &with_send_back),
+        OUT_TRADE_NO,
+        OUT_REQUEST_NO,
+        Some(Currency::Cny),
+    )
+    .unwrap();
+    assert_eq!(queried.cny_amount, Some(cny(950)));
+    let unknown_currency =
+        wire::refund_query_outcome(&present, OUT_TRADE_NO, OUT_REQUEST_NO, None).unwrap();
+    assert_eq!(unknown_currency.cny_amount, None);
+}
+
+#[test]
 fn refund_refusals_are_declined() {
     for (raw, code) in [
         (
@@ -1265,7 +1298,7 @@ fn fake_gateway(
 }
 
 /// Checks the request signature with the app public key, as Alipay's gateway does.
-fn assert_signed_by_app(params: &[(String, String)]) {
+pub(super) fn assert_signed_by_app(params: &[(String, String)]) {
     let sign = params
         .iter()
         .find(|(k, _)| k == "sign")

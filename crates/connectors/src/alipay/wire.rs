@@ -10,10 +10,10 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use qrgate_connector_api::{
-    CallbackError, ChannelOrder, ChannelRefund, ChannelStatus, CodePaymentRequest, ConnectorError,
-    QrOrder, QrOrderRequest, RefundRequest, RefundStatus, ReverseOutcome,
+    BillError, CallbackError, ChannelOrder, ChannelRefund, ChannelStatus, CodePaymentRequest,
+    ConnectorError, QrOrder, QrOrderRequest, RefundRequest, RefundStatus, ReverseOutcome,
 };
 use qrgate_domain::{Currency, Money};
 use serde::de::DeserializeOwned;
@@ -55,6 +55,7 @@ pub(super) enum AlipayMethod {
     Close,
     Refund,
     RefundQuery,
+    BillDownloadUrl,
 }
 
 impl AlipayMethod {
@@ -68,6 +69,7 @@ impl AlipayMethod {
             AlipayMethod::Close => "alipay.trade.close",
             AlipayMethod::Refund => "alipay.trade.refund",
             AlipayMethod::RefundQuery => "alipay.trade.fastpay.refund.query",
+            AlipayMethod::BillDownloadUrl => "alipay.data.dataservice.bill.downloadurl.query",
         }
     }
 
@@ -81,6 +83,9 @@ impl AlipayMethod {
             AlipayMethod::Close => "alipay_trade_close_response",
             AlipayMethod::Refund => "alipay_trade_refund_response",
             AlipayMethod::RefundQuery => "alipay_trade_fastpay_refund_query_response",
+            AlipayMethod::BillDownloadUrl => {
+                "alipay_data_dataservice_bill_downloadurl_query_response"
+            }
         }
     }
 }
@@ -333,6 +338,83 @@ pub(super) fn refund_query_request(
         out_request_no,
     };
     AlipayRequest::new(cx, AlipayMethod::RefundQuery, None, &biz)
+}
+
+#[derive(Serialize)]
+struct AlipayBillUrlBiz {
+    bill_type: &'static str,
+    bill_date: String,
+}
+
+/// `alipay.data.dataservice.bill.downloadurl.query` (`bills.md` §2.1) for the `trade` bill
+/// (acquiring: trades and refunds made through the APIs) of `day`, as `yyyy-MM-dd`.
+pub(super) fn bill_url_request(
+    cx: &AlipayCallContext<'_>,
+    day: NaiveDate,
+) -> Result<AlipayRequest, ConnectorError> {
+    let biz = AlipayBillUrlBiz {
+        bill_type: "trade",
+        bill_date: day.format("%Y-%m-%d").to_string(),
+    };
+    AlipayRequest::new(cx, AlipayMethod::BillDownloadUrl, None, &biz)
+}
+
+#[derive(Debug, Deserialize)]
+struct AlipayBillUrlReply {
+    #[serde(flatten)]
+    common: AlipayReplyCommon,
+    bill_download_url: Option<String>,
+}
+
+/// `isp.bill_not_exist` (observed in production) and the spelling some clients also test.
+const SUB_BILL_NOT_EXIST: [&str; 2] = ["isp.bill_not_exist", "isv.bill-not-exist"];
+
+/// The verified answer to the download-URL query: `10000` → the URL (absolute http(s));
+/// `isp.bill_not_exist` → `NotReady` while the bill may still be in the making, `NoBill` once
+/// it is surely due (see [`bill_surely_due`]); anything else → `Call` as
+/// [`AlipayReplyCommon::failure`] classes it.
+pub(super) fn bill_url_outcome(
+    reply: &AlipayReply,
+    day: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<String, BillError> {
+    let r: AlipayBillUrlReply = reply.decode()?;
+    match AlipayCode::parse(&r.common.code) {
+        AlipayCode::Success => {
+            let url = non_empty(r.bill_download_url.as_deref())
+                .ok_or_else(|| bad("the bill answer has no bill_download_url"))?;
+            match url::Url::parse(&url) {
+                Ok(parsed) if matches!(parsed.scheme(), "https" | "http") => Ok(url),
+                _ => Err(bad("bill_download_url is not an absolute http(s) URL").into()),
+            }
+        }
+        AlipayCode::BusinessFailed
+            if r.common
+                .sub_code
+                .as_deref()
+                .is_some_and(|c| SUB_BILL_NOT_EXIST.contains(&c)) =>
+        {
+            let code = r.common.sub_code.clone().unwrap_or_default();
+            let message = r.common.message();
+            if bill_surely_due(day, now) {
+                Err(BillError::NoBill { code, message })
+            } else {
+                Err(BillError::NotReady { code, message })
+            }
+        }
+        _ => Err(r.common.failure().into()),
+    }
+}
+
+/// Alipay answers `isp.bill_not_exist` both for a day without trades and for a bill not
+/// generated yet (`bills.md` §2.1; clients read it either way). Bills are advised from about
+/// 10:00 on T+1; we read the answer as "no bill" only once T+1 is over in Beijing (so from
+/// 00:00 on T+2), and as "not ready" before, so that a late bill is never taken for an empty
+/// day. **[U]**: Alipay documents no cut-off.
+pub(super) fn bill_surely_due(day: NaiveDate, now: DateTime<Utc>) -> bool {
+    day.checked_add_days(chrono::Days::new(1))
+        .and_then(|next| crate::bill_file::beijing_next_day_at(next, 0))
+        .is_some_and(|due| now >= due)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -696,6 +778,7 @@ struct AlipayRefundReply {
     trade_no: Option<String>,
     out_trade_no: Option<String>,
     fund_change: Option<String>,
+    send_back_fee: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -709,6 +792,7 @@ struct AlipayRefundQueryReply {
     refund_status: Option<String>,
     refund_currency: Option<String>,
     trans_currency: Option<String>,
+    send_back_fee: Option<String>,
 }
 
 impl AlipayReply {
@@ -902,6 +986,11 @@ pub(super) fn refund_outcome(
                 channel_ref: non_empty(r.trade_no.as_deref()),
                 // The reply only has the cumulative `refund_fee`, not this refund's amount.
                 amount: None,
+                cny_amount: refund_cny(
+                    r.send_back_fee.as_deref(),
+                    req.refund_amount.currency(),
+                    None,
+                ),
                 wallet_code: None,
                 wallet_message: None,
             })
@@ -933,6 +1022,7 @@ pub(super) fn refund_query_outcome(
         status: RefundStatus::Unknown,
         channel_ref: non_empty(r.trade_no.as_deref()),
         amount: None,
+        cny_amount: None,
         wallet_code: None,
         wallet_message: None,
     };
@@ -961,6 +1051,9 @@ pub(super) fn refund_query_outcome(
                 ),
                 None => None,
             };
+            if let Some(currency) = currency {
+                refund.cny_amount = refund_cny(r.send_back_fee.as_deref(), currency, refund.amount);
+            }
             refund.status = refund_query_status(r.refund_status.as_deref());
             if refund.status != RefundStatus::Succeeded {
                 refund.wallet_code = non_empty(r.refund_status.as_deref());
@@ -971,6 +1064,31 @@ pub(super) fn refund_query_outcome(
         }
     }
     Ok(refund)
+}
+
+/// What the customer gets back in CNY, as Alipay states it: for a refund in yuan, its
+/// `send_back_fee` (the amount actually sent back) when present, else the refund amount.
+/// For a refund in another currency (cross-border pricing) `None`: Alipay does not say in
+/// which currency `send_back_fee` is then (`docs/CONNECTORS.md`), and no CNY is guessed.
+/// An unreadable `send_back_fee` is dropped with a warning.
+fn refund_cny(
+    send_back_fee: Option<&str>,
+    refund_currency: Currency,
+    amount: Option<Money>,
+) -> Option<Money> {
+    if refund_currency != Currency::Cny {
+        return None;
+    }
+    match non_empty(send_back_fee) {
+        Some(text) => {
+            let parsed = amount_from_alipay(&text, Currency::Cny);
+            if parsed.is_none() {
+                tracing::warn!(wallet = "alipay", "unreadable send_back_fee dropped");
+            }
+            parsed
+        }
+        None => amount.filter(|a| a.currency() == Currency::Cny),
+    }
 }
 
 fn refund_query_status(refund_status: Option<&str>) -> RefundStatus {

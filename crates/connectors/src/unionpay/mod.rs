@@ -33,10 +33,16 @@
 //! * `origRespCode=31` does not say whether a consume was cancelled or a QR order closed:
 //!   the query returns `Closed` with wallet code `31` and the engine reads it for its order.
 //! * Payment notifications are acknowledged by HTTP 200; the body (`ok`) is irrelevant.
+//! * Bills: the 76/01 file transfer (`bills.md` §3) goes to `file_base_url` (production:
+//!   `https://filedownload.95516.com/`), its answer verified like every other; the ZM file in
+//!   it is parsed in `bill.rs`.
 
+mod bill;
 mod sign;
 mod wire;
 
+#[cfg(test)]
+mod bill_tests;
 #[cfg(test)]
 mod tests;
 
@@ -90,6 +96,10 @@ pub struct UnionPayConfig {
     pub signing_cert_sha256: Vec<String>,
     /// The notification URL sent when a request has none of its own (a consume).
     pub back_url: String,
+    /// Where the file transfer (76/01, the daily reconciliation file) is POSTed, as is: a
+    /// different host from `base_url` in production (`https://filedownload.95516.com/`; test
+    /// bed `https://filedownload.test.95516.com/`). [`crate::UnionPaySettings`] fills it in.
+    pub file_base_url: String,
     pub http: HttpClientConfig,
 }
 
@@ -100,6 +110,7 @@ pub struct UnionPayConnector {
     mer_id: String,
     cert_id: String,
     back_url: String,
+    file_base_url: String,
     signer: UnionPaySigner,
     trust: UnionPayTrust,
     http: HttpClient,
@@ -140,6 +151,7 @@ impl UnionPayConnector {
         }
         check_url("base_url", &config.base_url)?;
         check_url("back_url", &config.back_url)?;
+        check_url("file_base_url", &config.file_base_url)?;
         let http = HttpClient::new(Wallet::UnionPay.as_str(), &config.http)
             .map_err(|e| ConnectorError::Credentials(e.to_string()))?;
         Ok(UnionPayConnector {
@@ -147,6 +159,7 @@ impl UnionPayConnector {
             mer_id: config.mer_id,
             cert_id: config.cert_id,
             back_url: config.back_url,
+            file_base_url: config.file_base_url,
             signer,
             trust,
             http,
@@ -323,6 +336,42 @@ impl Connector for UnionPayConnector {
     ) -> Result<ChannelRefund, ConnectorError> {
         let queried = self.query(&refund.out_refund_no, refund.created_at).await?;
         Ok(wire::refund_query_outcome(&queried, &refund.out_refund_no))
+    }
+
+    /// The 76/01 file transfer of the settle date `day` to `file_base_url`, read within the
+    /// bill bounds, its answer verified with the pinned signing certificate like every other.
+    /// A settle date not over yet (UnionPay's day ends at 23:00 Beijing) is `NotReady`
+    /// without a call; `98` is `NotReady`, `34` `NoBill` (`bill.rs`).
+    async fn download_bill(
+        &self,
+        day: chrono::NaiveDate,
+    ) -> Result<qrgate_connector_api::WalletBill, qrgate_connector_api::BillError> {
+        let now = Utc::now();
+        if bill::settle_day_not_over(day, now) {
+            return Err(crate::bill_file::too_recent(day));
+        }
+        let request = UnionPayRequest::file_transfer(&self.merchant(), day, now)?;
+        let signature = self.signer.sign(request.fields())?;
+        let body = request.form_body(&signature);
+        let response = self
+            .http
+            .post_bounded(
+                request.txn.name(),
+                &self.file_base_url,
+                wire::FORM_CONTENT_TYPE,
+                body.into_bytes(),
+                crate::bill_file::download_limit(),
+            )
+            .await?;
+        let answer = wire::open_answer(
+            &request,
+            response.status,
+            &response.body,
+            &self.trust,
+            Utc::now(),
+            &self.mer_id,
+        )?;
+        bill::open_file_answer(&answer, day, &self.mer_id)
     }
 
     fn verify_callback(

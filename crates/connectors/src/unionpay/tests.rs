@@ -45,7 +45,7 @@ const MERCHANT_KEY_PKCS1: &str = fixture!("test_merchant_key_pkcs1.pem");
 const ROGUE_SIGN_CERT: &str = fixture!("test_rogue_sign_cert.pem");
 const ROGUE_SIGN_KEY: &str = fixture!("test_rogue_sign_key.pem");
 
-const MER_ID: &str = "777290058110048";
+pub(super) const MER_ID: &str = "777290058110048";
 /// The serial of `test_merchant_cert.pem`.
 const CERT_ID: &str = "68759529225";
 const BACK_URL: &str = "https://gateway.example/callbacks/unionpay";
@@ -89,7 +89,7 @@ fn pin() -> UnionPaySigningPin {
     UnionPaySigningPin::new(super::UNIONPAY_SIGNING_CERT_OWNER, &[]).unwrap()
 }
 
-fn trust() -> UnionPayTrust {
+pub(super) fn trust() -> UnionPayTrust {
     UnionPayTrust::from_pem(ROOT_CERT, pin()).unwrap()
 }
 
@@ -101,7 +101,7 @@ fn cny(minor: i64) -> Money {
     Money::new(minor, Currency::Cny)
 }
 
-fn form_fields(body: &[u8]) -> Vec<(String, String)> {
+pub(super) fn form_fields(body: &[u8]) -> Vec<(String, String)> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
 
@@ -142,7 +142,7 @@ fn unionpay_key() -> &'static SigningKey<Sha256> {
 }
 
 /// Adds `signPubKeyCert` and a `signature` made with the test UnionPay key, and form-encodes.
-fn sign_as_unionpay(mut fields: Vec<(String, String)>) -> Vec<u8> {
+pub(super) fn sign_as_unionpay(mut fields: Vec<(String, String)>) -> Vec<u8> {
     fields.retain(|(k, _)| k != "signature");
     set(&mut fields, "signPubKeyCert", UNIONPAY_SIGN_CERT.trim());
     let signature = key_signature(unionpay_key(), &fields);
@@ -180,7 +180,10 @@ fn open(request: &UnionPayRequest, body: &[u8]) -> Result<UnionPayAnswer, Connec
 fn answer_to(request: &UnionPayRequest, extra: &[(&str, &str)]) -> UnionPayAnswer {
     open(
         request,
-        &sign_as_unionpay(answer_fields(&request.order_id, extra)),
+        &sign_as_unionpay(answer_fields(
+            request.order_id.as_deref().unwrap_or_default(),
+            extra,
+        )),
     )
     .unwrap()
 }
@@ -291,7 +294,7 @@ fn merchant_public_key() -> RsaPublicKey {
 
 /// Verifies a merchant request as UnionPay would: with the public key of the certificate
 /// whose serial is `certId`.
-fn assert_signed_by_merchant(fields: &[(String, String)]) {
+pub(super) fn assert_signed_by_merchant(fields: &[(String, String)]) {
     assert_eq!(value(fields, "certId"), Some(CERT_ID));
     let signature = base64::engine::general_purpose::STANDARD
         .decode(value(fields, "signature").unwrap())
@@ -1549,6 +1552,47 @@ fn refund_codes_map_as_the_profile_says() {
 }
 
 #[test]
+fn a_refunds_cny_is_its_settle_amount_in_cny() {
+    let refund_query = query_request(OUT_REFUND_NO);
+    let cny_of = |extra: &[(&str, &str)]| {
+        let answer = answer_to(&refund_query, extra);
+        wire::refund_query_outcome(&wire::parse_query(&answer).unwrap(), OUT_REFUND_NO).cny_amount
+    };
+    let base = [
+        ("respCode", "00"),
+        ("origRespCode", "00"),
+        ("txnAmt", "400"),
+        ("currencyCode", "124"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut fields = base.to_vec();
+        fields.extend_from_slice(extra);
+        cny_of(&fields)
+    };
+    assert_eq!(
+        with(&[("settleAmt", "2080"), ("settleCurrencyCode", "156")]),
+        Some(cny(2080))
+    );
+    // settleCurrencyCode absent: CNY, as for payments.
+    assert_eq!(with(&[("settleAmt", "2080")]), Some(cny(2080)));
+    assert_eq!(
+        with(&[("settleAmt", "400"), ("settleCurrencyCode", "124")]),
+        None
+    );
+    // No settle amount and a CAD refund: UnionPay did not say.
+    assert_eq!(with(&[]), None);
+    assert_eq!(
+        cny_of(&[
+            ("respCode", "00"),
+            ("origRespCode", "00"),
+            ("txnAmt", "500"),
+            ("currencyCode", "156")
+        ]),
+        Some(cny(500))
+    );
+}
+
+#[test]
 fn refund_query_codes_map_as_the_profile_says() {
     let refund_query = query_request(OUT_REFUND_NO);
     let answer = open(&refund_query, fixture!("query_refund_done.form").as_bytes()).unwrap();
@@ -1739,7 +1783,7 @@ fn a_notification_without_success_is_left_to_a_query() {
 // ---------------------------------------------------------------------------------------------
 // The connector
 
-fn config(base_url: &str) -> UnionPayConfig {
+pub(super) fn config(base_url: &str) -> UnionPayConfig {
     UnionPayConfig {
         base_url: base_url.into(),
         mer_id: MER_ID.into(),
@@ -1749,6 +1793,7 @@ fn config(base_url: &str) -> UnionPayConfig {
         signing_cert_owner: super::UNIONPAY_SIGNING_CERT_OWNER.into(),
         signing_cert_sha256: Vec::new(),
         back_url: BACK_URL.into(),
+        file_base_url: format!("{base_url}/"),
         http: HttpClientConfig::default(),
     }
 }

@@ -16,7 +16,7 @@
 
 use std::str::FromStr as _;
 
-use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use qrgate_connector_api::{
     CallbackError, ChannelOrder, ChannelRefund, ChannelStatus, CodePaymentRequest, ConnectorError,
     QrOrder, QrOrderRequest, RefundRequest, RefundStatus, ReverseOutcome,
@@ -38,6 +38,10 @@ const BIZ_TYPE_QR: &str = "000000";
 const ACCESS_TYPE_MERCHANT: &str = "0";
 /// `08` = mobile.
 const CHANNEL_TYPE_MOBILE: &str = "08";
+/// `07` = internet, what UnionPay's file-transfer demo sends.
+const CHANNEL_TYPE_INTERNET: &str = "07";
+/// `fileType=00`: the merchant reconciliation file.
+const FILE_TYPE_MERCHANT: &str = "00";
 
 /// `txnTime` and `payTimeout` are `yyyyMMddHHmmss` in Beijing time (UTC+8, no DST).
 const TIME_FORMAT: &str = "%Y%m%d%H%M%S";
@@ -93,6 +97,8 @@ pub(super) enum UnionPayTxn {
     Cancel,
     /// 04/00: refund by the original `queryId`.
     Refund,
+    /// 76/01: file transfer (the day's reconciliation file, `bills.md` §3).
+    FileTransfer,
 }
 
 impl UnionPayTxn {
@@ -102,6 +108,7 @@ impl UnionPayTxn {
             UnionPayTxn::Query => "00",
             UnionPayTxn::Cancel => "31",
             UnionPayTxn::Refund => "04",
+            UnionPayTxn::FileTransfer => "76",
         }
     }
 
@@ -110,12 +117,15 @@ impl UnionPayTxn {
             UnionPayTxn::Consume => "06",
             UnionPayTxn::ApplyQr => "07",
             UnionPayTxn::Query | UnionPayTxn::Cancel | UnionPayTxn::Refund => "00",
+            UnionPayTxn::FileTransfer => "01",
         }
     }
 
-    /// Appended to the configured base URL.
+    /// Appended to the configured base URL. The file transfer goes to its own URL
+    /// (`file_base_url`) as it is, so it has no path of its own.
     pub(super) fn path(self) -> &'static str {
         match self {
+            UnionPayTxn::FileTransfer => "",
             UnionPayTxn::Query => "/gateway/api/queryTrans.do",
             UnionPayTxn::Consume
             | UnionPayTxn::ApplyQr
@@ -132,6 +142,7 @@ impl UnionPayTxn {
             UnionPayTxn::Query => "unionpay.query",
             UnionPayTxn::Cancel => "unionpay.cancel",
             UnionPayTxn::Refund => "unionpay.refund",
+            UnionPayTxn::FileTransfer => "unionpay.file_transfer",
         }
     }
 }
@@ -232,8 +243,9 @@ pub(super) struct UnionPayMerchant<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct UnionPayRequest {
     pub(super) txn: UnionPayTxn,
-    /// The `orderId` sent, which the answer must echo if it names one.
-    pub(super) order_id: String,
+    /// The `orderId` sent, which the answer must echo if it names one (the file transfer
+    /// sends none).
+    pub(super) order_id: Option<String>,
     fields: Vec<(&'static str, String)>,
 }
 
@@ -263,7 +275,38 @@ impl UnionPayRequest {
         ];
         Ok(UnionPayRequest {
             txn,
-            order_id: order_id.to_owned(),
+            order_id: Some(order_id.to_owned()),
+            fields,
+        })
+    }
+
+    /// 76/01 file transfer of the merchant reconciliation file (`fileType=00`) of the settle
+    /// date `settle_date`, sent at `now` (`bills.md` §3.1). No `orderId`: the request names the
+    /// file by `settleDate` (MMDD) alone. `channelType` is `07` as in UnionPay's demo.
+    pub(super) fn file_transfer(
+        merchant: &UnionPayMerchant<'_>,
+        settle_date: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ConnectorError> {
+        let txn = UnionPayTxn::FileTransfer;
+        let fields = vec![
+            ("version", VERSION.to_owned()),
+            ("encoding", ENCODING.to_owned()),
+            ("signMethod", SIGN_METHOD_RSA.to_owned()),
+            ("certId", merchant.cert_id.to_owned()),
+            ("txnType", txn.txn_type().to_owned()),
+            ("txnSubType", txn.txn_sub_type().to_owned()),
+            ("bizType", BIZ_TYPE_QR.to_owned()),
+            ("accessType", ACCESS_TYPE_MERCHANT.to_owned()),
+            ("channelType", CHANNEL_TYPE_INTERNET.to_owned()),
+            ("merId", merchant.mer_id.to_owned()),
+            ("txnTime", beijing_time(now)?),
+            ("settleDate", settle_date.format("%m%d").to_string()),
+            ("fileType", FILE_TYPE_MERCHANT.to_owned()),
+        ];
+        Ok(UnionPayRequest {
+            txn,
+            order_id: None,
             fields,
         })
     }
@@ -508,6 +551,26 @@ impl UnionPayAnswer {
         field(&self.fields, name)
     }
 
+    /// `respCode` as this connector reads it.
+    pub(super) fn code(&self) -> UnionPayRespCode {
+        self.resp_code()
+    }
+
+    /// `respCode` and `respMsg` verbatim.
+    pub(super) fn code_and_message(&self) -> (String, String) {
+        (self.resp_code_text().to_owned(), self.resp_msg())
+    }
+
+    /// The answer as a refusal of our request (`Rejected`) or an unknown outcome.
+    pub(super) fn failure(&self, txn: UnionPayTxn) -> ConnectorError {
+        if self.resp_code().is_request_error() {
+            self.rejected()
+        } else {
+            self.warn_unexpected(txn);
+            self.unknown(txn)
+        }
+    }
+
     fn resp_code_text(&self) -> &str {
         self.get(RESP_CODE).unwrap_or("")
     }
@@ -607,7 +670,7 @@ pub(super) fn open_answer(
     if field(&fields, MER_ID).is_some_and(|m| m != mer_id) {
         return Err(bad("the answer names another merId"));
     }
-    if field(&fields, ORDER_ID).is_some_and(|o| o != request.order_id) {
+    if field(&fields, ORDER_ID).is_some_and(|o| Some(o) != request.order_id.as_deref()) {
         return Err(bad("the answer is about another orderId"));
     }
     if field(&fields, RESP_CODE).is_none() {
@@ -680,6 +743,16 @@ fn payer_amount(fields: &[(String, String)]) -> Option<Money> {
         tracing::warn!(wallet = "unionpay", "unreadable settleAmt dropped");
     }
     parsed
+}
+
+/// What the customer gets back in CNY, as the answer states it: `settleAmt` when its
+/// currency (`settleCurrencyCode`, CNY when absent, as for payments) is CNY; without a
+/// `settleAmt`, the refund's `txnAmt` when that is in CNY. `None` otherwise.
+fn refund_cny(fields: &[(String, String)], amount: Option<Money>) -> Option<Money> {
+    if field(fields, SETTLE_AMT).is_none() {
+        return amount.filter(|a| a.currency() == Currency::Cny);
+    }
+    payer_amount(fields).filter(|a| a.currency() == Currency::Cny)
 }
 
 /// `exchangeRate`: pricing → CNY ×10^8 as an integer string (the profile's decision).
@@ -1145,6 +1218,7 @@ pub(super) fn refund_outcome(
             status,
             channel_ref: answer.get(QUERY_ID).map(str::to_owned),
             amount: answer.amount()?,
+            cny_amount: refund_cny(&answer.fields, answer.amount().ok().flatten()),
             wallet_code: wallet_code.map(str::to_owned),
             wallet_message: wallet_code.and(answer.get(RESP_MSG)).map(str::to_owned),
         })
@@ -1183,6 +1257,7 @@ pub(super) fn refund_query_outcome(
         status: RefundStatus::Unknown,
         channel_ref: None,
         amount: None,
+        cny_amount: None,
         wallet_code: None,
         wallet_message: None,
     };
@@ -1199,6 +1274,7 @@ pub(super) fn refund_query_outcome(
         UnionPayQueried::Found(txn) => {
             refund.channel_ref = txn.query_id.clone();
             refund.amount = txn.amount;
+            refund.cny_amount = refund_cny(&txn.fields, txn.amount);
             refund.status = match txn.orig {
                 UnionPayRespCode::Success | UnionPayRespCode::SuccessWithDefects => {
                     RefundStatus::Succeeded

@@ -1,23 +1,27 @@
 //! WeChat Pay API v2 connector (`wallets.md` §1): payment-code pay (micropay), merchant QR
 //! orders (unifiedorder NATIVE), query, close, reverse, refund and refund query, the wallet's
-//! exchange rate (queryexchagerate, §1.9), and payment notifications.
+//! exchange rate (queryexchagerate, §1.9), payment notifications, and the daily bill
+//! (`/pay/downloadbill`, `bills.md` §1; parsed in `bill.rs`).
 //!
 //! This file only sequences the pure pieces around the shared HTTP client: `wire.rs` builds
 //! requests and maps answers, `sign.rs` signs and verifies. `/secapi/` calls (reverse,
 //! refund) go through a second client that presents the merchant's certificate.
 //! The connector is stateless and never logs a body, the payment code or the API key.
 
+mod bill;
 mod sign;
 mod wire;
 
+#[cfg(test)]
+mod bill_tests;
 #[cfg(test)]
 mod tests;
 
 use async_trait::async_trait;
 use qrgate_connector_api::{
-    CallbackError, Capabilities, ChannelEvent, ChannelOrder, ChannelRefund, CodePaymentRequest,
-    Connector, ConnectorError, HttpClient, HttpClientConfig, OrderRef, QrOrder, QrOrderRequest,
-    RefundRef, RefundRequest, ReverseOutcome, Wallet, WalletRate,
+    BillError, CallbackError, Capabilities, ChannelEvent, ChannelOrder, ChannelRefund,
+    CodePaymentRequest, Connector, ConnectorError, HttpClient, HttpClientConfig, OrderRef, QrOrder,
+    QrOrderRequest, RefundRef, RefundRequest, ReverseOutcome, Wallet, WalletBill, WalletRate,
 };
 use qrgate_domain::Currency;
 use rand::distributions::Alphanumeric;
@@ -245,6 +249,34 @@ impl Connector for WechatPayConnector {
         let request = wire::build_queryexchagerate(&self.merchant(), currency, date, &new_nonce());
         let reply = self.call(request).await?;
         wire::exchange_rate_outcome(&reply, currency)
+    }
+
+    /// `POST /pay/downloadbill` for the ALL bill of `day` (gzipped), read within the bill
+    /// bounds (`bill_file.rs`). A day that has not ended in Beijing is `NotReady` without a
+    /// call. The answer is a bill (text or gzip) or an unsigned XML error: `No Bill Exist` →
+    /// `NoBill`, `Bill Creating` → `NotReady`, `SYSTEMERROR` → `Call(OutcomeUnknown)`, any
+    /// other → `Call(Rejected)`; see `bill.rs` for the parsing.
+    async fn download_bill(&self, day: chrono::NaiveDate) -> Result<WalletBill, BillError> {
+        bill::check_day(day, chrono::Utc::now())?;
+        let request = wire::build_downloadbill(&self.merchant(), day, &new_nonce());
+        let operation = request.operation;
+        let url = format!(
+            "{}{}",
+            self.config.base_url.trim_end_matches('/'),
+            operation.path()
+        );
+        let body = request.into_signed_xml(&self.config.api_key)?;
+        let response = self
+            .http
+            .post_bounded(
+                operation.name(),
+                &url,
+                REQUEST_CONTENT_TYPE,
+                body.into_bytes(),
+                crate::bill_file::download_limit(),
+            )
+            .await?;
+        bill::open_bill_response(&response, &self.config.mch_id, day)
     }
 
     /// Payment notifications become a `Paid` order; refund notifications are authenticated

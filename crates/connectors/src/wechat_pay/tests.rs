@@ -30,7 +30,7 @@ macro_rules! fixture {
     };
 }
 
-fn api_key() -> SecretString {
+pub(super) fn api_key() -> SecretString {
     SecretString::from(API_KEY)
 }
 
@@ -1121,7 +1121,65 @@ fn an_accepted_refund_is_processing() {
         Some("50000408942024052012345678901")
     );
     assert_eq!(refund.amount, Some(Money::new(300, Currency::Cad)));
+    // `cash_refund_fee` in `cash_fee_type` CNY: what the customer gets back.
+    assert_eq!(refund.cny_amount, Some(Money::new(1596, Currency::Cny)));
     assert_bad_response(wire::refund_outcome(&reply, OUT_TRADE_NO, "R_OTHER"));
+}
+
+#[test]
+fn a_refunds_cny_comes_from_the_cash_refund_the_wallet_states() {
+    let query = |extra: &[(&'static str, &str)]| {
+        let mut fields = vec![
+            ("result_code", "SUCCESS"),
+            ("out_trade_no", OUT_TRADE_NO),
+            ("refund_count", "2"),
+            ("out_refund_no_0", "R1"),
+            ("refund_status_0", "SUCCESS"),
+            ("refund_fee_0", "300"),
+            ("out_refund_no_1", "R2"),
+            ("refund_status_1", "SUCCESS"),
+            ("refund_fee_1", "200"),
+            ("refund_fee_type", "CAD"),
+            ("cash_fee_type", "CNY"),
+        ];
+        fields.extend_from_slice(extra);
+        let reply = open_ok(
+            WechatPayOperation::RefundQuery,
+            &signed_answer(&fields, WechatPaySignType::Md5),
+        );
+        wire::refundquery_outcome(&reply, OUT_TRADE_NO, "R2")
+            .unwrap()
+            .cny_amount
+    };
+    assert_eq!(
+        query(&[("cash_refund_fee_1", "1063"), ("cash_refund_fee", "2659")]),
+        Some(Money::new(1063, Currency::Cny))
+    );
+    // The plain `cash_refund_fee` may sum both refunds: not read as this one's.
+    assert_eq!(query(&[("cash_refund_fee", "2659")]), None);
+    // A cash refund in another currency is no CNY figure.
+    assert_eq!(
+        query(&[
+            ("cash_refund_fee_1", "1063"),
+            ("cash_refund_fee_type_1", "HKD")
+        ]),
+        None
+    );
+    // A refund priced in CNY states its CNY itself.
+    let cny_reply = open_ok(
+        WechatPayOperation::Refund,
+        &signed_answer(
+            &[
+                ("result_code", "SUCCESS"),
+                ("out_trade_no", OUT_TRADE_NO),
+                ("out_refund_no", "R1"),
+                ("refund_fee", "500"),
+            ],
+            WechatPaySignType::Md5,
+        ),
+    );
+    let refund = wire::refund_outcome(&cny_reply, OUT_TRADE_NO, "R1").unwrap();
+    assert_eq!(refund.cny_amount, Some(Money::new(500, Currency::Cny)));
 }
 
 #[test]
@@ -1368,7 +1426,7 @@ fn a_rate_answer_signed_with_another_key_tampered_or_unsigned_is_refused() {
 // ---------------------------------------------------------------------------------------------
 // Notifications
 
-fn test_config(sign_type: WechatPaySignType) -> WechatPayConfig {
+pub(super) fn test_config(sign_type: WechatPaySignType) -> WechatPayConfig {
     WechatPayConfig {
         base_url: "http://127.0.0.1:9".into(),
         secapi_base_url: "http://127.0.0.1:9".into(),
@@ -1679,7 +1737,7 @@ fn the_config_debug_output_hides_the_api_key() {
 
 /// Serves `answers` in order on a loopback port, one connection each, and hands back what was
 /// asked (request line and body).
-fn serve_answers(
+pub(super) fn serve_answers(
     answers: Vec<Vec<u8>>,
 ) -> (String, std::thread::JoinHandle<Vec<(String, String)>>) {
     use std::io::{BufRead, BufReader, Read, Write};

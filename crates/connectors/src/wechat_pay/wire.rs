@@ -56,6 +56,7 @@ pub(super) enum WechatPayOperation {
     Refund,
     RefundQuery,
     ExchangeRate,
+    DownloadBill,
 }
 
 impl WechatPayOperation {
@@ -70,6 +71,7 @@ impl WechatPayOperation {
             WechatPayOperation::RefundQuery => "/pay/refundquery",
             // Sic: the path is spelled so in WeChat's API (§1.9).
             WechatPayOperation::ExchangeRate => "/pay/queryexchagerate",
+            WechatPayOperation::DownloadBill => "/pay/downloadbill",
         }
     }
 
@@ -84,6 +86,7 @@ impl WechatPayOperation {
             WechatPayOperation::Refund => "wechatpay.refund",
             WechatPayOperation::RefundQuery => "wechatpay.refundquery",
             WechatPayOperation::ExchangeRate => "wechatpay.queryexchagerate",
+            WechatPayOperation::DownloadBill => "wechatpay.downloadbill",
         }
     }
 
@@ -312,6 +315,21 @@ pub(super) fn build_queryexchagerate(
     let mut request = WechatPayRequest::new(WechatPayOperation::ExchangeRate, merchant, nonce);
     request.set("fee_type", currency.code());
     request.set("date", date.format(WECHAT_PAY_DATE_FORMAT).to_string());
+    request
+}
+
+/// `POST /pay/downloadbill` (`bills.md` §1.1): the ALL bill (payments, refunds and revoked
+/// orders) of `day`, a Beijing calendar day, gzipped. In institution mode `sub_mch_id` is sent
+/// (by [`WechatPayRequest::new`]), so the bill is the sub-merchant's alone.
+pub(super) fn build_downloadbill(
+    merchant: &WechatPayMerchant<'_>,
+    day: NaiveDate,
+    nonce: &str,
+) -> WechatPayRequest {
+    let mut request = WechatPayRequest::new(WechatPayOperation::DownloadBill, merchant, nonce);
+    request.set("bill_date", day.format(WECHAT_PAY_DATE_FORMAT).to_string());
+    request.set("bill_type", "ALL");
+    request.set("tar_type", "GZIP");
     request
 }
 
@@ -644,7 +662,7 @@ pub(super) fn open_response(
     Ok(WechatPayReply { fields, result })
 }
 
-fn check_http_status(context: &'static str, status: u16) -> Result<(), ConnectorError> {
+pub(super) fn check_http_status(context: &'static str, status: u16) -> Result<(), ConnectorError> {
     match status {
         200..=299 => Ok(()),
         // The request reached the wallet and may have been processed; a proxy's timeout or
@@ -1276,11 +1294,20 @@ fn accepted_refund(
         ),
         None => (RefundStatus::Processing, None),
     };
+    let amount = refund_amount(context, fields, "refund_fee")?;
     Ok(ChannelRefund {
         out_refund_no: out_refund_no.to_owned(),
         status,
         channel_ref: field(fields, "refund_id").map(str::to_owned),
-        amount: refund_amount(context, fields, "refund_fee")?,
+        amount,
+        cny_amount: refund_cny(
+            context,
+            fields,
+            "cash_refund_fee",
+            &["cash_refund_fee_type", "cash_fee_type"],
+            amount,
+            out_trade_no,
+        ),
         wallet_code: wallet_code.filter(|_| status != RefundStatus::Succeeded),
         wallet_message: None,
     })
@@ -1352,11 +1379,35 @@ fn listed_refund(
     };
     let raw_status = field(fields, &format!("refund_status_{index}")).unwrap_or_default();
     let status = refund_status(context, raw_status, out_trade_no);
+    let amount = refund_amount(context, fields, &format!("refund_fee_{index}"))?;
+    // `cash_refund_fee_$n` is this refund's; the plain `cash_refund_fee` is read only when
+    // the answer lists this refund alone, since it may sum several.
+    let indexed_cash = format!("cash_refund_fee_{index}");
+    let only_refund = indexed(fields, "out_refund_no_").count() == 1;
+    let cash_field = if field(fields, &indexed_cash).is_some() || !only_refund {
+        indexed_cash.as_str()
+    } else {
+        "cash_refund_fee"
+    };
+    let indexed_cash_type = format!("cash_refund_fee_type_{index}");
+    let cny_amount = refund_cny(
+        context,
+        fields,
+        cash_field,
+        &[
+            indexed_cash_type.as_str(),
+            "cash_refund_fee_type",
+            "cash_fee_type",
+        ],
+        amount,
+        out_trade_no,
+    );
     Ok(ChannelRefund {
         out_refund_no: out_refund_no.to_owned(),
         status,
         channel_ref: field(fields, &format!("refund_id_{index}")).map(str::to_owned),
-        amount: refund_amount(context, fields, &format!("refund_fee_{index}"))?,
+        amount,
+        cny_amount,
         wallet_code: Some(raw_status.to_owned())
             .filter(|c| !c.is_empty() && status != RefundStatus::Succeeded),
         wallet_message: None,
@@ -1399,6 +1450,36 @@ fn refund_amount(
         .ok_or_else(|| bad_response(context, "refund amount is not an integer"))
 }
 
+/// What the customer gets back in CNY, as the answer states it (§1.9): the cash refund in
+/// its currency (the first of `currency_fields` present, else CNY) when that is CNY; without
+/// a cash refund, the refund amount itself when it is in CNY. `None` otherwise: a cash refund
+/// in another currency (HKD from a Hong Kong wallet) is no CNY figure. Informative, so an
+/// unreadable value is dropped with a warning rather than failing the answer.
+fn refund_cny(
+    context: &'static str,
+    fields: &WechatPayFields,
+    cash_field: &str,
+    currency_fields: &[&str],
+    amount: Option<Money>,
+    out_trade_no: &str,
+) -> Option<Money> {
+    let Some(cash) = field(fields, cash_field) else {
+        return amount.filter(|a| a.currency() == Currency::Cny);
+    };
+    let currency = currency_fields
+        .iter()
+        .find_map(|name| field(fields, name))
+        .unwrap_or("CNY");
+    if currency != Currency::Cny.code() {
+        return None;
+    }
+    let parsed = parse_money(cash, Currency::Cny);
+    if parsed.is_none() {
+        warn_ignored(context, cash_field, out_trade_no);
+    }
+    parsed
+}
+
 fn check_echo(
     context: &'static str,
     fields: &WechatPayFields,
@@ -1425,6 +1506,7 @@ fn unsettled_refund(
         status,
         channel_ref: None,
         amount: None,
+        cny_amount: None,
         wallet_code: Some(err_code.to_owned()).filter(|c| !c.is_empty()),
         wallet_message: Some(err_code_des.to_owned()).filter(|m| !m.is_empty()),
     }
