@@ -12,6 +12,7 @@
 //! the control API moves forward.
 
 pub mod alipay;
+pub mod bills;
 mod clock;
 mod control;
 pub mod model;
