@@ -437,3 +437,131 @@ pub(crate) fn summary(
     out.push_str(&format!("#导出时间：{}\r\n", chinese_time(exported)));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+    use crate::bills::tests::{bj, fixed_entries};
+
+    fn account() -> AlipayAccount {
+        AlipayAccount {
+            app_id: "2021000000000001".to_owned(),
+            seller_id: "2088102146225135".to_owned(),
+            app_private_key_pem: String::new(),
+            app_public_key_pem: String::new(),
+            alipay_private_key_pem: "secret".to_owned(),
+            alipay_public_key_pem: String::new(),
+        }
+    }
+
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 1, 15).unwrap()
+    }
+
+    #[test]
+    fn the_detail_file_is_written_exactly() {
+        let text = detail(
+            "20881021462251350156",
+            day(),
+            bj("2024-01-16 09:00:00"),
+            &fixed_entries(),
+        );
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        let logon = wire::buyer_logon_id("c0001");
+        assert_eq!(lines[0], "#支付宝业务明细查询");
+        assert_eq!(lines[1], "#账号：[20881021462251350156]");
+        assert_eq!(
+            lines[2],
+            "#起始日期：[2024年01月15日 00:00:00]   终止日期：[2024年01月16日 00:00:00]"
+        );
+        assert_eq!(
+            lines[3],
+            "#-----------------------------------------业务明细列表----------------------------------------"
+        );
+        assert_eq!(lines[4], DETAIL_HEADER.join(","));
+        assert!(lines[4].contains(",订单金额（元）,商家实收（元）,"));
+        assert_eq!(
+            lines[5],
+            format!(
+                "TXORDER1\t,ORDER1\t,交易,Maple Tea,2024-01-15 09:59:55,2024-01-15 10:00:00,,,,,\
+                 {logon},12.34,12.34,0.00,0.00,0.00,0.00,0.00,,0.00,0.00,,-0.07,0.00,"
+            )
+        );
+        assert_eq!(
+            lines[7],
+            format!(
+                "TXORDER1\t,ORDER1\t,退款,Maple Tea,2024-01-15 09:59:55,2024-01-15 12:00:00,,,,,\
+                 {logon},-2.34,-2.34,0.00,0.00,0.00,0.00,0.00,,0.00,0.00,ORDER1R1\t,0.01,0.00,"
+            )
+        );
+        for row in &lines[5..8] {
+            assert_eq!(row.split(',').count(), 25, "{row}");
+        }
+        assert_eq!(
+            lines[8],
+            "#-----------------------------------------业务明细列表结束------------------------------------"
+        );
+        assert_eq!(
+            lines[9],
+            "#交易合计：2笔，商家实收共17.34元，商家优惠共0.00元"
+        );
+        assert_eq!(
+            lines[10],
+            "#退款合计：1笔，商家实收退款共-2.34元，商家优惠退款共0.00元"
+        );
+        assert_eq!(lines[11], "#导出时间：[2024年01月16日 09:00:00]");
+        assert_eq!(lines[12], "");
+    }
+
+    #[test]
+    fn the_summary_file_totals_the_day() {
+        let text = summary(
+            "20881021462251350156",
+            day(),
+            bj("2024-01-16 09:00:00"),
+            &fixed_entries(),
+        );
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines[0], "#支付宝业务汇总查询");
+        assert_eq!(lines[4], SUMMARY_HEADER.join(","));
+        assert_eq!(
+            lines[5],
+            "合计,,2,1,15.00,15.00,0.00,0.00,0.00,-0.09,0.00,14.91"
+        );
+        assert!(lines[6].starts_with("#---") && lines[6].contains("业务汇总列表结束"));
+    }
+
+    #[test]
+    fn the_zip_has_gbk_names_and_gbk_files() {
+        let bytes = archive(&account(), day(), &fixed_entries()).unwrap();
+        let mut zip = ::zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut names = Vec::new();
+        for n in 0..zip.len() {
+            let mut file = zip.by_index(n).unwrap();
+            let (name, _, bad) = encoding_rs::GBK.decode(file.name_raw());
+            assert!(!bad);
+            let name = name.into_owned();
+            let mut raw = Vec::new();
+            file.read_to_end(&mut raw).unwrap();
+            let (text, _, bad) = encoding_rs::GBK.decode(&raw);
+            assert!(!bad);
+            if name.ends_with("_业务明细.csv") {
+                assert!(text.contains("订单金额（元）"));
+                // Raw GBK bytes of 交易 in the payment rows.
+                assert!(raw.windows(4).any(|w| w == [0xBD, 0xBB, 0xD2, 0xD7]));
+            } else {
+                assert!(text.starts_with("#支付宝业务汇总查询"));
+            }
+            names.push(name);
+        }
+        assert_eq!(
+            names,
+            [
+                "20881021462251350156_20240115_业务明细.csv",
+                "20881021462251350156_20240115_业务明细(汇总).csv"
+            ]
+        );
+    }
+}

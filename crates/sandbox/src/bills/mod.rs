@@ -16,7 +16,7 @@ pub(crate) mod gbk;
 pub(crate) mod zip;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::Serialize;

@@ -417,3 +417,98 @@ pub(crate) fn zm_file(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use flate2::read::ZlibDecoder;
+
+    use super::*;
+    use crate::bills::tests::fixed_entries;
+
+    /// Splits a ZM line as UnionPay's demo does: `width` GBK bytes, then one separator.
+    fn slice(line: &[u8]) -> Vec<String> {
+        let mut at = 0;
+        let mut out = Vec::new();
+        for w in ZM_WIDTHS {
+            let (text, _, _) = encoding_rs::GBK.decode(&line[at..at + w]);
+            out.push(text.into_owned());
+            at += w + 1;
+        }
+        out
+    }
+
+    #[test]
+    fn zm_records_are_fixed_width() {
+        let mer_id = "777290058110048";
+        let text = zm_file(mer_id, &fixed_entries(), &BTreeMap::new());
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines.len(), 4);
+        let total: usize = ZM_WIDTHS.iter().sum::<usize>() + ZM_WIDTHS.len() - 1;
+        assert_eq!(total, 607);
+        for line in &lines[..3] {
+            assert_eq!(gbk::encode(line).len(), total);
+        }
+        let payment = slice(&gbk::encode(lines[0]));
+        assert_eq!(payment[0], "S22");
+        assert_eq!(payment[4], "0115100000");
+        assert_eq!(payment[6], "000000001234");
+        assert_eq!(payment[9], "TXORDER1             ");
+        assert_eq!(payment[11].trim_end(), "ORDER1");
+        assert_eq!(payment[15], "D000000000007");
+        assert_eq!(payment[16], "C000000001227");
+        assert_eq!((payment[19].as_str(), payment[20].as_str()), ("01", "06"));
+        assert_eq!(payment[27], mer_id);
+        assert_eq!(payment[40], " ".repeat(131));
+        assert!(lines[0].starts_with("S22 48020000    48020000    ORDER1 0115100000 6217********"));
+        let refund = slice(&gbk::encode(lines[2]));
+        assert_eq!(refund[0], "S30");
+        assert_eq!(refund[6], "000000000234");
+        assert_eq!(refund[11].trim_end(), "ORDER1R1");
+        assert_eq!(refund[13], "ORDER1");
+        assert_eq!(refund[14], "0115100000");
+        assert_eq!(refund[15], "C000000000001");
+        assert_eq!(refund[16], "D000000000233");
+        assert_eq!(refund[26].trim_end(), "TXORDER1");
+    }
+
+    #[test]
+    fn file_content_is_base64_of_a_zlib_deflated_zip() {
+        let day = NaiveDate::from_ymd_opt(2024, 1, 15).unwrap();
+        let name = zm_file_name("777290058110048", day);
+        assert_eq!(name, "INN24011501ZM_777290058110048");
+        assert_eq!(&name[..3], "INN");
+        assert_eq!(&name[11..14], "ZM_");
+        let text = zm_file("777290058110048", &fixed_entries(), &BTreeMap::new());
+        let content = file_content(&name, &text, day).unwrap();
+        let deflated = BASE64.decode(content).unwrap();
+        // A zlib header: deflate, 32K window.
+        assert_eq!(deflated[0], 0x78);
+        let mut zipped = Vec::new();
+        ZlibDecoder::new(deflated.as_slice())
+            .read_to_end(&mut zipped)
+            .unwrap();
+        let mut zip = ::zip::ZipArchive::new(std::io::Cursor::new(zipped)).unwrap();
+        assert_eq!(zip.len(), 1);
+        let mut file = zip.by_index(0).unwrap();
+        assert_eq!(file.name(), name);
+        let mut raw = Vec::new();
+        file.read_to_end(&mut raw).unwrap();
+        let (decoded, _, bad) = encoding_rs::GBK.decode(&raw);
+        assert!(!bad);
+        assert_eq!(decoded, text);
+    }
+
+    #[test]
+    fn settle_dates_resolve_to_the_latest_day_not_after_today() {
+        let today = NaiveDate::from_ymd_opt(2024, 1, 2).unwrap();
+        let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert_eq!(resolve_settle_date("0101", today), Some(d(2024, 1, 1)));
+        assert_eq!(resolve_settle_date("0102", today), Some(d(2024, 1, 2)));
+        assert_eq!(resolve_settle_date("1231", today), Some(d(2023, 12, 31)));
+        assert_eq!(resolve_settle_date("0229", today), Some(d(2020, 2, 29)));
+        assert_eq!(resolve_settle_date("1301", today), None);
+        assert_eq!(resolve_settle_date("101", today), None);
+    }
+}

@@ -420,3 +420,108 @@ pub(crate) fn render(
     push_line(&mut out, &summary, true);
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bills::tests::fixed_entries;
+
+    fn account() -> WechatAccount {
+        WechatAccount::from_json(serde_json::json!({
+            "appid": "wx2421b1c4370ec43b",
+            "mch_id": "1900000109",
+            "sub_mch_id": "1900000110",
+            "api_key": "k",
+            "order_attach": {"ORDER1": "table 5"},
+            "order_device": {"ORDER1": "POS-01"},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_all_bill_is_written_exactly() {
+        let account = account();
+        let text = render(WechatBillType::All, &fixed_entries(), &account).unwrap();
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines.len(), 7, "{text}");
+        assert_eq!(lines[0], ALL_HEADER.join(","));
+        assert!(lines[0].starts_with("交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号"));
+        let openid = openid(&account.appid, "c0001");
+        assert_eq!(
+            lines[1],
+            format!(
+                "`2024-01-15 10:00:00,`wx2421b1c4370ec43b,`1900000109,`1900000110,`POS-01,\
+                 `TXORDER1,`ORDER1,`{openid},`MICROPAY,`SUCCESS,`OTHERS,`CNY,`12.34,`0.00,`0,`0,\
+                 `0.00,`0.00,`,`,`Maple Tea,`table 5,`0.07000,`0.60%,`12.34,`0.00,`"
+            )
+        );
+        assert_eq!(
+            lines[3],
+            format!(
+                "`2024-01-15 12:00:00,`wx2421b1c4370ec43b,`1900000109,`1900000110,`POS-01,\
+                 `TXORDER1,`ORDER1,`{openid},`MICROPAY,`REFUND,`OTHERS,`CNY,`0.00,`0.00,\
+                 `50300001,`ORDER1R1,`2.34,`0.00,`ORIGINAL,`SUCCESS,`Maple Tea,`table 5,\
+                 `-0.01000,`0.60%,`0.00,`2.34,`"
+            )
+        );
+        assert_eq!(lines[4], SUMMARY_HEADER);
+        assert_eq!(lines[5], "`3,`17.34,`2.34,`0.00,`0.09000,`17.34,`2.34");
+        assert_eq!(lines[6], "");
+        for row in &lines[1..4] {
+            assert_eq!(row.split(",`").count(), 27, "{row}");
+        }
+        assert!(!text.starts_with('<'));
+    }
+
+    #[test]
+    fn success_and_refund_bills_keep_their_columns_and_rows() {
+        let account = account();
+        let success = render(WechatBillType::Success, &fixed_entries(), &account).unwrap();
+        let lines: Vec<&str> = success.split("\r\n").collect();
+        assert_eq!(
+            lines[0],
+            "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,\
+             交易类型,交易状态,付款银行,货币种类,应结订单金额,代金券金额,商品名称,商户数据包,\
+             手续费,费率,订单金额,费率备注"
+        );
+        assert_eq!(lines.len(), 6);
+        assert!(
+            lines[2].ends_with("`Maple Tea,`,`0.03000,`0.60%,`5.00,`"),
+            "{}",
+            lines[2]
+        );
+        assert_eq!(lines[4], "`2,`17.34,`0.00,`0.00,`0.10000,`17.34,`0.00");
+
+        let refund = render(WechatBillType::Refund, &fixed_entries(), &account).unwrap();
+        let lines: Vec<&str> = refund.split("\r\n").collect();
+        assert_eq!(lines.len(), 5);
+        let header: Vec<&str> = lines[0].split(',').collect();
+        assert_eq!(header.len(), 29);
+        assert_eq!(
+            &header[13..16],
+            &["代金券金额", "退款申请时间", "退款成功时间"]
+        );
+        let row: Vec<&str> = lines[1].split(",`").collect();
+        assert_eq!(row.len(), 29);
+        assert_eq!(row[14], "2024-01-15 12:00:00");
+        assert_eq!(row[15], "2024-01-15 12:00:03");
+        assert_eq!(lines[3], "`1,`0.00,`2.34,`0.00,`-0.01000,`0.00,`2.34");
+        assert!(render(WechatBillType::RechargeRefund, &fixed_entries(), &account).is_none());
+        assert!(render(WechatBillType::Refund, &fixed_entries()[..2], &account).is_none());
+    }
+
+    #[test]
+    fn a_planted_closed_status_reads_revoked() {
+        let account = account();
+        let mut entries = fixed_entries();
+        entries[1].closed = true;
+        let text = render(WechatBillType::All, &entries, &account).unwrap();
+        let row: Vec<&str> = text.split("\r\n").nth(2).unwrap().split(",`").collect();
+        assert_eq!(
+            (row[6], row[9], row[12], row[22], row[24]),
+            ("ORDER2", "REVOKED", "0.00", "0.00000", "5.00")
+        );
+        let success = render(WechatBillType::Success, &entries, &account).unwrap();
+        assert!(!success.contains("ORDER2"));
+    }
+}
