@@ -22,7 +22,10 @@ pub(crate) fn advance_to(sandbox: &Sandbox, time: NaiveTime) -> NaiveDate {
     while target <= local + Duration::minutes(1) {
         target += Duration::days(1);
     }
-    sandbox.clock().advance(target - local);
+    // The clock keeps whole milliseconds: a little past the target, never just before it.
+    sandbox
+        .clock()
+        .advance(target - local + Duration::milliseconds(2));
     target.date()
 }
 
