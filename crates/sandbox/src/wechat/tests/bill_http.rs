@@ -485,3 +485,63 @@ async fn every_planted_break_shows_in_the_bill() {
     assert!(row(&lines, "K7", "REVOKED").is_some());
     assert!(row(&lines, "GHOST1", "SUCCESS").is_none());
 }
+
+#[tokio::test]
+async fn a_day_of_thousands_of_trades_is_billed_quickly() {
+    let h = start().await;
+    let c = h.customer(0);
+    let d = advance_to(&h.sandbox, at(0, 10, 0));
+    // 4000 paid trades and 1000 refunds through the core (the API would only be slower to
+    // set up), spread over the day.
+    h.sandbox.with(|s, rng, now| {
+        s.customers.get_mut(&c).unwrap().balance_fen = 1_000_000_000;
+        for n in 0..4000 {
+            let at = now + Duration::seconds(n * 20);
+            let code = s
+                .mint_code(
+                    rng,
+                    Wallet::Wechat,
+                    &c,
+                    Behaviour::Instant,
+                    Duration::seconds(60),
+                    at,
+                )
+                .unwrap()
+                .code;
+            let input = crate::state::PayCodeInput {
+                wallet: Wallet::Wechat,
+                merchant: h.mch_id.clone(),
+                out_trade_no: format!("L{n:05}"),
+                currency: "CNY".to_owned(),
+                total: 100 + n,
+                auth_code: code,
+                subject: "Load".to_owned(),
+                notify_url: None,
+                fingerprint: format!("f{n}"),
+            };
+            assert!(matches!(
+                s.pay_code(rng, input, at),
+                crate::state::PayCodeOutcome::Paid(_)
+            ));
+            if n % 4 == 0 {
+                let refund = RefundInput {
+                    wallet: Wallet::Wechat,
+                    merchant: h.mch_id.clone(),
+                    out_trade_no: format!("L{n:05}"),
+                    out_refund_no: format!("L{n:05}R"),
+                    amount: 50,
+                };
+                s.refund(rng, refund, at);
+            }
+        }
+    });
+    advance_to(&h.sandbox, at(9, 0, 0)); // the same day, 09:00
+    advance_to(&h.sandbox, at(9, 0, 0)); // the next: the bill is made
+    let started = std::time::Instant::now();
+    let lines = h.bill(d, &[]).await.lines();
+    let took = started.elapsed();
+    assert_eq!(lines.len(), 5000 + 4, "{}", lines.len());
+    assert!(lines[5002].starts_with("`5000,"), "{}", lines[5002]);
+    // Generous for a debug build on a shared machine; a release build takes milliseconds.
+    assert!(took < StdDuration::from_secs(10), "{took:?}");
+}
