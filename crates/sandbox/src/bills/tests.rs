@@ -374,3 +374,37 @@ fn zip_archives_read_back_with_the_zip_crate() {
     second.read_to_end(&mut content).unwrap();
     assert!(content.is_empty());
 }
+
+#[test]
+fn planted_breaks_survive_the_state_file() {
+    let mut state = State::new(1);
+    let planted = PlantedBreak {
+        id: 7,
+        kind: BillBreak::ExtraTrade {
+            out_trade_no: "GHOST".to_owned(),
+            amount: 100,
+            currency: Some("CAD".to_owned()),
+        },
+    };
+    state
+        .bill_breaks
+        .insert("wechat/2024-01-15".to_owned(), vec![planted.clone()]);
+    state.fee_rates_ppm.insert(Wallet::Alipay, 3800);
+    let text = serde_json::to_string(&state).unwrap();
+    assert!(
+        text.contains(
+            r#"{"id":7,"kind":"extra_trade","out_trade_no":"GHOST","amount":100,"currency":"CAD"}"#
+        ),
+        "{text}"
+    );
+    let back: State = serde_json::from_str(&text).unwrap();
+    assert_eq!(back.bill_breaks["wechat/2024-01-15"], vec![planted]);
+    assert_eq!(back.fee_rate_ppm(Wallet::Alipay), 3800);
+    assert_eq!(back.fee_rate_ppm(Wallet::Wechat), DEFAULT_FEE_RATE_PPM);
+    // A state saved before bills existed still loads.
+    let mut old: serde_json::Value = serde_json::from_str(&text).unwrap();
+    old.as_object_mut().unwrap().remove("bill_breaks");
+    old.as_object_mut().unwrap().remove("fee_rates_ppm");
+    let back: State = serde_json::from_value(old).unwrap();
+    assert!(back.bill_breaks.is_empty());
+}
