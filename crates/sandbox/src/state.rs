@@ -379,11 +379,14 @@ impl State {
         wallet: Wallet,
         now: DateTime<Utc>,
     ) -> String {
-        let stamp = now.format("%Y%m%d").to_string();
+        // The wallets date their ids in Beijing time, as they date their bills: a trade paid
+        // at 00:30 Beijing carries that day's date, not UTC's day before.
+        let local = now + Duration::hours(8);
+        let stamp = local.format("%Y%m%d").to_string();
         match wallet {
             Wallet::Wechat => format!("4200{}{}", stamp, digits(rng, 16)),
             Wallet::Alipay => format!("{}22{}", stamp, digits(rng, 18)),
-            Wallet::Unionpay => format!("{}{}", now.format("%m%d%H%M%S"), digits(rng, 11)),
+            Wallet::Unionpay => format!("{}{}", local.format("%m%d%H%M%S"), digits(rng, 11)),
         }
     }
 
@@ -974,7 +977,8 @@ impl State {
                 digits(rng, 11)
             ),
             Wallet::Wechat | Wallet::Alipay => {
-                format!("50{}{}", now.format("%Y%m%d"), digits(rng, 14))
+                let local = now + Duration::hours(8);
+                format!("50{}{}", local.format("%Y%m%d"), digits(rng, 14))
             }
         };
         let refund = Refund {
