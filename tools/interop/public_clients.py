@@ -8,12 +8,15 @@
 Every step asserts what the wallet should answer; the script exits non-zero on the first
 surprise. See docs/SANDBOX.md ("Public client libraries").
 """
+import datetime
+import io
 import json
 import os
 import sys
 import tempfile
 import time
 import urllib.request
+import zipfile
 
 from alipay import AliPay
 from wechatpy.pay import WeChatPay
@@ -32,6 +35,12 @@ def control(method, path, body=None):
 
 def step(name):
     print(f"--- {name}")
+
+
+def beijing_now():
+    """The sandbox clock's time in Beijing (every wallet dates its bills in it)."""
+    now = datetime.datetime.fromisoformat(control("GET", "/clock")["now"])
+    return now.astimezone(datetime.timezone(datetime.timedelta(hours=8)))
 
 
 creds = control("GET", "/credentials")
@@ -75,6 +84,7 @@ r = pay.micropay.create(body="Maple Tea", total_fee=1234, auth_code=code("wechat
 assert r["result_code"] == "SUCCESS" and r["total_fee"] == "1234", r
 assert balance() == before - 1234
 print("paid, transaction_id", r["transaction_id"])
+wechat_bill_day = beijing_now().date()
 
 step("wechatpy orderquery")
 q = pay.order.query(out_trade_no=out_trade_no)
@@ -126,6 +136,7 @@ p = ali.api_alipay_trade_pay(out_trade_no=ali_no, scene="bar_code", auth_code=co
                              subject="Maple Tea", total_amount="12.34")
 assert p["code"] == "10000", p
 assert balance() == before - 1234
+alipay_bill_day = beijing_now().date()
 
 step("python-alipay-sdk trade.query, refund, fastpay.refund.query")
 assert ali.api_alipay_trade_query(out_trade_no=ali_no)["trade_status"] == "TRADE_SUCCESS"
@@ -152,3 +163,56 @@ assert ali.api_alipay_trade_query(out_trade_no=pre_no)["sub_code"] == "ACQ.TRADE
 control("POST", "/qr/pay", {"code_url": pc["qr_code"], "customer_id": customer})
 assert ali.api_alipay_trade_query(out_trade_no=pre_no)["trade_status"] == "TRADE_SUCCESS"
 print("python-alipay-sdk: all steps passed")
+
+# --- Daily bills: both libraries download the sandbox's bill of the day above -------------
+# A day's bill exists from 09:00 Beijing the next day: move the sandbox clock there.
+now = beijing_now()
+ready = datetime.datetime.combine(max(wechat_bill_day, alipay_bill_day) + datetime.timedelta(days=1),
+                                  datetime.time(9, 0, 30), tzinfo=now.tzinfo)
+control("POST", "/clock/advance", {"seconds": max(0, int((ready - now).total_seconds()) + 1)})
+
+step("wechatpy tools.download_bill (ALL), rows as the library returns them")
+text = pay.tools.download_bill(wechat_bill_day.strftime("%Y%m%d"))
+assert isinstance(text, str) and not text.startswith("<"), text
+lines = [line for line in text.replace("\r\n", "\n").split("\n") if line]
+print("header:", lines[0])
+rows = [line[1:].split(",`") for line in lines[1:-2]]
+for values in rows:
+    print("wechat bill row:", values)
+print("summary:", lines[-2], "/", lines[-1])
+assert any(v[6] == out_trade_no and v[9] == "SUCCESS" and v[12] == "12.34" for v in rows), rows
+assert any(v[6] == out_trade_no and v[9] == "REFUND" and v[16] == "2.34" for v in rows), rows
+try:
+    pay.tools.download_bill("20000101")
+    raise AssertionError("a day without trades should have no bill")
+except WeChatPayException as e:
+    assert e.return_msg == "No Bill Exist", e
+
+step("python-alipay-sdk server_api(bill.downloadurl.query), then GET the URL and unzip")
+answer = ali.server_api("alipay.data.dataservice.bill.downloadurl.query",
+                        biz_content={"bill_type": "trade", "bill_date": alipay_bill_day.isoformat()})
+url = answer["bill_download_url"]
+print("bill_download_url:", url)
+with urllib.request.urlopen(url) as r:
+    archive = zipfile.ZipFile(io.BytesIO(r.read()))
+files = {}
+for info in archive.infolist():
+    # No UTF-8 flag: Python reads the name as cp437; the bytes are GBK.
+    name = info.filename.encode("cp437").decode("gbk")
+    files[name] = archive.read(info).decode("gbk")
+print("files:", sorted(files))
+detail = next(text for name, text in files.items() if name.endswith("_业务明细.csv"))
+summary = next(text for name, text in files.items() if name.endswith("_业务明细(汇总).csv"))
+lines = [line for line in detail.splitlines() if line and not line.startswith("#")]
+print("header:", lines[0])
+rows = [[cell.strip() for cell in line.split(",")] for line in lines[1:]]
+for cells in rows:
+    print("alipay bill row:", cells)
+for line in detail.splitlines():
+    if line.startswith("#") and "合计" in line:
+        print("footer:", line)
+print("summary:", [line for line in summary.splitlines() if line.startswith("合计")])
+assert any(c[1] == ali_no and c[2] == "交易" and c[11] == "12.34" for c in rows), rows
+assert any(c[1] == ali_no and c[2] == "退款" and c[11] == "-2.34" and c[21] == ali_no + "R1"
+           for c in rows), rows
+print("bills: both libraries downloaded and read the sandbox's bills")

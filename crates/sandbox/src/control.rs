@@ -10,6 +10,7 @@ use chrono::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::bills::{self, BillBreak, BreakError, PlantedBreak};
 use crate::model::{Behaviour, PaymentPassword, Wallet};
 use crate::state::{self, Faults, PayQrOutcome};
 use crate::Sandbox;
@@ -31,6 +32,17 @@ pub(crate) fn router(sandbox: Sandbox) -> Router {
         .route("/rates", get(rates).put(set_rates))
         .route("/faults/{wallet}", put(set_faults).get(get_faults))
         .route("/tick", post(tick))
+        .route("/fees", get(fees))
+        .route("/fees/{wallet}", put(set_fee))
+        .route("/bills/{wallet}/{day}", get(bill))
+        .route(
+            "/bills/{wallet}/{day}/breaks",
+            post(plant_break).get(list_breaks).delete(clear_breaks),
+        )
+        .route(
+            "/bills/{wallet}/{day}/breaks/{id}",
+            axum::routing::delete(remove_break),
+        )
         .with_state(sandbox)
 }
 
@@ -507,4 +519,178 @@ async fn get_faults(State(sandbox): State<Sandbox>, Path(wallet): Path<String>) 
 async fn tick(State(sandbox): State<Sandbox>) -> Json<Value> {
     sandbox.tick().await;
     Json(json!({"now": sandbox.now().to_rfc3339()}))
+}
+
+fn fee_json(wallet: Wallet, rate_ppm: u32) -> Value {
+    json!({
+        "wallet": wallet.as_str(),
+        "rate_percent": bills::format_rate_percent(rate_ppm),
+        "rate_ppm": rate_ppm,
+    })
+}
+
+/// Every wallet's fee rate (charged on trades paid from now on).
+async fn fees(State(sandbox): State<Sandbox>) -> Json<Value> {
+    Json(sandbox.with(|s, _, _| {
+        let mut out = serde_json::Map::new();
+        for wallet in Wallet::ALL {
+            out.insert(
+                wallet.as_str().to_owned(),
+                fee_json(wallet, s.fee_rate_ppm(wallet)),
+            );
+        }
+        Value::Object(out)
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeeRate {
+    /// A percentage as a decimal string: `"0.60"`, `"0.38"`, `"0.385"` (at most 4 decimals).
+    rate_percent: String,
+}
+
+async fn set_fee(
+    State(sandbox): State<Sandbox>,
+    Path(wallet): Path<String>,
+    ControlJson(req): ControlJson<FeeRate>,
+) -> Response {
+    let wallet = match wallet_param(&wallet) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let Some(rate_ppm) = bills::parse_rate_percent(&req.rate_percent) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected {\"rate_percent\": \"0.60\"} (a percentage, at most 4 decimals, at most 100)",
+        );
+    };
+    sandbox.with(|s, _, _| s.fee_rates_ppm.insert(wallet, rate_ppm));
+    Json(fee_json(wallet, rate_ppm)).into_response()
+}
+
+/// The wallet and bill day of a `/bills/{wallet}/{day}` path.
+fn bill_params(wallet: &str, day: &str) -> Result<(Wallet, chrono::NaiveDate), Box<Response>> {
+    let wallet = wallet_param(wallet)?;
+    let day = bills::parse_day(day).ok_or_else(|| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the bill day is yyyy-MM-dd (Beijing; for UnionPay the settlement day)",
+        ))
+    })?;
+    Ok((wallet, day))
+}
+
+/// What the wallet's bill of that day holds (breaks applied), whether or not it is created
+/// yet, and when it is.
+async fn bill(
+    State(sandbox): State<Sandbox>,
+    Path((wallet, day)): Path<(String, String)>,
+) -> Response {
+    let (wallet, day) = match bill_params(&wallet, &day) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let entries = sandbox.with(|s, _, now| {
+        s.settle_all(now);
+        bills::bill_entries(s, wallet, day)
+    });
+    Json(json!({
+        "wallet": wallet.as_str(),
+        "day": day.format("%Y-%m-%d").to_string(),
+        "ready_at": bills::ready_at(day).to_rfc3339(),
+        "entries": entries,
+    }))
+    .into_response()
+}
+
+async fn plant_break(
+    State(sandbox): State<Sandbox>,
+    Path((wallet, day)): Path<(String, String)>,
+    ControlJson(kind): ControlJson<BillBreak>,
+) -> Response {
+    let (wallet, day) = match bill_params(&wallet, &day) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let planted = sandbox.with(|s, _, now| {
+        s.settle_all(now);
+        bills::check_break(s, wallet, day, &kind)?;
+        let planted = PlantedBreak {
+            id: s.next_id(),
+            kind,
+        };
+        s.bill_breaks
+            .entry(bills::breaks_key(wallet, day))
+            .or_default()
+            .push(planted.clone());
+        Ok::<_, BreakError>(planted)
+    });
+    match planted {
+        Ok(p) => (StatusCode::CREATED, Json(json!(p))).into_response(),
+        Err(BreakError::NotFound(m)) => error(StatusCode::NOT_FOUND, "unknown_target", m),
+        Err(BreakError::NotInBill(m)) => error(StatusCode::CONFLICT, "not_in_bill", m),
+        Err(BreakError::Conflict(m)) => error(StatusCode::CONFLICT, "conflict", m),
+        Err(BreakError::Invalid(m)) => error(StatusCode::BAD_REQUEST, "bad_request", m),
+    }
+}
+
+async fn list_breaks(
+    State(sandbox): State<Sandbox>,
+    Path((wallet, day)): Path<(String, String)>,
+) -> Response {
+    let (wallet, day) = match bill_params(&wallet, &day) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let key = bills::breaks_key(wallet, day);
+    Json(sandbox.with(|s, _, _| json!(s.bill_breaks.get(&key).cloned().unwrap_or_default())))
+        .into_response()
+}
+
+async fn clear_breaks(
+    State(sandbox): State<Sandbox>,
+    Path((wallet, day)): Path<(String, String)>,
+) -> Response {
+    let (wallet, day) = match bill_params(&wallet, &day) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let key = bills::breaks_key(wallet, day);
+    let removed = sandbox.with(|s, _, _| s.bill_breaks.remove(&key).map_or(0, |v| v.len()));
+    Json(json!({"removed": removed})).into_response()
+}
+
+async fn remove_break(
+    State(sandbox): State<Sandbox>,
+    Path((wallet, day, id)): Path<(String, String, u64)>,
+) -> Response {
+    let (wallet, day) = match bill_params(&wallet, &day) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let key = bills::breaks_key(wallet, day);
+    let removed = sandbox.with(|s, _, _| {
+        let Some(list) = s.bill_breaks.get_mut(&key) else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|b| b.id != id);
+        let removed = list.len() != before;
+        if list.is_empty() {
+            s.bill_breaks.remove(&key);
+        }
+        removed
+    });
+    if removed {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(
+            StatusCode::NOT_FOUND,
+            "unknown_break",
+            format!("no break {id} on that bill"),
+        )
+    }
 }

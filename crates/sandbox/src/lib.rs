@@ -1,7 +1,8 @@
 //! qrgate's wallet sandbox: simulated WeChat Pay, Alipay and UnionPay servers speaking the
 //! wallets' real wire protocols, customers with CNY balances and ledgers, payment codes in
 //! the wallets' formats, a phone page per customer (balance, scanning a QR with the password
-//! pad, the payment code), and a control API for tests, demos and people (`docs/SANDBOX.md`).
+//! pad, the payment code), each wallet's daily bill through its own download call
+//! ([`bills`]), and a control API for tests, demos and people (`docs/SANDBOX.md`).
 //!
 //! It depends on no other qrgate crate and shares no wire types or signing code with the
 //! gateway's connectors: if both used the same struct, a wrong field name would pass every
@@ -12,6 +13,7 @@
 //! the control API moves forward.
 
 pub mod alipay;
+pub mod bills;
 mod clock;
 mod control;
 pub mod model;

@@ -237,6 +237,11 @@ pub struct Trade {
     pub paid_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub refunds: Vec<Refund>,
+    /// The wallet's fee rate in millionths of the amount (6000 = 0.60%), recorded when the
+    /// trade was paid so that a later change of the rate does not rewrite earlier bills.
+    /// Trades saved before fees existed have none and are billed at the current rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_rate_ppm: Option<u32>,
 }
 
 impl Trade {

@@ -109,6 +109,13 @@ pub struct State {
     /// Each wallet's merchant accounts, as its module defines them.
     pub accounts: BTreeMap<Wallet, serde_json::Value>,
     pub next_id: u64,
+    /// Each wallet's fee rate in millionths of the amount, when set through the control API
+    /// (otherwise [`crate::bills::DEFAULT_FEE_RATE_PPM`]).
+    #[serde(default)]
+    pub fee_rates_ppm: BTreeMap<Wallet, u32>,
+    /// Differences planted in bills, by `wallet/yyyy-MM-dd` (`crate::bills`).
+    #[serde(default)]
+    pub bill_breaks: BTreeMap<String, Vec<crate::bills::PlantedBreak>>,
     /// When old codes were last forgotten (not saved: the first mint after a start prunes).
     #[serde(skip)]
     pub codes_pruned_at: Option<DateTime<Utc>>,
@@ -262,6 +269,8 @@ impl State {
             faults: BTreeMap::new(),
             accounts: BTreeMap::new(),
             next_id: 1,
+            fee_rates_ppm: BTreeMap::new(),
+            bill_breaks: BTreeMap::new(),
             codes_pruned_at: None,
         }
     }
@@ -278,6 +287,14 @@ impl State {
         let rate = *self.rates.get(currency)?;
         let fen = (i128::from(total) * i128::from(rate) + 50_000_000) / 100_000_000;
         Some((i64::try_from(fen).ok()?, rate))
+    }
+
+    /// The fee rate a trade of `wallet` paid now is charged, in millionths of the amount.
+    pub fn fee_rate_ppm(&self, wallet: Wallet) -> u32 {
+        self.fee_rates_ppm
+            .get(&wallet)
+            .copied()
+            .unwrap_or(crate::bills::DEFAULT_FEE_RATE_PPM)
     }
 
     pub fn faults(&mut self, wallet: Wallet) -> &mut Faults {
@@ -362,11 +379,14 @@ impl State {
         wallet: Wallet,
         now: DateTime<Utc>,
     ) -> String {
-        let stamp = now.format("%Y%m%d").to_string();
+        // The wallets date their ids in Beijing time, as they date their bills: a trade paid
+        // at 00:30 Beijing carries that day's date, not UTC's day before.
+        let local = now + Duration::hours(8);
+        let stamp = local.format("%Y%m%d").to_string();
         match wallet {
             Wallet::Wechat => format!("4200{}{}", stamp, digits(rng, 16)),
             Wallet::Alipay => format!("{}22{}", stamp, digits(rng, 18)),
-            Wallet::Unionpay => format!("{}{}", now.format("%m%d%H%M%S"), digits(rng, 11)),
+            Wallet::Unionpay => format!("{}{}", local.format("%m%d%H%M%S"), digits(rng, 11)),
         }
     }
 
@@ -406,6 +426,7 @@ impl State {
                 if self.debit(&customer_id, &trade, at) {
                     trade.status = TradeStatus::Success;
                     trade.paid_at = Some(at);
+                    trade.fee_rate_ppm = Some(self.fee_rate_ppm(trade.wallet));
                     paid_now = true;
                 } else {
                     trade.status = TradeStatus::PayError;
@@ -596,6 +617,7 @@ impl State {
             paid_at: None,
             ended_at: None,
             refunds: Vec::new(),
+            fee_rate_ppm: None,
         };
         let outcome = match code.behaviour {
             Behaviour::Password { after_secs } => {
@@ -626,6 +648,7 @@ impl State {
                 if self.debit(&customer, &trade, now) {
                     trade.status = TradeStatus::Success;
                     trade.paid_at = Some(now);
+                    trade.fee_rate_ppm = Some(self.fee_rate_ppm(trade.wallet));
                     trade.revoke_at = None;
                     match code.behaviour {
                         Behaviour::SystemError => PayCodeOutcome::SystemError(trade.clone()),
@@ -704,6 +727,7 @@ impl State {
             paid_at: None,
             ended_at: None,
             refunds: Vec::new(),
+            fee_rate_ppm: None,
         };
         self.qr_tokens.insert(token, k.clone());
         self.trades.insert(k, trade.clone());
@@ -748,6 +772,7 @@ impl State {
         }
         trade.status = TradeStatus::Success;
         trade.paid_at = Some(now);
+        trade.fee_rate_ppm = Some(self.fee_rate_ppm(trade.wallet));
         self.queue_notification(&trade, now);
         self.trades.insert(k, trade.clone());
         PayQrOutcome::Paid(trade)
@@ -943,7 +968,19 @@ impl State {
                 / i128::from(trade.total.max(1));
             i64::try_from(share).unwrap_or(0)
         };
-        let refund_id = format!("50{}{}", now.format("%Y%m%d"), digits(rng, 14));
+        let refund_id = match input.wallet {
+            // A UnionPay refund's id is its `queryId`: 21 characters like every `queryId`
+            // (Beijing `MMddHHmmss` and 11 digits), which the bill's fixed-width field holds.
+            Wallet::Unionpay => format!(
+                "{}{}",
+                (now + Duration::hours(8)).format("%m%d%H%M%S"),
+                digits(rng, 11)
+            ),
+            Wallet::Wechat | Wallet::Alipay => {
+                let local = now + Duration::hours(8);
+                format!("50{}{}", local.format("%Y%m%d"), digits(rng, 14))
+            }
+        };
         let refund = Refund {
             out_refund_no: input.out_refund_no,
             refund_id,

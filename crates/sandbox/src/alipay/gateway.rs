@@ -34,10 +34,12 @@ pub(crate) enum AlipayMethod {
     Close,
     Refund,
     RefundQuery,
+    /// `alipay.data.dataservice.bill.downloadurl.query` (`bills.md` §2).
+    BillDownloadUrl,
 }
 
 impl AlipayMethod {
-    const ALL: [AlipayMethod; 7] = [
+    const ALL: [AlipayMethod; 8] = [
         AlipayMethod::Pay,
         AlipayMethod::Precreate,
         AlipayMethod::Query,
@@ -45,6 +47,7 @@ impl AlipayMethod {
         AlipayMethod::Close,
         AlipayMethod::Refund,
         AlipayMethod::RefundQuery,
+        AlipayMethod::BillDownloadUrl,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +59,7 @@ impl AlipayMethod {
             AlipayMethod::Close => "alipay.trade.close",
             AlipayMethod::Refund => "alipay.trade.refund",
             AlipayMethod::RefundQuery => "alipay.trade.fastpay.refund.query",
+            AlipayMethod::BillDownloadUrl => "alipay.data.dataservice.bill.downloadurl.query",
         }
     }
 

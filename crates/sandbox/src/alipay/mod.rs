@@ -13,6 +13,7 @@
 //! * `notify.rs` — the asynchronous payment notification.
 //! * `keys/` — the fixed sandbox test key pairs.
 
+mod bill;
 mod gateway;
 mod notify;
 mod sign;
@@ -150,6 +151,11 @@ impl WalletModule for AlipayModule {
             // The real gateway takes GET with every parameter in the query string too, and
             // some SDKs (python-alipay-sdk) call it that way.
             .route("/gateway.do", post(gateway::gateway).get(gateway::gateway))
+            // Where `bill_download_url` points (Alipay's own is on another host).
+            .route(
+                "/downloadBillFile.resource",
+                axum::routing::get(bill::download_file),
+            )
             .with_state(context)
     }
 

@@ -1627,3 +1627,5 @@ async fn malformed_requests_get_alipay_errors() {
         .await;
     assert_eq!(reply.sub_code(), "ACQ.INVALID_PARAMETER");
 }
+
+mod bill_http;

@@ -43,6 +43,7 @@ pub(crate) fn dispatch(ctx: &AlipayContext, request: &AlipayRequest) -> AlipayRe
         AlipayMethod::Close => close(ctx, request, &biz),
         AlipayMethod::Refund => refund(ctx, request, &biz),
         AlipayMethod::RefundQuery => refund_query(ctx, request, &biz),
+        AlipayMethod::BillDownloadUrl => super::bill::download_url_query(ctx, request, &biz),
     };
     AlipayReply::Answer(answer)
 }

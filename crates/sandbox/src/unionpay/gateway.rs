@@ -103,7 +103,11 @@ fn process(
     (echo, reply)
 }
 
-fn expect_value(fields: &UnionpayFields, key: &str, wanted: &str) -> Result<(), UnionpayFields> {
+pub(crate) fn expect_value(
+    fields: &UnionpayFields,
+    key: &str,
+    wanted: &str,
+) -> Result<(), UnionpayFields> {
     match fields.get(key) {
         Some(v) if v == wanted => Ok(()),
         _ => Err(refuse(
@@ -192,7 +196,7 @@ fn check_and_dispatch(
 }
 
 /// `signMethod` 01, `certId` = the merchant certificate's serial, a signature by its key.
-fn verify_signature(
+pub(crate) fn verify_signature(
     ctx: &UnionpayContext,
     account: &UnionpayAccount,
     fields: &UnionpayFields,
@@ -228,7 +232,7 @@ fn verify_signature(
 
 /// The signed form answer. A signing failure (only possible with a corrupt account) still
 /// answers, unsigned, rather than failing the request.
-fn answer(
+pub(crate) fn answer(
     ctx: &UnionpayContext,
     account: Option<&UnionpayAccount>,
     mut fields: UnionpayFields,

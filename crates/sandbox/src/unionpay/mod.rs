@@ -76,6 +76,7 @@
 //! * `trans.rs` — the five transactions mapped onto the core's operations.
 //! * `notify.rs` — the payment notification.
 
+mod bill;
 mod gateway;
 mod notify;
 mod orders;
@@ -245,6 +246,10 @@ impl WalletModule for UnionpayModule {
         Router::new()
             .route("/gateway/api/backTransReq.do", post(gateway::back_trans))
             .route("/gateway/api/queryTrans.do", post(gateway::query_trans))
+            // File transfer (`txnType=76`), on its own host at UnionPay
+            // (filedownload.95516.com): here under `/unionpay/filedownload`.
+            .route("/filedownload", post(bill::file_transfer))
+            .route("/filedownload/", post(bill::file_transfer))
             .with_state(context)
     }
 

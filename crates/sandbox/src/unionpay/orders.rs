@@ -89,6 +89,20 @@ pub(crate) fn get(state: &State, order_id: &str) -> Option<UnionpayOrder> {
     UnionpayOrder::deserialize(value).ok()
 }
 
+/// Every order of the ledger, by `orderId`.
+pub(crate) fn all(state: &State) -> Vec<(String, UnionpayOrder)> {
+    let Some(Value::Object(map)) = state
+        .accounts
+        .get(&Wallet::Unionpay)
+        .and_then(|a| a.get("orders"))
+    else {
+        return Vec::new();
+    };
+    map.iter()
+        .filter_map(|(id, v)| Some((id.clone(), UnionpayOrder::deserialize(v).ok()?)))
+        .collect()
+}
+
 /// Records (or replaces) the order under `order_id`.
 pub(crate) fn put(state: &mut State, order_id: &str, order: &UnionpayOrder) {
     let Ok(value) = serde_json::to_value(order) else {

@@ -1446,3 +1446,5 @@ async fn a_state_saved_with_the_old_certificates_gets_the_current_ones() {
         "what else the state keeps next to the account stays"
     );
 }
+
+mod bill_http;

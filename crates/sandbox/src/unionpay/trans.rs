@@ -145,6 +145,14 @@ fn set(out: &mut UnionpayFields, key: &str, value: impl Into<String>) {
     out.insert(key.to_owned(), value.into());
 }
 
+/// The `settleDate` (`MMDD`) of a transaction at `at`: UnionPay's day closes at 23:00
+/// Beijing, so later transactions settle on the next day (the bill's rule, `crate::bills`).
+pub(crate) fn settle_date(at: DateTime<Utc>) -> String {
+    crate::bills::bill_day(WALLET, at)
+        .format("%m%d")
+        .to_string()
+}
+
 /// A trade's `queryId` and amounts and, once paid, its settlement in CNY.
 pub(crate) fn add_trade_fields(out: &mut UnionpayFields, trade: &Trade, paid: bool) {
     set(out, "queryId", trade.transaction_id.clone());
@@ -158,7 +166,7 @@ pub(crate) fn add_trade_fields(out: &mut UnionpayFields, trade: &Trade, paid: bo
         set(out, "settleCurrencyCode", wire::SETTLE_CURRENCY);
         set(out, "exchangeRate", trade.rate_e8.to_string());
         set(out, "traceTime", wire::beijing(at, "%m%d%H%M%S"));
-        set(out, "settleDate", wire::beijing(at, "%m%d"));
+        set(out, "settleDate", settle_date(at));
         let id = &trade.transaction_id;
         let trace_no = id.get(id.len().saturating_sub(6)..).unwrap_or_default();
         set(out, "traceNo", trace_no);
@@ -468,7 +476,7 @@ pub(crate) fn query(
                             set(&mut out, "settleCurrencyCode", wire::SETTLE_CURRENCY);
                             set(&mut out, "exchangeRate", trade.rate_e8.to_string());
                             set(&mut out, "traceTime", wire::beijing(at, "%m%d%H%M%S"));
-                            set(&mut out, "settleDate", wire::beijing(at, "%m%d"));
+                            set(&mut out, "settleDate", settle_date(at));
                             UnionpayCode::Success
                         }
                     }

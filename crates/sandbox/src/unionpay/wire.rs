@@ -131,6 +131,8 @@ pub(crate) enum UnionpayCode {
     CodeInvalid,
     CodeExpired,
     InsufficientBalance,
+    /// 98: the file asked for does not exist (yet) (file transfer, `bills.md` §3.1).
+    FileNotFound,
 }
 
 impl UnionpayCode {
@@ -151,6 +153,7 @@ impl UnionpayCode {
             UnionpayCode::CodeInvalid => "61",
             UnionpayCode::CodeExpired => "64",
             UnionpayCode::InsufficientBalance => "65",
+            UnionpayCode::FileNotFound => "98",
         }
     }
 
@@ -171,6 +174,7 @@ impl UnionpayCode {
             UnionpayCode::CodeInvalid,
             UnionpayCode::CodeExpired,
             UnionpayCode::InsufficientBalance,
+            UnionpayCode::FileNotFound,
         ]
         .into_iter()
         .find(|c| c.as_str() == code)
@@ -196,6 +200,7 @@ impl UnionpayCode {
             UnionpayCode::CodeInvalid => "Payment code invalid or already used",
             UnionpayCode::CodeExpired => "Payment code expired",
             UnionpayCode::InsufficientBalance => "Insufficient balance",
+            UnionpayCode::FileNotFound => "File does not exist (yet)",
         }
     }
 }
@@ -316,7 +321,7 @@ mod unit {
         assert!(!valid_back_url("notify"));
         for code in [
             "00", "03", "05", "10", "11", "12", "13", "30", "31", "34", "35", "36", "61", "64",
-            "65",
+            "65", "98",
         ] {
             assert_eq!(
                 UnionpayCode::parse(code).map(UnionpayCode::as_str),

@@ -493,21 +493,31 @@ fn check_body(body: &str) -> Result<(), Step> {
     Ok(())
 }
 
-/// Records an order's `attach` so queries and notifications can echo it.
+/// Records an order's `attach` (echoed by queries and notifications) and `device_info` (the
+/// bill's 设备号 column, and its `device_info` filter).
 fn remember_attach(sandbox: &Sandbox, request: &WechatRequest, out_trade_no: &str) {
-    let Some(attach) = request.get("attach") else {
+    let extras = [
+        ("order_attach", request.get("attach")),
+        ("order_device", request.get("device_info")),
+    ];
+    if extras.iter().all(|(_, v)| v.is_none()) {
         return;
-    };
+    }
     sandbox.with(|s, _, _| {
         let Some(serde_json::Value::Object(account)) = s.accounts.get_mut(&Wallet::Wechat) else {
             return;
         };
-        let map = account
-            .entry("order_attach")
-            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-        if let serde_json::Value::Object(map) = map {
-            map.entry(out_trade_no.to_owned())
-                .or_insert_with(|| serde_json::Value::String(attach.to_owned()));
+        for (key, value) in extras {
+            let Some(value) = value else {
+                continue;
+            };
+            let map = account
+                .entry(key)
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            if let serde_json::Value::Object(map) = map {
+                map.entry(out_trade_no.to_owned())
+                    .or_insert_with(|| serde_json::Value::String(value.to_owned()));
+            }
         }
     });
 }

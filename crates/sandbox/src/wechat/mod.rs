@@ -12,6 +12,7 @@
 //!   mutual-TLS listener `/secapi/*` needs (over plain HTTP those paths refuse).
 
 mod api;
+mod bill;
 mod sign;
 mod tls;
 mod xml;
@@ -82,6 +83,11 @@ impl WechatAccount {
     pub(crate) fn attach(&self, out_trade_no: &str) -> Option<&str> {
         self.raw.get("order_attach")?.get(out_trade_no)?.as_str()
     }
+
+    /// The `device_info` the merchant gave when creating the order (the bill's 设备号).
+    pub(crate) fn device(&self, out_trade_no: &str) -> Option<&str> {
+        self.raw.get("order_device")?.get(out_trade_no)?.as_str()
+    }
 }
 
 /// What the handlers share: the sandbox, and whether the call arrived over mutual TLS.
@@ -113,6 +119,7 @@ pub(crate) fn wechat_router(sandbox: Sandbox, tls: bool) -> Router {
             "/pay/queryexchagerate",
             endpoint(WechatApi::QueryExchangeRate),
         )
+        .route("/pay/downloadbill", any(bill::download_bill))
         .route("/secapi/pay/reverse", endpoint(WechatApi::Reverse))
         .route("/secapi/pay/refund", endpoint(WechatApi::Refund))
         .with_state(WechatCtx { sandbox, tls })

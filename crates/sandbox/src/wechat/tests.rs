@@ -1692,3 +1692,5 @@ async fn certificates_survive_a_restart() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+mod bill_http;
