@@ -363,7 +363,10 @@ impl Engine {
         };
         // The request path holds the refund while it calls the wallet, as the loop would: the
         // loop cannot take it before the lease runs out, and a late write from here fails.
-        let holder = format!("request-{}", refund.key);
+        // The holder carries this process's worker name, so that a restart of the same node
+        // releases it at once (`Engine::release_earlier_claims`) instead of waiting out the
+        // lease.
+        let holder = format!("{}.request-{}", self.worker(), refund.key);
         let lease_until =
             now + Duration::from_std(REFUND_BUDGET).unwrap_or_default() + Duration::seconds(20);
         match self
