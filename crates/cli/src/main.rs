@@ -11,6 +11,7 @@ mod pos;
 mod pos_charge;
 mod sandbox_cmd;
 mod serve;
+mod users;
 mod wiring;
 
 use std::path::PathBuf;
@@ -60,6 +61,7 @@ struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway: the OTTPAY endpoint (POST /processV2, /process), the web till (/pos),
+    /// the web console (/console),
     /// /healthz, /metrics.
     Serve(serve::ServeArgs),
     /// Bring the database schema up to date (serve and every command also do this).
@@ -70,6 +72,10 @@ enum Command {
     /// Onboard and manage merchants and their sign keys.
     #[command(subcommand)]
     Merchant(commands::MerchantCommand),
+    /// The web console's users (/console): create the first provider admin, print a new
+    /// sign-in link, turn off two-factor sign-in, disable.
+    #[command(subcommand)]
+    User(users::UserCommand),
     /// Manage a merchant's operators (the people at the till, 10-digit ids).
     #[command(subcommand)]
     Operator(commands::OperatorCommand),
@@ -167,6 +173,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(cmd) => commands::config(&config, cmd).await,
         Command::Merchant(cmd) => commands::merchant(&config, cmd).await,
         Command::Operator(cmd) => commands::operator(&config, cmd).await,
+        Command::User(cmd) => users::run(&config, cmd).await,
         Command::Shop(cmd) => commands::shop(&config, cmd).await,
         Command::Terminal(cmd) => commands::terminal(&config, cmd).await,
         Command::Fx(cmd) => commands::fx(&config, cmd).await,

@@ -243,6 +243,13 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
             format: Some(std::sync::Arc::new(qrgate_http::OttpayNotificationFormat)),
             ..CallbackSettings::default()
         })?;
+    let console_config = qrgate_console::ConsoleConfig {
+        wallet_base_urls: wallet_base_urls(&settings),
+        secure_cookie: config
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://")),
+    };
     let wallets: Vec<&str> = engine
         .wallets()
         .enabled()
@@ -257,6 +264,10 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
     } else {
         None
     };
+    let demo_users = match &demo {
+        Some(d) => Some(engine.ensure_demo_console_users(&d.merchant.id).await?),
+        None => None,
+    };
     tracing::info!(
         listen = %local,
         database = engine.store().backend().name(),
@@ -265,6 +276,9 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
     );
     if let (Some(demo), Some(sandbox)) = (&demo, &demo_sandbox) {
         print_demo(demo, local, sandbox);
+    }
+    if let Some(users) = &demo_users {
+        print_demo_console(users, local);
     }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -298,7 +312,11 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
         tracing::info!("shutdown requested: finishing requests in flight");
         let _ = signalled_tx.send(());
     };
-    let server = tokio::spawn(qrgate_http::serve(listener, state, shutdown));
+    let console = qrgate_console::router(qrgate_console::ConsoleState::new(
+        engine.clone(),
+        console_config,
+    ));
+    let server = tokio::spawn(qrgate_http::serve_with(listener, state, console, shutdown));
     let result = tokio::select! {
         joined = server => joined.context("server task failed")?.context("server error"),
         () = async {
@@ -328,6 +346,38 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
     result?;
     tracing::info!("qrgate stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The wallets' base URLs in use, for the console's wallets page.
+fn wallet_base_urls(settings: &WalletSettings) -> Vec<(qrgate_domain::Wallet, String)> {
+    let mut urls = Vec::new();
+    if let Some(w) = &settings.wechatpay {
+        urls.push((qrgate_domain::Wallet::WechatPay, w.base_url.clone()));
+    }
+    if let Some(a) = &settings.alipay {
+        urls.push((qrgate_domain::Wallet::Alipay, a.gateway_url.clone()));
+    }
+    if let Some(u) = &settings.unionpay {
+        urls.push((qrgate_domain::Wallet::UnionPay, u.base_url.clone()));
+    }
+    urls
+}
+
+fn print_demo_console(users: &qrgate_engine::DemoConsoleUsers, local: SocketAddr) {
+    let host = if local.ip().is_unspecified() {
+        SocketAddr::new([127, 0, 0, 1].into(), local.port())
+    } else {
+        local
+    };
+    println!(
+        "The web console (docs/CONSOLE.md): http://{host}/console\n\
+         \n  provider admin   {admin}   password {password}\
+         \n  merchant owner   {owner}   password {password}   (merchant {merchant})\n",
+        admin = users.provider_admin,
+        owner = users.merchant_owner,
+        password = users.password,
+        merchant = users.merchant_id,
+    );
 }
 
 async fn shutdown_signal() {

@@ -4,6 +4,7 @@
 //! are enums. This crate does no IO at all (no database, network, files or clock), so that its
 //! rules can be tested exhaustively and reused by every entry point: HTTP, CLI and workers.
 
+mod console;
 mod fx;
 mod ids;
 mod ledger;
@@ -13,6 +14,7 @@ mod order;
 mod refund;
 mod wallet;
 
+pub use console::{ConsoleRole, Email, EmailError, Permission, Scope, UserStatus};
 pub use fx::{FxQuote, FxRate, FxRateParseError, FX_SCALE};
 pub use ids::{IdError, MerchantId, OperatorId, ShopId, TerminalNo};
 pub use ledger::{
@@ -23,7 +25,7 @@ pub use merchant::{
     validate_name, Merchant, MerchantStatus, MerchantTimeZone, NameError, Operator, OperatorStatus,
     Shop, Terminal, TimeZoneParseError,
 };
-pub use money::{Currency, CurrencyParseError, Money};
+pub use money::{AmountParseError, Currency, CurrencyParseError, Money};
 pub use order::{
     DeclineReason, InvalidTransition, MerchantOrderId, Order, OrderIdError, OrderStatus,
     PaymentMode, RefundState,

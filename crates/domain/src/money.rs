@@ -84,6 +84,62 @@ impl Money {
     }
 }
 
+/// Why a typed amount is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmountParseError {
+    #[error("no amount given")]
+    Empty,
+    #[error("an amount is digits with at most one decimal point, like 12.50")]
+    NotANumber,
+    #[error("an amount in {0} has at most 2 decimals")]
+    TooManyDecimals(Currency),
+    #[error("the amount is too large")]
+    TooLarge,
+}
+
+impl Money {
+    /// Parses an amount typed in major units (`12`, `12.5`, `12.50`) in `currency`: digits, at
+    /// most one decimal point and at most as many decimals as the currency has. A third
+    /// decimal is refused, never rounded; so are signs, exponents and separators.
+    pub fn parse_major(text: &str, currency: Currency) -> Result<Money, AmountParseError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(AmountParseError::Empty);
+        }
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
+            return Err(AmountParseError::NotANumber);
+        }
+        let per = currency.minor_units_per_major();
+        let decimals = per.to_string().len() - 1;
+        if fraction.len() > decimals {
+            return Err(AmountParseError::TooManyDecimals(currency));
+        }
+        if whole.len() > 15 {
+            return Err(AmountParseError::TooLarge);
+        }
+        let whole: i64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| AmountParseError::TooLarge)?
+        };
+        let mut frac: i64 = 0;
+        for b in fraction
+            .bytes()
+            .chain(std::iter::repeat(b'0'))
+            .take(decimals)
+        {
+            frac = frac * 10 + i64::from(b - b'0');
+        }
+        whole
+            .checked_mul(per)
+            .and_then(|m| m.checked_add(frac))
+            .map(|minor| Money::new(minor, currency))
+            .ok_or(AmountParseError::TooLarge)
+    }
+}
+
 impl fmt::Display for Money {
     /// `12.34 CAD`; negative amounts keep their sign.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -113,6 +169,31 @@ mod tests {
         assert_eq!(Money::new(1234, Currency::Cad).to_string(), "12.34 CAD");
         assert_eq!(Money::new(5, Currency::Cny).to_string(), "0.05 CNY");
         assert_eq!(Money::new(-105, Currency::Usd).to_string(), "-1.05 USD");
+    }
+
+    #[test]
+    fn typed_amounts_parse_to_minor_units_and_a_third_decimal_is_refused() {
+        let cad = Currency::Cad;
+        assert_eq!(Money::parse_major("12", cad), Ok(Money::new(1200, cad)));
+        assert_eq!(Money::parse_major(" 12.5 ", cad), Ok(Money::new(1250, cad)));
+        assert_eq!(Money::parse_major("0.07", cad), Ok(Money::new(7, cad)));
+        assert_eq!(Money::parse_major(".5", cad), Ok(Money::new(50, cad)));
+        assert_eq!(
+            Money::parse_major("12.345", cad),
+            Err(AmountParseError::TooManyDecimals(cad))
+        );
+        for bad in ["abc", "-1", "1e3", "1,000", "1.2.3", ".", "+5"] {
+            assert_eq!(
+                Money::parse_major(bad, cad),
+                Err(AmountParseError::NotANumber),
+                "{bad}"
+            );
+        }
+        assert_eq!(Money::parse_major("", cad), Err(AmountParseError::Empty));
+        assert_eq!(
+            Money::parse_major("99999999999999999999", cad),
+            Err(AmountParseError::TooLarge)
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod callback_history;
 mod callbacks;
 mod clock;
+mod console;
 mod demo;
 mod error;
 mod fx;
@@ -27,6 +28,13 @@ mod timing;
 pub use callback_history::CallbackHistory;
 pub use callbacks::{check_callback_url, is_special, CallbackSettings, NotificationFormat};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use console::{
+    Actor, Attention, ConsoleError, ConsoleSession, ConsoleSignInError, ConsoleSignedIn, Dashboard,
+    DaySales, DemoConsoleUsers, OrderDetail, OrderQuery, OrdersPage, SignInLink, Summary,
+    TotpEnrollment, WalletHealth, WalletSummary, CONSOLE_SESSION_IDLE, CONSOLE_SESSION_LIFETIME,
+    DEMO_CONSOLE_PASSWORD, EXPORT_PAGE, MAX_PAGE, MAX_PASSWORD_FAILURES, PASSWORD_LOCK,
+    PASSWORD_MAX_LEN, PASSWORD_MIN_LEN, SIGN_IN_LINK_LIFETIME,
+};
 pub use demo::{DemoMerchant, DEMO_TILL_PIN};
 pub use error::EngineError;
 pub use fx::FxError;
@@ -49,6 +57,13 @@ pub use till::{
 };
 pub use till_guard::SignInLimits;
 pub use timing::timed;
+
+/// The store's records that the console's use cases return, so that the console depends on
+/// the engine alone.
+pub use qrgate_store::{
+    AuditEntry, Callback, CallbackAttempt, CallbackRecord, ConsoleUser, FailingCallback,
+    LedgerEntry, OrderEvent, PageCursor, WalletCalls,
+};
 
 use std::sync::Arc;
 

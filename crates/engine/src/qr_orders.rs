@@ -404,8 +404,19 @@ impl Engine {
             let mut next = order.clone();
             record_paid(&mut next, &event.order, self.now());
             next.updated_at = self.now();
+            // The wallet's notification goes on the order's timeline with the change it made
+            // (the console shows notifications in beside the calls out).
+            let received = self.wallet_event(
+                "notification",
+                "paid".into(),
+                event.order.wallet_code.clone(),
+                Some("received from the wallet".into()),
+                std::time::Duration::ZERO,
+            );
             // If the closing loop holds the order right now, it will find it paid itself.
-            let _ = self.save(&order, next, None).await;
+            let _ = self
+                .save_recorded(&order, next, None, Some(&received))
+                .await;
         } else if event.order.status == ChannelStatus::Paid && order.status == OrderStatus::Closed {
             // The customer paid a QR we had closed (an Alipay QR closed before its scan can
             // still be paid, `wallets.md` §2.4): the money moved, so the order is paid, flagged,

@@ -124,6 +124,14 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole router, without a socket (tests can serve it on port 0).
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// The whole router with `pages` merged at the root (the web console under `/console`,
+/// whose routes bring their own state and Content-Security-Policy). They are public routes:
+/// they draw on the public share of the request slots, and get the deadline, tracing and
+/// security headers of every route.
+pub fn app_with(state: AppState, pages: Router) -> Router {
     // Requests beyond the slots wait for one (or, on the public routes, are refused), so
     // neither a burst nor a flood can exhaust memory or the database pool.
     let slots = limits::Slots::new(&state.config.limits);
@@ -136,6 +144,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .merge(headers::for_pages(till::router(), &till::inline_styles()))
         .with_state(state)
+        .merge(pages)
         // Within the request's span: the deadline, and a slot.
         .layer(axum::middleware::from_fn_with_state(
             slots.clone(),
@@ -195,6 +204,16 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, Router::new(), shutdown).await
+}
+
+/// [`serve`], with `pages` merged at the root (see [`app_with`]).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    pages: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let limits = state.config.limits;
-    transport::serve(listener, app(state), limits, shutdown).await
+    transport::serve(listener, app_with(state, pages), limits, shutdown).await
 }

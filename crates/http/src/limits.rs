@@ -3,8 +3,8 @@
 //!
 //! - At most `max_requests` requests are served at once; the POS endpoint's requests wait
 //!   for a slot (bursts are normal there).
-//! - The public routes (wallet notifications `/notify/*`, the till `/pos/*`, and any unknown
-//!   path), which anyone can reach without a sign key, get at most `max_public_requests` of
+//! - The public routes (wallet notifications `/notify/*`, the till `/pos/*`, the console
+//!   `/console/*`, and any unknown path), which anyone can reach without a sign key, get at most `max_public_requests` of
 //!   those slots, and are refused at once (503) when they have none left: a flood of them
 //!   can never take the slots of the POS endpoint, `/healthz` or `/metrics`. Those refusals
 //!   are not logged one by one (a flood would flood the log): one line sums them up every
@@ -207,6 +207,8 @@ mod tests {
             "/notify/alipay",
             "/pos",
             "/pos/sign-in",
+            "/console",
+            "/console/sign-in",
             "/processV2/",
             "/healthz/x",
             "/",

@@ -13,6 +13,8 @@
 mod callback_history;
 mod callbacks;
 mod claims;
+mod console;
+mod console_queries;
 mod error;
 mod fx;
 mod ledger;
@@ -28,6 +30,12 @@ mod writer;
 pub use callback_history::CallbackRecord;
 pub use callbacks::{Callback, CallbackAttempt, CallbackStatus};
 pub use claims::Claim;
+pub use console::{
+    AuditEntry, ConsoleSessionRecord, ConsoleUser, ConsoleUserAuth, NewAuditEntry, NewConsoleUser,
+};
+pub use console_queries::{
+    FailingCallback, OrderFilter, PageCursor, RefundGroup, SalesGroup, WalletCalls, ERROR_OUTCOMES,
+};
 pub use error::StoreError;
 pub use ledger::{AccountBalance, LedgerEntry};
 pub use merchants::{MerchantKeys, NewMerchant, NewMerchantCreated, ALLOCATION_ATTEMPTS};

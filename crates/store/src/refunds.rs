@@ -14,7 +14,8 @@ use crate::orders::{opt_ms, order_from_row, ORDER_COLUMNS};
 use crate::time::{from_millis, to_millis};
 use crate::{Store, StoreError};
 
-const REFUND_COLUMNS: &str = "key, merchant_id, refund_order_id, order_key, wallet, currency, \
+pub(crate) const REFUND_COLUMNS: &str =
+    "key, merchant_id, refund_order_id, order_key, wallet, currency, \
     amount, cny_amount, status, wallet_code, wallet_message, channel_ref, sends, operator_id, \
     request_digest, wallet_created_at, next_check_at, finished_at, created_at, updated_at";
 
@@ -28,7 +29,7 @@ pub enum RefundReservation {
     NotRefundable(Box<Order>),
 }
 
-fn refund_from_row(row: &AnyRow) -> Result<Refund, StoreError> {
+pub(crate) fn refund_from_row(row: &AnyRow) -> Result<Refund, StoreError> {
     let text = |col: &str| row.try_get::<String, _>(col).map_err(StoreError::corrupt);
     let opt_text = |col: &str| {
         row.try_get::<Option<String>, _>(col)

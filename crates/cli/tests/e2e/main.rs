@@ -12,6 +12,7 @@ mod loops;
 mod pos_charge;
 mod pos_scan;
 mod serve;
+mod users;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -515,6 +515,15 @@ async fn a_qr_order_paid_by_the_customer_is_notified_and_settled(db: TestDb) {
         let s = data(&w.status(&order_id).await);
         assert_eq!(s["order_status"], "success", "{wallet}: {s:?}");
         assert_eq!(s["total_amount"], "1100");
+        // The wallet's notification is on the order's timeline after the QR's creation.
+        let timeline = w
+            .engine
+            .order_timeline(&w.order(&order_id).await.key)
+            .await
+            .unwrap();
+        let ops: Vec<&str> = timeline.iter().map(|e| e.operation.as_str()).collect();
+        assert_eq!(ops, ["create_qr", "notification"], "{wallet}");
+        assert_eq!(timeline[1].outcome, "paid");
     }
     assert_eq!(w.balance(&customer).await, 100_000 - 3 * 5720);
     let notes: Value = w

@@ -1,0 +1,257 @@
+//! Signing in: one answer for every wrong credential, the lockout, sessions that survive a
+//! restart of the gateway (they live in the database), sign-out, TOTP, disabled users.
+
+use qrgate_console::{ConsoleConfig, ConsoleState};
+use qrgate_testkit::{backend_tests, TestDb};
+
+use crate::world::{World, PASSWORD};
+
+async fn post_sign_in(w: &World, email: &str, password: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(w.url("/console/sign-in"))
+        .form(&[("email", email), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn wrong_credentials_get_one_answer_and_five_lock_the_user(db: TestDb) {
+    let w = World::start(db).await;
+    let unknown = post_sign_in(&w, "nobody@x.example", PASSWORD).await;
+    assert_eq!(unknown.status(), 401);
+    let unknown = unknown.text().await.unwrap();
+    let wrong = post_sign_in(&w, w.a.owner.email.as_str(), "not the password").await;
+    assert_eq!(wrong.status(), 401);
+    assert!(unknown.contains("Email, password or code is wrong"));
+    for _ in 0..4 {
+        post_sign_in(&w, w.a.owner.email.as_str(), "not the password").await;
+    }
+    let locked = post_sign_in(&w, w.a.owner.email.as_str(), PASSWORD).await;
+    assert_eq!(locked.status(), 429, "locked even with the right password");
+    // Another user is not locked.
+    assert_eq!(
+        post_sign_in(&w, w.a.staff.email.as_str(), PASSWORD)
+            .await
+            .status(),
+        303
+    );
+}
+
+async fn a_session_lives_in_the_database_and_ends_at_sign_out(db: TestDb) {
+    let w = World::start(db).await;
+    let client = w.sign_in(w.a.owner.email.as_str()).await;
+    // A second gateway process on the same database (another node, or after a restart)
+    // knows the session.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other = format!("http://{}", listener.local_addr().unwrap());
+    let console = qrgate_console::router(ConsoleState::new(
+        w.engine.clone(),
+        ConsoleConfig::default(),
+    ));
+    let state = qrgate_http::AppState::new(w.engine.clone(), qrgate_http::HttpConfig::default());
+    tokio::spawn(qrgate_http::serve_with(
+        listener,
+        state,
+        console,
+        std::future::pending(),
+    ));
+    let cookie_client = crate::world::Client {
+        http: client.http.clone(),
+        base: other,
+        csrf: client.csrf.clone(),
+    };
+    let (status, body) = cookie_client
+        .get(&format!("/console/m/{}", w.a.merchant.id))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = client.post("/console/sign-out", &[]).await;
+    assert_eq!(status, 303);
+    let (status, _) = client.get(&format!("/console/m/{}", w.a.merchant.id)).await;
+    assert_eq!(status, 303, "signed out: back to sign-in");
+}
+
+async fn a_form_without_the_csrf_token_changes_nothing(db: TestDb) {
+    let w = World::start(db).await;
+    let mut client = w.sign_in(w.a.owner.email.as_str()).await;
+    let before = w.audit_count().await;
+    client.csrf = "forged".into();
+    let (status, body) = client
+        .post(
+            &format!("/console/m/{}/settings/shops", w.a.merchant.id),
+            &[("name", "Forged")],
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(w.audit_count().await, before);
+    assert_eq!(w.engine.shops(&w.a.merchant.id).await.unwrap().len(), 1);
+}
+
+async fn two_factor_sign_in_asks_for_a_code_once_set_up(db: TestDb) {
+    let w = World::start(db).await;
+    let client = w.sign_in(w.a.owner.email.as_str()).await;
+    let (status, page) = client.post("/console/account/2fa", &[]).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("totp-secret"));
+    assert!(page.contains("<svg"), "the secret as a QR for the app");
+    let code = w
+        .engine
+        .console_totp_code(w.a.owner.id, w.engine.now())
+        .await
+        .unwrap();
+    let (status, page) = client
+        .post("/console/account/2fa/confirm", &[("code", &code)])
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("totp-on"));
+    // A new sign-in is pending until a code is given; the console stays closed meanwhile.
+    let second = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = second
+        .post(w.url("/console/sign-in"))
+        .form(&[("email", w.a.owner.email.as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/console/sign-in/code");
+    let r = second
+        .get(w.url(&format!("/console/m/{}", w.a.merchant.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/console/sign-in/code");
+    let page = second
+        .get(w.url("/console/sign-in/code"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = crate::world::csrf_of(&page).unwrap();
+    // The code already used to confirm is not accepted again.
+    let r = second
+        .post(w.url("/console/sign-in/code"))
+        .form(&[("code", code.as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The next step's code is.
+    let next = w
+        .engine
+        .console_totp_code(w.a.owner.id, w.engine.now() + chrono::Duration::seconds(30))
+        .await
+        .unwrap();
+    let r = second
+        .post(w.url("/console/sign-in/code"))
+        .form(&[("code", next.as_str()), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = second
+        .get(w.url(&format!("/console/m/{}", w.a.merchant.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Recovery: the provider turns it off.
+    w.engine
+        .reset_console_totp(&qrgate_engine::Actor::cli(), w.a.owner.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        post_sign_in(&w, w.a.owner.email.as_str(), PASSWORD)
+            .await
+            .headers()["location"],
+        "/console"
+    );
+}
+
+async fn a_disabled_user_is_signed_out_at_once(db: TestDb) {
+    let w = World::start(db).await;
+    let staff = w.sign_in(w.a.staff.email.as_str()).await;
+    let owner = w.sign_in(w.a.owner.email.as_str()).await;
+    let (status, body) = owner
+        .post(
+            &format!(
+                "/console/m/{}/users/{}/status",
+                w.a.merchant.id, w.a.staff.id
+            ),
+            &[("status", "disabled")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = staff.get(&format!("/console/m/{}", w.a.merchant.id)).await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        post_sign_in(&w, w.a.staff.email.as_str(), PASSWORD)
+            .await
+            .status(),
+        401
+    );
+    let audit = w
+        .engine
+        .store()
+        .audit_entries(Some(&w.a.merchant.id), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(audit[0].action, "user.status");
+    assert_eq!(audit[0].actor, w.a.owner.email.as_str());
+    assert!(audit[0].after.as_deref().unwrap().contains("disabled"));
+}
+
+async fn the_sign_in_link_works_once(db: TestDb) {
+    let w = World::start(db).await;
+    let (_, link) = w
+        .engine
+        .create_console_user(
+            &qrgate_engine::Actor::cli(),
+            "new@a.example",
+            qrgate_domain::ConsoleRole::MerchantStaff,
+            Some(&w.a.merchant.id),
+        )
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http.get(w.url(&link.path())).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let short = http
+        .post(w.url(&link.path()))
+        .form(&[("password", "short"), ("again", "short")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(short.status(), 400);
+    let ok = http
+        .post(w.url(&link.path()))
+        .form(&[("password", PASSWORD), ("again", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let again = http.get(w.url(&link.path())).send().await.unwrap();
+    assert_eq!(again.status(), 404);
+    assert_eq!(
+        post_sign_in(&w, "new@a.example", PASSWORD).await.status(),
+        303
+    );
+}
+
+backend_tests!(
+    wrong_credentials_get_one_answer_and_five_lock_the_user,
+    a_session_lives_in_the_database_and_ends_at_sign_out,
+    a_form_without_the_csrf_token_changes_nothing,
+    two_factor_sign_in_asks_for_a_code_once_set_up,
+    a_disabled_user_is_signed_out_at_once,
+    the_sign_in_link_works_once,
+);
