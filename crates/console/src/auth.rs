@@ -154,14 +154,28 @@ pub struct SignInQuery {
 #[derive(Deserialize)]
 pub struct SignInForm {
     #[serde(default)]
+    csrf: String,
+    #[serde(default)]
     email: String,
     #[serde(default)]
     password: String,
 }
 
-fn sign_in_form(l: crate::Lang, email: &str) -> maud::Markup {
+/// The sign-in form's own CSRF token (there is no session yet): a random value in a
+/// `SameSite=Strict` cookie scoped to the sign-in path, repeated in the form, compared on POST.
+/// A page on another site can neither read the cookie nor make the browser send it, so it
+/// cannot sign a victim's browser in to the attacker's account (login CSRF).
+const SIGN_IN_COOKIE: &str = "qrgate_console_sign_in";
+
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn sign_in_form(l: crate::Lang, email: &str, nonce: &str) -> maud::Markup {
     html! {
         form.stack method="post" action="/console/sign-in" {
+            input type="hidden" name="csrf" value=(nonce);
             label for="email" { (l.t("email")) }
             input #email name="email" type="email" value=(email) required autocomplete="username"
                 autofocus[email.is_empty()] maxlength="254";
@@ -173,22 +187,45 @@ fn sign_in_form(l: crate::Lang, email: &str) -> maud::Markup {
     }
 }
 
+/// The sign-in page, keeping the browser's sign-in token when it has a well-formed one and
+/// setting a new one otherwise.
 fn render_sign_in(
+    state: &ConsoleState,
+    headers: &HeaderMap,
     locale: Locale,
     uri: &Uri,
     status: StatusCode,
     message: Option<maud::Markup>,
     email: &str,
 ) -> Response {
+    let kept = cookie(headers, SIGN_IN_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()));
+    let nonce = kept
+        .clone()
+        .unwrap_or_else(qrgate_engine::console_sign_in_nonce);
     let l = locale.lang;
-    Page::new(locale, l.t("sign-in")).status(status).render(
+    let mut r = Page::new(locale, l.t("sign-in")).status(status).render(
         uri,
         html! {
             h1 { (l.t("sign-in-title")) }
             @if let Some(m) = message { (m) }
-            (sign_in_form(l, email))
+            (sign_in_form(l, email, &nonce))
         },
-    )
+    );
+    if kept.is_none() {
+        let secure = if state.config.secure_cookie {
+            "; Secure"
+        } else {
+            ""
+        };
+        let cookie = format!(
+            "{SIGN_IN_COOKIE}={nonce}; Path=/console/sign-in; HttpOnly; SameSite=Strict{secure}"
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            r.headers_mut().append(SET_COOKIE, v);
+        }
+    }
+    r
 }
 
 pub async fn sign_in_page(
@@ -208,7 +245,7 @@ pub async fn sign_in_page(
         .expired
         .is_some()
         .then(|| notice("info", "expired", &l.t("session-expired"), ""));
-    render_sign_in(locale, &uri, StatusCode::OK, message, "")
+    render_sign_in(&state, &headers, locale, &uri, StatusCode::OK, message, "")
 }
 
 pub async fn sign_in(
@@ -220,6 +257,29 @@ pub async fn sign_in(
 ) -> Response {
     let locale = Locale::from_parts(uri.query(), &headers);
     let l = locale.lang;
+    let token_ok =
+        cookie(&headers, SIGN_IN_COOKIE).is_some_and(|c| !c.is_empty() && same_secret(&c, &f.csrf));
+    if !token_ok {
+        tracing::warn!(
+            client.ip = %ip,
+            "console sign-in refused: the form's token is not the browser's"
+        );
+        let message = notice(
+            "error",
+            "csrf-error",
+            &l.t("csrf-refused"),
+            &l.t("csrf-refused-detail"),
+        );
+        return render_sign_in(
+            &state,
+            &headers,
+            locale,
+            &uri,
+            StatusCode::FORBIDDEN,
+            Some(message),
+            f.email.trim(),
+        );
+    }
     match state
         .engine
         .sign_in_console(&f.email, &f.password, &ip)
@@ -244,12 +304,27 @@ pub async fn sign_in(
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 r.headers_mut().insert(SET_COOKIE, v);
             }
+            // The sign-in token has done its work: a new one comes with the next form.
+            let spent = format!(
+                "{SIGN_IN_COOKIE}=; Path=/console/sign-in; HttpOnly; SameSite=Strict; Max-Age=0"
+            );
+            if let Ok(v) = HeaderValue::from_str(&spent) {
+                r.headers_mut().append(SET_COOKIE, v);
+            }
             r
         }
         Err(e) => {
             let (status, title, detail) = sign_in_refusal(&state, l, &e);
             let message = notice("error", "sign-in-error", &title, &detail);
-            render_sign_in(locale, &uri, status, Some(message), f.email.trim())
+            render_sign_in(
+                &state,
+                &headers,
+                locale,
+                &uri,
+                status,
+                Some(message),
+                f.email.trim(),
+            )
         }
     }
 }
@@ -274,6 +349,11 @@ fn sign_in_refusal(
             )
         }
         ConsoleSignInError::Busy => (StatusCode::TOO_MANY_REQUESTS, l.t("busy"), String::new()),
+        ConsoleSignInError::MerchantDisabled => (
+            StatusCode::FORBIDDEN,
+            l.t("merchant-disabled"),
+            l.t("merchant-disabled-detail"),
+        ),
         ConsoleSignInError::Engine(err) => {
             tracing::error!(error = %err, "console sign-in failed");
             (
@@ -478,6 +558,8 @@ pub async fn welcome(
         Ok(_) => {
             let message = notice("ok", "password-set", &l.t("password-set"), "");
             render_sign_in(
+                &state,
+                &headers,
                 locale,
                 &uri,
                 StatusCode::OK,

@@ -7,6 +7,7 @@
 //!   `qrgate-ottpay`, so that a mistake shared by our codec and our server cannot pass.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod console;
 pub mod pos;
 
 use std::io::Write;

@@ -41,6 +41,7 @@ async fn the_first_admin_signs_in_through_the_printed_link(install: Install) {
     let server = install.serve(&[]);
     let base = server.endpoint().replace("/processV2", "");
     let http = reqwest::Client::builder()
+        .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -54,15 +55,13 @@ async fn the_first_admin_signs_in_through_the_printed_link(install: Install) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = http
-        .post(format!("{base}/console/sign-in"))
-        .form(&[
-            ("email", "ops@provider.example"),
-            ("password", "a long enough password"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = qrgate_testkit::console::console_sign_in(
+        &http,
+        &base,
+        "ops@provider.example",
+        "a long enough password",
+    )
+    .await;
     assert_eq!(r.status(), 303);
     assert!(r.headers()["set-cookie"]
         .to_str()
@@ -84,15 +83,13 @@ async fn the_first_admin_signs_in_through_the_printed_link(install: Install) {
     );
 
     install.ok(&["user", "disable", "--email", "ops@provider.example"]);
-    let r = http
-        .post(format!("{base}/console/sign-in"))
-        .form(&[
-            ("email", "ops@provider.example"),
-            ("password", "a long enough password"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = qrgate_testkit::console::console_sign_in(
+        &http,
+        &base,
+        "ops@provider.example",
+        "a long enough password",
+    )
+    .await;
     assert_eq!(
         r.status(),
         401,

@@ -223,12 +223,9 @@ async fn orders_list_and_export_at_a_million_orders() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let r = http
-        .post(format!("http://{addr}/console/sign-in"))
-        .form(&[("email", "owner@busy.example"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
+    let base = format!("http://{addr}");
+    let r = qrgate_testkit::console::console_sign_in(&http, &base, "owner@busy.example", PASSWORD)
+        .await;
     assert_eq!(r.status(), 303);
     let rss_before = rss_kib();
     let export = Instant::now();

@@ -2,20 +2,19 @@
 //! restart of the gateway (they live in the database), sign-out, TOTP, disabled users.
 
 use qrgate_console::{ConsoleConfig, ConsoleState};
+use qrgate_testkit::console::console_sign_in;
 use qrgate_testkit::{backend_tests, TestDb};
 
 use crate::world::{World, PASSWORD};
 
+/// A sign-in from a new browser (its own cookies).
 async fn post_sign_in(w: &World, email: &str, password: &str) -> reqwest::Response {
-    reqwest::Client::builder()
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap()
-        .post(w.url("/console/sign-in"))
-        .form(&[("email", email), ("password", password)])
-        .send()
-        .await
-        .unwrap()
+        .unwrap();
+    console_sign_in(&http, &w.url(""), email, password).await
 }
 
 async fn wrong_credentials_get_one_answer_and_five_lock_the_user(db: TestDb) {
@@ -112,12 +111,7 @@ async fn two_factor_sign_in_asks_for_a_code_once_set_up(db: TestDb) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let r = second
-        .post(w.url("/console/sign-in"))
-        .form(&[("email", w.a.owner.email.as_str()), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
+    let r = console_sign_in(&second, &w.url(""), w.a.owner.email.as_str(), PASSWORD).await;
     assert_eq!(r.headers()["location"], "/console/sign-in/code");
     let r = second
         .get(w.url(&format!("/console/m/{}", w.a.merchant.id)))
@@ -207,6 +201,107 @@ async fn a_disabled_user_is_signed_out_at_once(db: TestDb) {
     assert!(audit[0].after.as_deref().unwrap().contains("disabled"));
 }
 
+async fn a_sign_in_posted_from_another_site_opens_no_session(db: TestDb) {
+    let w = World::start(db).await;
+    // A page on another site can post the form, but cannot send (or read) the browser's
+    // sign-in cookie: signing a victim in to the attacker's account is refused.
+    let foreign = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = foreign
+        .post(w.url("/console/sign-in"))
+        .form(&[
+            ("csrf", "0".repeat(64).as_str()),
+            ("email", w.a.owner.email.as_str()),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let session_set = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("qrgate_console="));
+    assert!(!session_set, "no session cookie for a forged sign-in");
+    assert!(r.text().await.unwrap().contains("csrf-error"));
+    // The browser's own cookie with another token in the form: refused too.
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    browser.get(w.url("/console/sign-in")).send().await.unwrap();
+    let r = browser
+        .post(w.url("/console/sign-in"))
+        .form(&[
+            ("csrf", "f".repeat(64).as_str()),
+            ("email", w.a.owner.email.as_str()),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // The same browser with its own token signs in.
+    let r = console_sign_in(&browser, &w.url(""), w.a.owner.email.as_str(), PASSWORD).await;
+    assert_eq!(r.status(), 303);
+}
+
+async fn a_disabled_merchant_s_users_are_kept_out_and_its_refunds_refused(db: TestDb) {
+    let w = World::start(db).await;
+    let owner = w.sign_in(w.a.owner.email.as_str()).await;
+    let home = format!("/console/m/{}", w.a.merchant.id);
+    assert_eq!(owner.get(&home).await.0, 200);
+    w.engine
+        .set_merchant_status(&w.a.merchant.id, qrgate_domain::MerchantStatus::Disabled)
+        .await
+        .unwrap();
+    // The open session ends at its next request, and the right password gets a clear answer.
+    assert_eq!(owner.get(&home).await.0, 303);
+    let r = post_sign_in(&w, w.a.owner.email.as_str(), PASSWORD).await;
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("merchant is disabled"));
+    // A wrong password still gets the one answer for every wrong credential.
+    let r = post_sign_in(&w, w.a.owner.email.as_str(), "not the password").await;
+    assert_eq!(r.status(), 401);
+    // Another merchant's users are not touched.
+    assert_eq!(
+        post_sign_in(&w, w.b.owner.email.as_str(), PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    // The engine refuses a disabled merchant's refund by itself, whoever asks (here the
+    // owner, whose session the console would already have ended).
+    let owner_actor = qrgate_engine::Actor::console(w.a.owner.clone(), "127.0.0.1");
+    let refused = w
+        .engine
+        .console_refund(
+            &owner_actor,
+            &w.a.merchant.id,
+            &w.a.order_key,
+            "C-DISABLED",
+            qrgate_domain::Money::new(100, w.a.merchant.currency),
+            "customer asked",
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(qrgate_engine::ConsoleError::Invalid(m)) if m.contains("disabled")),
+        "{refused:?}"
+    );
+    let order = w
+        .engine
+        .store()
+        .order(&w.a.order_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(order.refunded.minor(), 0, "nothing refunded");
+}
+
 async fn the_sign_in_link_works_once(db: TestDb) {
     let w = World::start(db).await;
     let (_, link) = w
@@ -253,5 +348,7 @@ backend_tests!(
     a_form_without_the_csrf_token_changes_nothing,
     two_factor_sign_in_asks_for_a_code_once_set_up,
     a_disabled_user_is_signed_out_at_once,
+    a_sign_in_posted_from_another_site_opens_no_session,
+    a_disabled_merchant_s_users_are_kept_out_and_its_refunds_refused,
     the_sign_in_link_works_once,
 );

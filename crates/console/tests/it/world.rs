@@ -196,12 +196,7 @@ impl World {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let r = http
-            .post(self.url("/console/sign-in"))
-            .form(&[("email", email), ("password", PASSWORD)])
-            .send()
-            .await
-            .unwrap();
+        let r = qrgate_testkit::console::console_sign_in(&http, &self.base, email, PASSWORD).await;
         assert_eq!(r.status(), 303, "sign-in of {email}");
         let mut client = Client {
             http,

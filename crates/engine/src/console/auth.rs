@@ -21,7 +21,9 @@ use std::sync::OnceLock;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use chrono::{DateTime, Duration, Utc};
-use qrgate_domain::{ConsoleRole, Email, MerchantId, Permission, Scope, UserStatus};
+use qrgate_domain::{
+    ConsoleRole, Email, MerchantId, MerchantStatus, Permission, Scope, UserStatus,
+};
 use qrgate_store::{ConsoleSessionRecord, ConsoleUser, NewConsoleUser, StoreError};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -107,6 +109,12 @@ fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
+}
+
+/// A fresh random value for the sign-in form's double-submit token (the form has no session
+/// yet to bind a CSRF token to).
+pub fn console_sign_in_nonce() -> String {
+    new_token()
 }
 
 /// Checks a new password's length (in characters).
@@ -195,6 +203,10 @@ pub enum ConsoleSignInError {
     Locked { until: DateTime<Utc> },
     #[error("too many sign-ins at once: try again in a moment")]
     Busy,
+    /// The right password, but the user's merchant is disabled: its users stay out until the
+    /// provider enables it again (said only after the right password, so it tells nothing).
+    #[error("this merchant is disabled: ask the provider")]
+    MerchantDisabled,
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -556,6 +568,13 @@ impl Engine {
         if found.user.status != UserStatus::Active {
             return Err(ConsoleSignInError::WrongCredentials);
         }
+        if !self.console_merchant_enabled(&found.user).await? {
+            tracing::warn!(
+                console.user = found.user.id,
+                "console sign-in refused: the user's merchant is disabled"
+            );
+            return Err(ConsoleSignInError::MerchantDisabled);
+        }
         self.store
             .clear_console_failures(found.user.id, now)
             .await?;
@@ -583,6 +602,19 @@ impl Engine {
             },
             token,
         })
+    }
+
+    /// Whether the user's merchant (if any) may be worked on: a disabled merchant's users are
+    /// signed out and kept out, as its tills and POS calls are.
+    async fn console_merchant_enabled(&self, user: &ConsoleUser) -> Result<bool, StoreError> {
+        let Some(merchant_id) = &user.merchant_id else {
+            return Ok(true);
+        };
+        Ok(self
+            .store
+            .merchant(merchant_id)
+            .await?
+            .is_some_and(|m| m.status == MerchantStatus::Active))
     }
 
     async fn console_failure(&self, user_id: i64, now: DateTime<Utc>) -> ConsoleSignInError {
@@ -627,6 +659,10 @@ impl Engine {
             .console_user(record.user_id)
             .await?
             .filter(|u| u.status == UserStatus::Active);
+        let user = match user {
+            Some(u) if self.console_merchant_enabled(&u).await? => Some(u),
+            _ => None,
+        };
         let Some(user) = user else {
             self.store.delete_console_session(&hash).await?;
             return Err(SessionError::Unknown);

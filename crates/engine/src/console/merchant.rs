@@ -447,6 +447,12 @@ impl Engine {
         let refund_order_id = qrgate_domain::MerchantOrderId::parse(refund_order_id)
             .map_err(|e| ConsoleError::Invalid(e.to_string()))?;
         let merchant = self.merchant(merchant_id).await?;
+        if merchant.status != qrgate_domain::MerchantStatus::Active {
+            // As on the wire, where a disabled merchant's REFUND is refused at sign-in.
+            return Err(ConsoleError::Invalid(
+                "the merchant is disabled: enable it before refunding".into(),
+            ));
+        }
         let before = order_json(&order);
         let view = self
             .refund(RefundOrder {

@@ -20,9 +20,9 @@ mod merchant;
 mod provider;
 
 pub use auth::{
-    ConsoleSession, ConsoleSignInError, ConsoleSignedIn, SignInLink, TotpEnrollment,
-    CONSOLE_SESSION_IDLE, CONSOLE_SESSION_LIFETIME, MAX_PASSWORD_FAILURES, PASSWORD_LOCK,
-    PASSWORD_MAX_LEN, PASSWORD_MIN_LEN, SIGN_IN_LINK_LIFETIME,
+    console_sign_in_nonce, ConsoleSession, ConsoleSignInError, ConsoleSignedIn, SignInLink,
+    TotpEnrollment, CONSOLE_SESSION_IDLE, CONSOLE_SESSION_LIFETIME, MAX_PASSWORD_FAILURES,
+    PASSWORD_LOCK, PASSWORD_MAX_LEN, PASSWORD_MIN_LEN, SIGN_IN_LINK_LIFETIME,
 };
 pub use demo::{DemoConsoleUsers, DEMO_CONSOLE_PASSWORD};
 pub use merchant::{
