@@ -262,3 +262,20 @@ exports-intro = Download orders or refunds of any span of days as CSV (UTF-8, on
 export-orders = Orders
 export-refunds = Refunds
 download-csv = Download CSV
+
+## Rules of the console's use cases (qrgate_engine::ConsoleRule)
+rule-password-length = A password is { $min } to { $max } characters.
+rule-provider-role-no-merchant = A provider role belongs to no merchant.
+rule-merchant-role-needs-merchant = A merchant role needs its merchant.
+rule-email-invalid = An email address is 3 to 254 characters with one @ and no spaces.
+rule-email-taken = A user with this email already exists.
+rule-cannot-disable-yourself = You cannot disable yourself.
+rule-totp-not-started = Start setting up two-factor sign-in first.
+rule-totp-wrong-code = That code is not right: check the app's clock and try the next code.
+rule-amount-currency = Amounts are in the merchant's currency, { $currency }.
+rule-search-too-long = Search for one order id or wallet reference (at most { $max } characters).
+rule-no-such-shop = No such shop.
+rule-reason-length = Give a reason of 1 to { $max } characters.
+rule-reason-control = The reason has a control character.
+rule-refund-id-invalid = A refund id is 1 to 32 letters, digits, '_' or '-'.
+rule-merchant-disabled = The merchant is disabled: enable it before refunding.

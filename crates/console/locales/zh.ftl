@@ -262,3 +262,20 @@ exports-intro = 下载任意日期范围的订单或退款 CSV 文件（UTF-8，
 export-orders = 订单
 export-refunds = 退款
 download-csv = 下载 CSV
+
+## Rules of the console's use cases (qrgate_engine::ConsoleRule)
+rule-password-length = 密码长度为 { $min } 到 { $max } 个字符。
+rule-provider-role-no-merchant = 服务商角色不属于任何商户。
+rule-merchant-role-needs-merchant = 商户角色必须指定商户。
+rule-email-invalid = 邮箱地址为 3 到 254 个字符，包含一个 @，且不含空格。
+rule-email-taken = 已有使用此邮箱的用户。
+rule-cannot-disable-yourself = 不能停用自己。
+rule-totp-not-started = 请先开始设置两步验证。
+rule-totp-wrong-code = 验证码不正确：请检查应用的时间，并尝试下一个验证码。
+rule-amount-currency = 金额以商户币种 { $currency } 计。
+rule-search-too-long = 请搜索一个订单号或钱包参考号（最多 { $max } 个字符）。
+rule-no-such-shop = 没有此门店。
+rule-reason-length = 请填写 1 到 { $max } 个字符的原因。
+rule-reason-control = 原因中含有控制字符。
+rule-refund-id-invalid = 退款单号为 1 到 32 个字母、数字、“_”或“-”。
+rule-merchant-disabled = 该商户已停用：请先启用再退款。

@@ -29,6 +29,16 @@ pub fn page(ctx: &Ctx, uri: &Uri, error: ConsoleError) -> Response {
         )
 }
 
+/// The message of a refused input (a broken rule), in `l`, for the form that sent it; any
+/// other error is given back, for [`page`].
+pub fn refusal(l: Lang, error: ConsoleError) -> Result<String, ConsoleError> {
+    match error {
+        ConsoleError::Invalid(m) => Ok(m),
+        ConsoleError::Rule(rule) => Ok(l.ta(rule.id(), &rule.args())),
+        other => Err(other),
+    }
+}
+
 /// Status, title and detail of an error, in `l`.
 pub fn describe(l: Lang, error: &ConsoleError) -> (StatusCode, String, String) {
     match error {
@@ -43,6 +53,11 @@ pub fn describe(l: Lang, error: &ConsoleError) -> (StatusCode, String, String) {
             l.t("forbidden-detail"),
         ),
         ConsoleError::Invalid(m) => (StatusCode::BAD_REQUEST, l.t("invalid"), m.clone()),
+        ConsoleError::Rule(rule) => (
+            StatusCode::BAD_REQUEST,
+            l.t("invalid"),
+            l.ta(rule.id(), &rule.args()),
+        ),
         ConsoleError::Busy => (StatusCode::TOO_MANY_REQUESTS, l.t("busy"), String::new()),
         ConsoleError::Refund(e) => {
             let detail = match e {

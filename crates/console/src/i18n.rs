@@ -258,6 +258,37 @@ mod tests {
     }
 
     #[test]
+    fn every_rule_of_the_engine_reads_in_both_languages() {
+        let rules = qrgate_engine::ConsoleRule::samples();
+        assert!(rules.len() >= 15, "{}", rules.len());
+        for lang in [Lang::En, Lang::Zh] {
+            let ids = message_ids(lang);
+            for rule in &rules {
+                assert!(ids.contains(rule.id()), "{} missing in {lang:?}", rule.id());
+                let text = lang.ta(rule.id(), &rule.args());
+                for (name, value) in rule.args() {
+                    assert!(
+                        text.contains(&value),
+                        "{}: ${name} not shown in {text}",
+                        rule.id()
+                    );
+                }
+            }
+        }
+        // The English page says what the engine says.
+        for rule in &rules {
+            let page = Lang::En.ta(rule.id(), &rule.args());
+            let engine = rule.to_string();
+            assert_eq!(
+                page.trim_end_matches('.').to_lowercase(),
+                engine.to_lowercase(),
+                "{}",
+                rule.id()
+            );
+        }
+    }
+
+    #[test]
     fn every_message_formats_in_both_languages() {
         for lang in [Lang::En, Lang::Zh] {
             for id in message_ids(lang) {

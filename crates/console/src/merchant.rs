@@ -807,11 +807,13 @@ where
     }
     let message = match change(id).await {
         Ok(done) => (StatusCode::OK, notice("ok", "done", &done, "")),
-        Err(ConsoleError::Invalid(m)) => (
-            StatusCode::BAD_REQUEST,
-            notice("error", "form-error", &l.t("invalid"), &m),
-        ),
-        Err(e) => return error::page(ctx, uri, e),
+        Err(e) => match error::refusal(l, e) {
+            Ok(m) => (
+                StatusCode::BAD_REQUEST,
+                notice("error", "form-error", &l.t("invalid"), &m),
+            ),
+            Err(e) => return error::page(ctx, uri, e),
+        },
     };
     settings_page(state, ctx, merchant, uri, Some(message)).await
 }

@@ -227,11 +227,13 @@ async fn merchants_change(
     }
     let message = match change.await {
         Ok(m) => (StatusCode::OK, m),
-        Err(ConsoleError::Invalid(m)) => (
-            StatusCode::BAD_REQUEST,
-            notice("error", "form-error", &l.t("invalid"), &m),
-        ),
-        Err(e) => return error::page(ctx, uri, e),
+        Err(e) => match error::refusal(l, e) {
+            Ok(m) => (
+                StatusCode::BAD_REQUEST,
+                notice("error", "form-error", &l.t("invalid"), &m),
+            ),
+            Err(e) => return error::page(ctx, uri, e),
+        },
     };
     merchants_page(state, ctx, uri, "", Some(message)).await
 }
@@ -463,11 +465,13 @@ pub async fn set_rate(
     };
     let message = match change.await {
         Ok(m) => (StatusCode::OK, m),
-        Err(ConsoleError::Invalid(m)) => (
-            StatusCode::BAD_REQUEST,
-            notice("error", "form-error", &l.t("invalid"), &m),
-        ),
-        Err(e) => return error::page(&ctx, &uri, e),
+        Err(e) => match error::refusal(l, e) {
+            Ok(m) => (
+                StatusCode::BAD_REQUEST,
+                notice("error", "form-error", &l.t("invalid"), &m),
+            ),
+            Err(e) => return error::page(&ctx, &uri, e),
+        },
     };
     rates_page(&state, &ctx, &uri, Some(message)).await
 }

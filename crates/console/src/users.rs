@@ -166,8 +166,9 @@ async fn run(
     }
     match change.await {
         Ok(m) => Ok(Outcome::Done(m)),
-        Err(ConsoleError::Invalid(m)) => Ok(Outcome::Refused(m)),
-        Err(e) => Err(error::page(ctx, uri, e)),
+        Err(e) => error::refusal(ctx.lang(), e)
+            .map(Outcome::Refused)
+            .map_err(|e| error::page(ctx, uri, e)),
     }
 }
 

@@ -29,11 +29,12 @@ pub use callback_history::CallbackHistory;
 pub use callbacks::{check_callback_url, is_special, CallbackSettings, NotificationFormat};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use console::{
-    console_sign_in_nonce, Actor, Attention, ConsoleError, ConsoleSession, ConsoleSignInError,
-    ConsoleSignedIn, Dashboard, DaySales, DemoConsoleUsers, OrderDetail, OrderQuery, OrdersPage,
-    SignInLink, Summary, TotpEnrollment, WalletHealth, WalletSummary, CONSOLE_SESSION_IDLE,
-    CONSOLE_SESSION_LIFETIME, DEMO_CONSOLE_PASSWORD, EXPORT_PAGE, MAX_PAGE, MAX_PASSWORD_FAILURES,
-    PASSWORD_LOCK, PASSWORD_MAX_LEN, PASSWORD_MIN_LEN, SIGN_IN_LINK_LIFETIME,
+    console_sign_in_nonce, Actor, Attention, ConsoleError, ConsoleRule, ConsoleSession,
+    ConsoleSignInError, ConsoleSignedIn, Dashboard, DaySales, DemoConsoleUsers, OrderDetail,
+    OrderQuery, OrdersPage, SignInLink, Summary, TotpEnrollment, WalletHealth, WalletSummary,
+    CONSOLE_SESSION_IDLE, CONSOLE_SESSION_LIFETIME, DEMO_CONSOLE_PASSWORD, EXPORT_PAGE, MAX_PAGE,
+    MAX_PASSWORD_FAILURES, PASSWORD_LOCK, PASSWORD_MAX_LEN, PASSWORD_MIN_LEN,
+    SIGN_IN_LINK_LIFETIME,
 };
 pub use demo::{DemoMerchant, DEMO_TILL_PIN};
 pub use error::EngineError;

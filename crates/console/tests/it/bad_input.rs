@@ -275,9 +275,12 @@ async fn the_orders_filter_refuses_bad_input(db: TestDb) {
     for (query, needle) in [
         ("min=1.005", "decimals"),
         ("from=yesterday", "date"),
-        (&*format!("shop={}", w.b.shop), "no such shop"),
+        (&*format!("shop={}", w.b.shop), "No such shop"),
         ("status=lost", "not valid"),
-        (&*format!("q={}", "x".repeat(70)), "64"),
+        (&*format!("q={}", "x".repeat(70)), "at most 64 characters"),
+        // The engine's rules reach a Chinese page in Chinese.
+        (&*format!("lang=zh&shop={}", w.b.shop), "没有此门店"),
+        (&*format!("lang=zh&q={}", "x".repeat(70)), "最多 64 个字符"),
     ] {
         let (status, body) = owner.get(&format!("/console/m/{m}/orders?{query}")).await;
         assert_eq!(status, 400, "{query}");

@@ -289,7 +289,12 @@ async fn a_disabled_merchant_s_users_are_kept_out_and_its_refunds_refused(db: Te
         )
         .await;
     assert!(
-        matches!(&refused, Err(qrgate_engine::ConsoleError::Invalid(m)) if m.contains("disabled")),
+        matches!(
+            &refused,
+            Err(qrgate_engine::ConsoleError::Rule(
+                qrgate_engine::ConsoleRule::MerchantDisabled
+            ))
+        ),
         "{refused:?}"
     );
     let order = w

@@ -29,7 +29,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use super::{Actor, Change, ConsoleError};
+use super::{Actor, Change, ConsoleError, ConsoleRule};
 use crate::payments::keyed_digest;
 use crate::{Engine, EngineError, SessionError, SignKeyPlain};
 
@@ -123,9 +123,11 @@ fn check_password(password: &str) -> Result<(), ConsoleError> {
     if (PASSWORD_MIN_LEN..=PASSWORD_MAX_LEN).contains(&n) {
         Ok(())
     } else {
-        Err(ConsoleError::Invalid(format!(
-            "a password is {PASSWORD_MIN_LEN} to {PASSWORD_MAX_LEN} characters"
-        )))
+        Err(ConsoleRule::PasswordLength {
+            min: PASSWORD_MIN_LEN,
+            max: PASSWORD_MAX_LEN,
+        }
+        .into())
     }
 }
 
@@ -306,18 +308,10 @@ impl Engine {
                     actor.check(m, Permission::ManageMerchantUsers)?;
                 }
             }
-            (true, Some(_)) => {
-                return Err(ConsoleError::Invalid(
-                    "a provider role belongs to no merchant".into(),
-                ))
-            }
-            (false, None) => {
-                return Err(ConsoleError::Invalid(
-                    "a merchant role needs its merchant".into(),
-                ))
-            }
+            (true, Some(_)) => return Err(ConsoleRule::ProviderRoleHasNoMerchant.into()),
+            (false, None) => return Err(ConsoleRule::MerchantRoleNeedsMerchant.into()),
         }
-        let email = Email::parse(email).map_err(|e| ConsoleError::Invalid(e.to_string()))?;
+        let email = Email::parse(email).map_err(|_| ConsoleRule::EmailInvalid)?;
         let token = new_token();
         let now = self.now();
         let link = SignInLink {
@@ -338,9 +332,7 @@ impl Engine {
             )
             .await
             .map_err(|e| match e {
-                StoreError::Conflict { .. } => {
-                    ConsoleError::Invalid("a user with this email already exists".into())
-                }
+                StoreError::Conflict { .. } => ConsoleError::Rule(ConsoleRule::EmailTaken),
                 other => other.into(),
             })?;
         tracing::info!(console.user = user.id, console.role = %role, "console user created");
@@ -389,7 +381,7 @@ impl Engine {
 
     /// Finds a user by email, for the CLI.
     pub async fn console_user_by_email(&self, email: &str) -> Result<ConsoleUser, ConsoleError> {
-        let email = Email::parse(email).map_err(|e| ConsoleError::Invalid(e.to_string()))?;
+        let email = Email::parse(email).map_err(|_| ConsoleRule::EmailInvalid)?;
         self.store
             .console_user_auth_by_email(&email)
             .await?
@@ -406,7 +398,7 @@ impl Engine {
     ) -> Result<ConsoleUser, ConsoleError> {
         let user = self.managed_user(actor, user_id).await?;
         if actor.user.as_ref().is_some_and(|me| me.id == user.id) {
-            return Err(ConsoleError::Invalid("you cannot disable yourself".into()));
+            return Err(ConsoleRule::CannotDisableYourself.into());
         }
         self.store
             .set_console_user_status(user_id, status, self.now())
@@ -775,17 +767,11 @@ impl Engine {
             .console_user_auth(user.id)
             .await?
             .ok_or(ConsoleError::NotFound("user"))?;
-        let sealed = auth.totp_secret_enc.ok_or_else(|| {
-            ConsoleError::Invalid("start setting up two-factor sign-in first".into())
-        })?;
+        let sealed = auth.totp_secret_enc.ok_or(ConsoleRule::TotpNotStarted)?;
         let secret = self.open_totp(user.id, &sealed)?;
         let totp = totp(&secret, user.email.as_str())?;
         let now = self.now();
-        let step = totp_step_of(&totp, code, now).ok_or_else(|| {
-            ConsoleError::Invalid(
-                "that code is not right: check the app's clock and try the next code".into(),
-            )
-        })?;
+        let step = totp_step_of(&totp, code, now).ok_or(ConsoleRule::TotpWrongCode)?;
         self.store.use_console_totp_step(user.id, step, now).await?;
         self.store
             .set_console_totp(user.id, Some(&sealed), true, now)

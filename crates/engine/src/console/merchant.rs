@@ -11,7 +11,7 @@ use qrgate_store::{
     CallbackAttempt, CallbackRecord, LedgerEntry, OrderEvent, OrderFilter, PageCursor,
 };
 
-use super::{Actor, Change, ConsoleError};
+use super::{Actor, Change, ConsoleError, ConsoleRule};
 use crate::{Engine, EngineError, RefundOrder, RefundView, RotatedKey};
 
 /// The most rows one page of a list shows.
@@ -278,10 +278,10 @@ impl Engine {
         filter.operator_id = q.operator_id.as_ref().map(|o| o.as_str().to_owned());
         for m in [q.total_min, q.total_max].into_iter().flatten() {
             if m.currency() != merchant.currency {
-                return Err(ConsoleError::Invalid(format!(
-                    "amounts are in the merchant's currency, {}",
-                    merchant.currency
-                )));
+                return Err(ConsoleRule::AmountCurrency {
+                    currency: merchant.currency.to_string(),
+                }
+                .into());
             }
         }
         filter.total_min = q.total_min.map(Money::minor);
@@ -294,15 +294,13 @@ impl Engine {
             .map(str::to_owned);
         if let Some(s) = &filter.search {
             if s.chars().count() > 64 {
-                return Err(ConsoleError::Invalid(
-                    "search for one order id or wallet reference (at most 64 characters)".into(),
-                ));
+                return Err(ConsoleRule::SearchTooLong { max: 64 }.into());
             }
         }
         let mut terminals: Option<Vec<String>> = None;
         if let Some(shop) = &q.shop {
             if shop.merchant_id() != merchant.id {
-                return Err(ConsoleError::Invalid("no such shop".into()));
+                return Err(ConsoleRule::NoSuchShop.into());
             }
             let of_shop: Vec<String> = self
                 .store
@@ -435,23 +433,20 @@ impl Engine {
         let order = self.order_of(merchant_id, key).await?;
         let reason = reason.trim();
         if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
-            return Err(ConsoleError::Invalid(format!(
-                "give a reason of 1 to {MAX_REASON_CHARS} characters"
-            )));
+            return Err(ConsoleRule::ReasonLength {
+                max: MAX_REASON_CHARS,
+            }
+            .into());
         }
         if reason.chars().any(char::is_control) {
-            return Err(ConsoleError::Invalid(
-                "the reason has a control character".into(),
-            ));
+            return Err(ConsoleRule::ReasonControl.into());
         }
         let refund_order_id = qrgate_domain::MerchantOrderId::parse(refund_order_id)
-            .map_err(|e| ConsoleError::Invalid(e.to_string()))?;
+            .map_err(|_| ConsoleRule::RefundIdInvalid)?;
         let merchant = self.merchant(merchant_id).await?;
         if merchant.status != qrgate_domain::MerchantStatus::Active {
             // As on the wire, where a disabled merchant's REFUND is refused at sign-in.
-            return Err(ConsoleError::Invalid(
-                "the merchant is disabled: enable it before refunding".into(),
-            ));
+            return Err(ConsoleRule::MerchantDisabled.into());
         }
         let before = order_json(&order);
         let view = self
@@ -585,7 +580,7 @@ impl Engine {
         if let Some(shop) = shop {
             let own = self.store.shops(merchant_id).await?;
             if shop.merchant_id() != *merchant_id || !own.iter().any(|s| &s.id == shop) {
-                return Err(ConsoleError::Invalid("no such shop".into()));
+                return Err(ConsoleRule::NoSuchShop.into());
             }
         }
         let terminal = self

@@ -119,9 +119,14 @@ pub enum ConsoleError {
     /// The actor sees it but its role may not do this.
     #[error("your role may not do this")]
     Forbidden,
-    /// The input breaks a rule; the message says which, for the person to read.
+    /// The input breaks a rule; the message says which, for the person to read (from shared
+    /// engine rules, in English; or already in the reader's language, from the console).
     #[error("{0}")]
     Invalid(String),
+    /// The input breaks one of the console's own rules: typed, so that each page says it in
+    /// the reader's language (the console's catalogue has a message per rule).
+    #[error(transparent)]
+    Rule(#[from] ConsoleRule),
     /// Too many password checks at once: try again in a moment.
     #[error("too many sign-ins at once: try again in a moment")]
     Busy,
@@ -129,6 +134,124 @@ pub enum ConsoleError {
     Refund(RefundError),
     #[error(transparent)]
     Engine(EngineError),
+}
+
+/// A rule of the console's use cases that an input breaks. `id` names its message in the
+/// console's catalogues (English and Chinese), `args` fills it; `Display` is the English, for
+/// logs and the CLI.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsoleRule {
+    #[error("a password is {min} to {max} characters")]
+    PasswordLength { min: usize, max: usize },
+    #[error("a provider role belongs to no merchant")]
+    ProviderRoleHasNoMerchant,
+    #[error("a merchant role needs its merchant")]
+    MerchantRoleNeedsMerchant,
+    #[error("an email address is 3 to 254 characters with one @ and no spaces")]
+    EmailInvalid,
+    #[error("a user with this email already exists")]
+    EmailTaken,
+    #[error("you cannot disable yourself")]
+    CannotDisableYourself,
+    #[error("start setting up two-factor sign-in first")]
+    TotpNotStarted,
+    #[error("that code is not right: check the app's clock and try the next code")]
+    TotpWrongCode,
+    #[error("amounts are in the merchant's currency, {currency}")]
+    AmountCurrency { currency: String },
+    #[error("search for one order id or wallet reference (at most {max} characters)")]
+    SearchTooLong { max: usize },
+    #[error("no such shop")]
+    NoSuchShop,
+    #[error("give a reason of 1 to {max} characters")]
+    ReasonLength { max: usize },
+    #[error("the reason has a control character")]
+    ReasonControl,
+    #[error("a refund id is 1 to 32 letters, digits, '_' or '-'")]
+    RefundIdInvalid,
+    #[error("the merchant is disabled: enable it before refunding")]
+    MerchantDisabled,
+}
+
+impl ConsoleRule {
+    /// The message id in the console's catalogues.
+    pub fn id(&self) -> &'static str {
+        match self {
+            ConsoleRule::PasswordLength { .. } => "rule-password-length",
+            ConsoleRule::ProviderRoleHasNoMerchant => "rule-provider-role-no-merchant",
+            ConsoleRule::MerchantRoleNeedsMerchant => "rule-merchant-role-needs-merchant",
+            ConsoleRule::EmailInvalid => "rule-email-invalid",
+            ConsoleRule::EmailTaken => "rule-email-taken",
+            ConsoleRule::CannotDisableYourself => "rule-cannot-disable-yourself",
+            ConsoleRule::TotpNotStarted => "rule-totp-not-started",
+            ConsoleRule::TotpWrongCode => "rule-totp-wrong-code",
+            ConsoleRule::AmountCurrency { .. } => "rule-amount-currency",
+            ConsoleRule::SearchTooLong { .. } => "rule-search-too-long",
+            ConsoleRule::NoSuchShop => "rule-no-such-shop",
+            ConsoleRule::ReasonLength { .. } => "rule-reason-length",
+            ConsoleRule::ReasonControl => "rule-reason-control",
+            ConsoleRule::RefundIdInvalid => "rule-refund-id-invalid",
+            ConsoleRule::MerchantDisabled => "rule-merchant-disabled",
+        }
+    }
+
+    /// The message's arguments.
+    pub fn args(&self) -> Vec<(&'static str, String)> {
+        match self {
+            ConsoleRule::PasswordLength { min, max } => {
+                vec![("min", min.to_string()), ("max", max.to_string())]
+            }
+            ConsoleRule::AmountCurrency { currency } => vec![("currency", currency.clone())],
+            ConsoleRule::SearchTooLong { max } | ConsoleRule::ReasonLength { max } => {
+                vec![("max", max.to_string())]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// One of each rule, for tests that check every rule has its messages.
+    pub fn samples() -> Vec<ConsoleRule> {
+        let all = vec![
+            ConsoleRule::PasswordLength { min: 12, max: 128 },
+            ConsoleRule::ProviderRoleHasNoMerchant,
+            ConsoleRule::MerchantRoleNeedsMerchant,
+            ConsoleRule::EmailInvalid,
+            ConsoleRule::EmailTaken,
+            ConsoleRule::CannotDisableYourself,
+            ConsoleRule::TotpNotStarted,
+            ConsoleRule::TotpWrongCode,
+            ConsoleRule::AmountCurrency {
+                currency: "CAD".into(),
+            },
+            ConsoleRule::SearchTooLong { max: 64 },
+            ConsoleRule::NoSuchShop,
+            ConsoleRule::ReasonLength { max: 200 },
+            ConsoleRule::ReasonControl,
+            ConsoleRule::RefundIdInvalid,
+            ConsoleRule::MerchantDisabled,
+        ];
+        // No wildcard: a new rule does not compile until it is listed here, and above.
+        for rule in &all {
+            match rule {
+                ConsoleRule::PasswordLength { .. }
+                | ConsoleRule::ProviderRoleHasNoMerchant
+                | ConsoleRule::MerchantRoleNeedsMerchant
+                | ConsoleRule::EmailInvalid
+                | ConsoleRule::EmailTaken
+                | ConsoleRule::CannotDisableYourself
+                | ConsoleRule::TotpNotStarted
+                | ConsoleRule::TotpWrongCode
+                | ConsoleRule::AmountCurrency { .. }
+                | ConsoleRule::SearchTooLong { .. }
+                | ConsoleRule::NoSuchShop
+                | ConsoleRule::ReasonLength { .. }
+                | ConsoleRule::ReasonControl
+                | ConsoleRule::RefundIdInvalid
+                | ConsoleRule::MerchantDisabled => {}
+            }
+        }
+        all
+    }
 }
 
 impl From<EngineError> for ConsoleError {
