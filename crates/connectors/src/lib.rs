@@ -9,6 +9,8 @@
 
 pub mod alipay;
 mod bill_file;
+#[cfg(test)]
+mod reference_rsa;
 mod rsa_pkcs1;
 mod settings;
 pub mod unionpay;

@@ -22,6 +22,8 @@ mod pay_page;
 mod phone;
 mod rsa_sha256;
 pub mod state;
+#[cfg(test)]
+mod test_rsa;
 pub mod unionpay;
 pub mod wechat;
 

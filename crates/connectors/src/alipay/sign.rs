@@ -10,18 +10,12 @@
 //!
 //! This module holds keys and does cryptography only; it never decides what a reply means.
 
+use crate::rsa_pkcs1::{
+    read_private_key, read_public_key, RsaKeyRefused, RsaPkcs1Verifier, RsaSha256Signer,
+};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use qrgate_connector_api::ConnectorError;
-use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::traits::PublicKeyParts;
-use rsa::{RsaPrivateKey, RsaPublicKey};
-
-use crate::rsa_pkcs1::{RsaPkcs1Verifier, RsaSha256Signer};
-
-/// RSA2 requires 2048-bit keys; anything shorter is a configuration mistake.
-const MIN_MODULUS_BYTES: usize = 256;
 
 /// The parameter that carries the signature; never part of what is signed.
 const SIGN: &str = "sign";
@@ -42,12 +36,20 @@ impl AlipaySigner {
     /// Parses the application private key: PKCS#8 or PKCS#1 PEM, or the bare Base64 DER that
     /// Alipay's key tool prints (merchants often paste that form).
     pub(super) fn from_text(text: &str) -> Result<Self, ConnectorError> {
-        let key = parse_private_key(text)?;
-        check_modulus(key.size(), "app_private_key_pem")?;
-        let key = RsaSha256Signer::new(&key).ok_or_else(|| {
+        // The parse errors are deliberately not echoed: they say nothing useful and we never
+        // want key material anywhere near a log line.
+        let der = read_private_key(text, true).ok_or_else(|| {
             ConnectorError::Credentials(
-                "app_private_key_pem cannot sign (an RSA key of 2048 to 8192 bits is needed)"
+                "app_private_key_pem is not an RSA private key (PKCS#8 or PKCS#1, PEM or Base64 DER)"
                     .into(),
+            )
+        })?;
+        let key = RsaSha256Signer::from_pkcs1_der(&der).map_err(|refused| {
+            key_refused(
+                refused,
+                "app_private_key_pem",
+                "app_private_key_pem cannot sign (an RSA key of 2048 to 4096 bits with a public \
+                 exponent of at least 65537 is needed)",
             )
         })?;
         Ok(AlipaySigner { key })
@@ -67,12 +69,17 @@ impl AlipayVerifier {
     /// Parses Alipay's public key: SPKI (`BEGIN PUBLIC KEY`) or PKCS#1 PEM, or bare Base64
     /// SPKI DER as shown on Alipay's open platform.
     pub(super) fn from_text(text: &str) -> Result<Self, ConnectorError> {
-        let key = parse_public_key(text)?;
-        check_modulus(key.size(), "alipay_public_key_pem")?;
-        let key = RsaPkcs1Verifier::new(&key).ok_or_else(|| {
+        let der = read_public_key(text, true).ok_or_else(|| {
             ConnectorError::Credentials(
-                "alipay_public_key_pem cannot verify (an RSA key of 2048 to 8192 bits is needed)"
+                "alipay_public_key_pem is not an RSA public key (SPKI or PKCS#1, PEM or Base64 DER)"
                     .into(),
+            )
+        })?;
+        let key = RsaPkcs1Verifier::from_pkcs1_der(&der).map_err(|refused| {
+            key_refused(
+                refused,
+                "alipay_public_key_pem",
+                "alipay_public_key_pem cannot verify (an RSA key of 2048 to 8192 bits is needed)",
             )
         })?;
         Ok(AlipayVerifier { key })
@@ -130,61 +137,10 @@ where
     out
 }
 
-fn parse_private_key(text: &str) -> Result<RsaPrivateKey, ConnectorError> {
-    let text = text.trim();
-    let parsed = if text.contains("-----BEGIN") {
-        RsaPrivateKey::from_pkcs8_pem(text)
-            .or_else(|_| RsaPrivateKey::from_pkcs1_pem(text))
-            .ok()
-    } else {
-        bare_der(text).and_then(|der| {
-            RsaPrivateKey::from_pkcs8_der(&der)
-                .or_else(|_| RsaPrivateKey::from_pkcs1_der(&der))
-                .ok()
-        })
-    };
-    // The parse errors are deliberately not echoed: they say nothing useful and we never want
-    // key material anywhere near a log line.
-    parsed.ok_or_else(|| {
-        ConnectorError::Credentials(
-            "app_private_key_pem is not an RSA private key (PKCS#8 or PKCS#1, PEM or Base64 DER)"
-                .into(),
-        )
+/// The error for a well-formed key of the setting `field` that cannot be used.
+fn key_refused(refused: RsaKeyRefused, field: &str, unusable: &str) -> ConnectorError {
+    ConnectorError::Credentials(match refused {
+        RsaKeyRefused::TooShort => format!("{field}: RSA2 needs a key of at least 2048 bits"),
+        RsaKeyRefused::Unusable => unusable.to_owned(),
     })
-}
-
-fn parse_public_key(text: &str) -> Result<RsaPublicKey, ConnectorError> {
-    let text = text.trim();
-    let parsed = if text.contains("-----BEGIN") {
-        RsaPublicKey::from_public_key_pem(text)
-            .or_else(|_| RsaPublicKey::from_pkcs1_pem(text))
-            .ok()
-    } else {
-        bare_der(text).and_then(|der| {
-            RsaPublicKey::from_public_key_der(&der)
-                .or_else(|_| RsaPublicKey::from_pkcs1_der(&der))
-                .ok()
-        })
-    };
-    parsed.ok_or_else(|| {
-        ConnectorError::Credentials(
-            "alipay_public_key_pem is not an RSA public key (SPKI or PKCS#1, PEM or Base64 DER)"
-                .into(),
-        )
-    })
-}
-
-/// Base64 DER without PEM armour; line breaks and spaces from copy-paste are ignored.
-fn bare_der(text: &str) -> Option<Vec<u8>> {
-    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    BASE64.decode(compact).ok()
-}
-
-fn check_modulus(size_bytes: usize, field: &str) -> Result<(), ConnectorError> {
-    if size_bytes < MIN_MODULUS_BYTES {
-        return Err(ConnectorError::Credentials(format!(
-            "{field}: RSA2 needs a key of at least 2048 bits"
-        )));
-    }
-    Ok(())
 }

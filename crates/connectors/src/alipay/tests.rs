@@ -12,12 +12,7 @@ use qrgate_connector_api::{
     QrOrderRequest, RefundRequest, RefundStatus, ReverseOutcome,
 };
 use qrgate_domain::{Currency, Money};
-use rsa::pkcs1v15::SigningKey;
-use rsa::pkcs8::DecodePrivateKey;
-use rsa::signature::{SignatureEncoding, Signer};
-use rsa::RsaPrivateKey;
 use secrecy::SecretString;
-use sha2::Sha256;
 
 use super::raw_json::top_level_members;
 use super::sign::{self, AlipaySigner, AlipayVerifier};
@@ -27,6 +22,7 @@ use super::units::{
 };
 use super::wire::{self, AlipayCallContext, AlipayMethod, AlipayReply, REFUND_NOT_FOUND_NOTE};
 use super::{AlipayConfig, AlipayConnector};
+use crate::reference_rsa::ReferenceSigner;
 
 macro_rules! fixture {
     ($name:literal) => {
@@ -74,15 +70,16 @@ pub(super) fn cx(cross_border: bool) -> AlipayCallContext<'static> {
     }
 }
 
-fn alipay_key() -> &'static SigningKey<Sha256> {
-    static KEY: OnceLock<SigningKey<Sha256>> = OnceLock::new();
-    KEY.get_or_init(|| SigningKey::new(RsaPrivateKey::from_pkcs8_pem(ALIPAY_PRIVATE_KEY).unwrap()))
+/// The test "Alipay" key, used with `ring` directly (not through the connector's code).
+fn alipay_key() -> &'static ReferenceSigner {
+    static KEY: OnceLock<ReferenceSigner> = OnceLock::new();
+    KEY.get_or_init(|| ReferenceSigner::from_pkcs8_pem(ALIPAY_PRIVATE_KEY))
 }
 
 /// Signs like Alipay does, with the test Alipay key.
 fn sign_as_alipay(content: &[u8]) -> String {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(alipay_key().sign(content).to_bytes())
+    base64::engine::general_purpose::STANDARD.encode(alipay_key().sign(content))
 }
 
 fn verifier() -> AlipayVerifier {
@@ -271,6 +268,55 @@ fn bare_base64_keys_are_accepted() {
     assert!(AlipayVerifier::from_text(&strip(APP_PUBLIC_KEY))
         .unwrap()
         .verify(VECTOR_6.as_bytes(), VECTOR_6_SIGNATURE));
+}
+
+/// The message of the `Credentials` error, which reaches the operator's log at start-up.
+fn credentials_message<T>(result: Result<T, ConnectorError>) -> String {
+    match result {
+        Err(ConnectorError::Credentials(message)) => message,
+        Err(other) => panic!("not a credentials error: {other:?}"),
+        Ok(_) => panic!("accepted"),
+    }
+}
+
+#[test]
+fn an_unusable_key_says_what_is_wrong_with_it() {
+    let fixture = |name: &str| match name {
+        "rsa1024" => include_str!("../rsa_pkcs1/fixtures/test_rsa1024_private_key.pem"),
+        "e3" => include_str!("../rsa_pkcs1/fixtures/test_rsa_e3_private_key.pem"),
+        "ec" => include_str!("../rsa_pkcs1/fixtures/test_ec_private_key.pem"),
+        "ec_public" => include_str!("../rsa_pkcs1/fixtures/test_ec_public_key.pem"),
+        _ => unreachable!(),
+    };
+    let not_a_key = "app_private_key_pem is not an RSA private key (PKCS#8 or PKCS#1, PEM or \
+                     Base64 DER)";
+    for (text, expected) in [
+        ("not a key", not_a_key),
+        (fixture("ec"), not_a_key),
+        (ALIPAY_PUBLIC_KEY, not_a_key),
+        (
+            fixture("rsa1024"),
+            "app_private_key_pem: RSA2 needs a key of at least 2048 bits",
+        ),
+        (
+            fixture("e3"),
+            "app_private_key_pem cannot sign (an RSA key of 2048 to 4096 bits with a public \
+             exponent of at least 65537 is needed)",
+        ),
+    ] {
+        assert_eq!(credentials_message(AlipaySigner::from_text(text)), expected);
+    }
+    let not_a_public_key =
+        "alipay_public_key_pem is not an RSA public key (SPKI or PKCS#1, PEM or Base64 DER)";
+    for text in ["", fixture("ec_public"), APP_PRIVATE_KEY_PKCS8] {
+        assert_eq!(
+            credentials_message(AlipayVerifier::from_text(text)),
+            not_a_public_key
+        );
+    }
+    // The key text never appears in the message.
+    let message = credentials_message(AlipaySigner::from_text(fixture("rsa1024")));
+    assert!(!message.contains("MII"), "{message}");
 }
 
 #[test]

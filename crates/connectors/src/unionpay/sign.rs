@@ -38,24 +38,20 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use qrgate_connector_api::ConnectorError;
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::traits::PublicKeyParts;
-use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::{Digest, Sha256};
 use x509_cert::der::{self, Decode, Encode, Reader, SliceReader, Tag, Tagged};
 use x509_cert::time::Time;
 use x509_cert::Certificate;
 
-use crate::rsa_pkcs1::{RsaPkcs1Hash, RsaPkcs1Verifier, RsaSha256Signer};
+use crate::rsa_pkcs1::{
+    read_private_key, spki_public_key, RsaKeyRefused, RsaPkcs1Hash, RsaPkcs1Verifier,
+    RsaSha256Signer,
+};
 
 /// The field that carries the signature; never part of what is signed.
 pub(super) const SIGNATURE: &str = "signature";
 /// The field that carries UnionPay's signing certificate (PEM); it *is* signed.
 pub(super) const SIGN_PUB_KEY_CERT: &str = "signPubKeyCert";
-
-/// UnionPay issues 2048-bit keys; anything shorter is a configuration mistake or a forgery.
-const MIN_MODULUS_BYTES: usize = 256;
 
 const PEM_BEGIN: &str = "-----BEGIN CERTIFICATE-----";
 const PEM_END: &str = "-----END CERTIFICATE-----";
@@ -107,27 +103,24 @@ impl UnionPaySigner {
     /// (`BEGIN RSA PRIVATE KEY`) PEM, RSA of at least 2048 bits. (UnionPay hands merchants a
     /// PKCS#12 file; the operator exports its key to PEM once.)
     pub(super) fn from_pem(text: &str) -> Result<Self, ConnectorError> {
-        let text = text.trim();
-        let key = RsaPrivateKey::from_pkcs8_pem(text)
-            .or_else(|_| RsaPrivateKey::from_pkcs1_pem(text))
-            // The parse error is not echoed: it says nothing useful and must stay away from
-            // anything near key material.
-            .map_err(|_| {
-                ConnectorError::Credentials(
-                    "merchant_private_key_pem is not an RSA private key (PKCS#8 or PKCS#1 PEM)"
-                        .into(),
-                )
-            })?;
-        if key.size() < MIN_MODULUS_BYTES {
-            return Err(ConnectorError::Credentials(
-                "merchant_private_key_pem: UnionPay needs an RSA key of at least 2048 bits".into(),
-            ));
-        }
-        let key = RsaSha256Signer::new(&key).ok_or_else(|| {
+        // The parse error is not echoed: it says nothing useful and must stay away from
+        // anything near key material.
+        let der = read_private_key(text, false).ok_or_else(|| {
             ConnectorError::Credentials(
-                "merchant_private_key_pem cannot sign (an RSA key of 2048 to 8192 bits is needed)"
-                    .into(),
+                "merchant_private_key_pem is not an RSA private key (PKCS#8 or PKCS#1 PEM)".into(),
             )
+        })?;
+        let key = RsaSha256Signer::from_pkcs1_der(&der).map_err(|refused| {
+            ConnectorError::Credentials(match refused {
+                RsaKeyRefused::TooShort => {
+                    "merchant_private_key_pem: UnionPay needs an RSA key of at least 2048 bits"
+                        .into()
+                }
+                RsaKeyRefused::Unusable => "merchant_private_key_pem cannot sign (an RSA key of \
+                                            2048 to 4096 bits with a public exponent of at \
+                                            least 65537 is needed)"
+                    .into(),
+            })
         })?;
         Ok(UnionPaySigner { key })
     }
@@ -568,12 +561,14 @@ impl UnionPayCertificate {
             .subject_public_key_info
             .to_der()
             .map_err(|e| e.to_string())?;
-        let key = RsaPublicKey::from_public_key_der(&spki)
-            .map_err(|_| "the certificate's key is not RSA".to_owned())?;
-        if key.size() < MIN_MODULUS_BYTES {
-            return Err("the certificate's RSA key is shorter than 2048 bits".into());
-        }
-        RsaPkcs1Verifier::new(&key).ok_or_else(|| "the certificate's RSA key is unusable".into())
+        let key = spki_public_key(&spki).ok_or("the certificate's key is not RSA")?;
+        RsaPkcs1Verifier::from_pkcs1_der(&key).map_err(|refused| {
+            match refused {
+                RsaKeyRefused::TooShort => "the certificate's RSA key is shorter than 2048 bits",
+                RsaKeyRefused::Unusable => "the certificate's RSA key is unusable",
+            }
+            .to_owned()
+        })
     }
 
     /// Whether `issuer_key` made this certificate's signature.

@@ -13,13 +13,11 @@ use qrgate_connector_api::{
     OrderRef, QrOrderRequest, RefundRef, RefundRequest, RefundStatus, ReverseOutcome, Wallet,
 };
 use qrgate_domain::{Currency, Money};
-use rsa::pkcs1v15::{SigningKey, VerifyingKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
-use rsa::{RsaPrivateKey, RsaPublicKey};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use x509_cert::der::{DecodePem, Encode};
+
+use crate::reference_rsa::{self, ReferenceSigner};
 
 use super::sign::{
     self, UnionPaySignatureError, UnionPaySigner, UnionPaySigningPin, UnionPayTrust,
@@ -131,14 +129,16 @@ fn as_pairs(fields: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> +
     fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))
 }
 
-fn key_signature(key: &SigningKey<Sha256>, fields: &[(String, String)]) -> String {
+fn key_signature(key: &ReferenceSigner, fields: &[(String, String)]) -> String {
     let digest = sign::digest_hex(&sign::sign_content(as_pairs(fields)));
-    base64::engine::general_purpose::STANDARD.encode(key.sign(digest.as_bytes()).to_bytes())
+    base64::engine::general_purpose::STANDARD.encode(key.sign(digest.as_bytes()))
 }
 
-fn unionpay_key() -> &'static SigningKey<Sha256> {
-    static KEY: OnceLock<SigningKey<Sha256>> = OnceLock::new();
-    KEY.get_or_init(|| SigningKey::new(RsaPrivateKey::from_pkcs8_pem(UNIONPAY_SIGN_KEY).unwrap()))
+/// The test UnionPay signing key, used with `ring` directly (not through the connector's
+/// code).
+fn unionpay_key() -> &'static ReferenceSigner {
+    static KEY: OnceLock<ReferenceSigner> = OnceLock::new();
+    KEY.get_or_init(|| ReferenceSigner::from_pkcs8_pem(UNIONPAY_SIGN_KEY))
 }
 
 /// Adds `signPubKeyCert` and a `signature` made with the test UnionPay key, and form-encodes.
@@ -282,16 +282,6 @@ fn describe_order(order: &qrgate_connector_api::ChannelOrder) -> String {
     )
 }
 
-fn merchant_public_key() -> RsaPublicKey {
-    let cert = x509_cert::Certificate::from_pem(MERCHANT_CERT.as_bytes()).unwrap();
-    let spki = cert
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .unwrap();
-    RsaPublicKey::from_public_key_der(&spki).unwrap()
-}
-
 /// Verifies a merchant request as UnionPay would: with the public key of the certificate
 /// whose serial is `certId`.
 pub(super) fn assert_signed_by_merchant(fields: &[(String, String)]) {
@@ -300,12 +290,10 @@ pub(super) fn assert_signed_by_merchant(fields: &[(String, String)]) {
         .decode(value(fields, "signature").unwrap())
         .unwrap();
     let digest = sign::digest_hex(&sign::sign_content(as_pairs(fields)));
-    VerifyingKey::<Sha256>::new(merchant_public_key())
-        .verify(
-            digest.as_bytes(),
-            &rsa::pkcs1v15::Signature::try_from(signature.as_slice()).unwrap(),
-        )
-        .unwrap();
+    assert!(
+        reference_rsa::verify_with_certificate(MERCHANT_CERT, digest.as_bytes(), &signature),
+        "not signed with the merchant certificate's key"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -340,6 +328,30 @@ fn merchant_signatures_are_made_over_the_hex_digest_and_match_openssl() {
         let signer = UnionPaySigner::from_pem(key).unwrap();
         assert_eq!(signer.sign(fields).unwrap(), VECTOR_8_MERCHANT_SIGNATURE);
     }
+}
+
+#[test]
+fn an_unusable_merchant_key_says_what_is_wrong_with_it() {
+    let message = |text: &str| match UnionPaySigner::from_pem(text) {
+        Err(ConnectorError::Credentials(message)) => message,
+        Err(other) => panic!("not a credentials error: {other:?}"),
+        Ok(_) => panic!("accepted"),
+    };
+    let not_a_key = "merchant_private_key_pem is not an RSA private key (PKCS#8 or PKCS#1 PEM)";
+    assert_eq!(message("not a key"), not_a_key);
+    assert_eq!(message(MERCHANT_CERT), not_a_key);
+    // Bare Base64 is an Alipay habit; UnionPay keys come out of a PKCS#12 file as PEM.
+    let bare: String = MERCHANT_KEY
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert_eq!(message(&bare), not_a_key);
+    assert_eq!(
+        message(include_str!(
+            "../rsa_pkcs1/fixtures/test_rsa1024_private_key.pem"
+        )),
+        "merchant_private_key_pem: UnionPay needs an RSA key of at least 2048 bits"
+    );
 }
 
 #[test]
@@ -410,7 +422,7 @@ fn signed_with(cert: &str, key: &str) -> Vec<(String, String)> {
     let mut fields = form_fields(fixture!("query_paid_cross_border.form").as_bytes());
     set(&mut fields, "signPubKeyCert", cert.trim());
     fields.retain(|(k, _)| k != "signature");
-    let key = SigningKey::<Sha256>::new(RsaPrivateKey::from_pkcs8_pem(key).unwrap());
+    let key = ReferenceSigner::from_pkcs8_pem(key);
     let signature = key_signature(&key, &fields);
     fields.push(("signature".into(), signature));
     fields
@@ -621,8 +633,7 @@ fn a_checked_certificate_is_remembered_but_still_checked_against_the_clock() {
     // …and so is one signed by another key (the rogue's) that names the genuine certificate.
     let mut forged = query.clone();
     forged.retain(|(k, _)| k != "signature");
-    let rogue_key =
-        SigningKey::<Sha256>::new(RsaPrivateKey::from_pkcs8_pem(ROGUE_SIGN_KEY).unwrap());
+    let rogue_key = ReferenceSigner::from_pkcs8_pem(ROGUE_SIGN_KEY);
     let signature = key_signature(&rogue_key, &forged);
     forged.push(("signature".into(), signature));
     assert_eq!(
@@ -1714,7 +1725,7 @@ fn a_tampered_rogue_or_unsigned_notification_is_a_bad_signature() {
         let mut fields = form_fields(body.as_bytes());
         fields.retain(|(k, _)| k != "signature");
         set(&mut fields, "signPubKeyCert", ROGUE_SIGN_CERT.trim());
-        let key = SigningKey::<Sha256>::new(RsaPrivateKey::from_pkcs8_pem(ROGUE_SIGN_KEY).unwrap());
+        let key = ReferenceSigner::from_pkcs8_pem(ROGUE_SIGN_KEY);
         let signature = key_signature(&key, &fields);
         fields.push(("signature".into(), signature));
         encode_form(&fields)

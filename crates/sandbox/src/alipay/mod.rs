@@ -93,7 +93,7 @@ impl AlipayKeyCache {
         if let Some((_, key)) = lock(&self.private).iter().find(|(p, _)| p == pem) {
             return Ok(key.clone());
         }
-        let key = Arc::new(RsaSha256Signer::new(&sign::private_key_from_pem(pem)?));
+        let key = Arc::new(sign::private_key_from_pem(pem)?);
         lock(&self.private).push((pem.to_owned(), key.clone()));
         Ok(key)
     }
@@ -102,7 +102,7 @@ impl AlipayKeyCache {
         if let Some((_, key)) = lock(&self.public).iter().find(|(p, _)| p == pem) {
             return Ok(key.clone());
         }
-        let key = Arc::new(RsaSha256Verifier::new(&sign::public_key_from_pem(pem)?));
+        let key = Arc::new(sign::public_key_from_pem(pem)?);
         lock(&self.public).push((pem.to_owned(), key.clone()));
         Ok(key)
     }

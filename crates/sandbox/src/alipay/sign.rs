@@ -1,7 +1,7 @@
 //! RSA2 signing as the Alipay OpenAPI does it (`wallets.md` §2.2), written from the
 //! documentation: the string-to-sign of a parameter set, SHA256withRSA (PKCS#1 v1.5) with
 //! Base64 signatures, and PEM key loading. The RSA arithmetic itself is `crate::rsa_sha256`'s
-//! (`ring` for the fixture keys).
+//! (`ring`).
 //!
 //! The same string-to-sign serves requests (which keep `sign_type` in the signed set) and
 //! notifications (which drop it): the caller says which keys to leave out.
@@ -10,19 +10,16 @@ use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::{RsaPrivateKey, RsaPublicKey};
 
-use crate::rsa_sha256::{RsaSha256Signer, RsaSha256Verifier};
+use crate::rsa_sha256::{RsaKeyError, RsaSha256Signer, RsaSha256Verifier};
 
 /// Why a key could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AlipayKeyError {
-    #[error("not a PKCS#8 or PKCS#1 RSA private key in PEM")]
-    BadPrivateKey,
-    #[error("not a SubjectPublicKeyInfo or PKCS#1 RSA public key in PEM")]
-    BadPublicKey,
+    #[error("not a PKCS#8 or PKCS#1 RSA private key in PEM that ring can use: {0}")]
+    BadPrivateKey(RsaKeyError),
+    #[error("not a SubjectPublicKeyInfo or PKCS#1 RSA public key in PEM that ring can use: {0}")]
+    BadPublicKey(RsaKeyError),
     #[error("RSA signing failed")]
     SigningFailed,
 }
@@ -50,22 +47,35 @@ pub fn string_to_sign<'a>(
     out
 }
 
-/// Reads an RSA private key from PEM: PKCS#8 (`BEGIN PRIVATE KEY`, what Alipay's key tool and
-/// `openssl genrsa` give) or PKCS#1 (`BEGIN RSA PRIVATE KEY`).
-pub fn private_key_from_pem(pem: &str) -> Result<RsaPrivateKey, AlipayKeyError> {
-    let pem = pem.trim();
-    RsaPrivateKey::from_pkcs8_pem(pem)
-        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
-        .map_err(|_| AlipayKeyError::BadPrivateKey)
+/// The label and DER of a PEM text (one block, surrounding whitespace ignored).
+fn pem(text: &str) -> Result<(String, Vec<u8>), RsaKeyError> {
+    let (label, der) =
+        der::pem::decode_vec(text.trim().as_bytes()).map_err(|_| RsaKeyError::Malformed)?;
+    Ok((label.to_owned(), der))
 }
 
-/// Reads an RSA public key from PEM: SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`) or PKCS#1
-/// (`BEGIN RSA PUBLIC KEY`).
-pub fn public_key_from_pem(pem: &str) -> Result<RsaPublicKey, AlipayKeyError> {
-    let pem = pem.trim();
-    RsaPublicKey::from_public_key_pem(pem)
-        .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem))
-        .map_err(|_| AlipayKeyError::BadPublicKey)
+/// Reads an RSA private key from PEM, ready to sign: PKCS#8 (`BEGIN PRIVATE KEY`, what
+/// Alipay's key tool and `openssl genpkey` give) or PKCS#1 (`BEGIN RSA PRIVATE KEY`).
+pub(crate) fn private_key_from_pem(text: &str) -> Result<RsaSha256Signer, AlipayKeyError> {
+    let (label, der) = pem(text).map_err(AlipayKeyError::BadPrivateKey)?;
+    match label.as_str() {
+        "PRIVATE KEY" => RsaSha256Signer::from_pkcs8_der(&der),
+        "RSA PRIVATE KEY" => RsaSha256Signer::from_pkcs1_der(&der),
+        _ => Err(RsaKeyError::Malformed),
+    }
+    .map_err(AlipayKeyError::BadPrivateKey)
+}
+
+/// Reads an RSA public key from PEM, ready to verify: SubjectPublicKeyInfo
+/// (`BEGIN PUBLIC KEY`) or PKCS#1 (`BEGIN RSA PUBLIC KEY`).
+pub(crate) fn public_key_from_pem(text: &str) -> Result<RsaSha256Verifier, AlipayKeyError> {
+    let (label, der) = pem(text).map_err(AlipayKeyError::BadPublicKey)?;
+    match label.as_str() {
+        "PUBLIC KEY" => RsaSha256Verifier::from_spki_der(&der),
+        "RSA PUBLIC KEY" => RsaSha256Verifier::from_pkcs1_der(&der),
+        _ => Err(RsaKeyError::Malformed),
+    }
+    .map_err(AlipayKeyError::BadPublicKey)
 }
 
 /// `Base64(SHA256withRSA(key, text))`. PKCS#1 v1.5 signatures are deterministic, so the same

@@ -12,16 +12,11 @@ use axum::Router;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use chrono::Duration;
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
-use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 use super::{module, sign, wire};
 use crate::model::{Behaviour, Wallet};
-use crate::rsa_sha256::{RsaSha256Signer, RsaSha256Verifier};
+use crate::test_rsa::{TestKey, TestPublicKey};
 use crate::{RunningSandbox, Sandbox, SandboxConfig};
 
 // ---------------------------------------------------------------------------------------
@@ -40,24 +35,15 @@ fn client_string_to_sign(params: &[(String, String)], extra_exclude: &[&str]) ->
         .join("&")
 }
 
-fn client_sign(key: &RsaPrivateKey, text: &str) -> String {
-    BASE64.encode(
-        SigningKey::<Sha256>::new(key.clone())
-            .sign(text.as_bytes())
-            .to_bytes(),
-    )
+fn client_sign(key: &TestKey, text: &str) -> String {
+    BASE64.encode(key.sign(text.as_bytes()))
 }
 
-fn client_verify(key: &RsaPublicKey, text: &str, signature: &str) -> bool {
+fn client_verify(key: &TestPublicKey, text: &str, signature: &str) -> bool {
     let Ok(bytes) = BASE64.decode(signature) else {
         return false;
     };
-    let Ok(signature) = Signature::try_from(bytes.as_slice()) else {
-        return false;
-    };
-    VerifyingKey::<Sha256>::new(key.clone())
-        .verify(text.as_bytes(), &signature)
-        .is_ok()
+    key.verify(text.as_bytes(), &bytes)
 }
 
 /// One answer: the raw text, the member it came under, its value, and whether it carried
@@ -99,8 +85,8 @@ struct Harness {
     gateway_url: String,
     app_id: String,
     seller_id: String,
-    app_key: RsaPrivateKey,
-    alipay_key: RsaPublicKey,
+    app_key: TestKey,
+    alipay_key: TestPublicKey,
 }
 
 async fn start() -> Harness {
@@ -126,8 +112,8 @@ async fn start() -> Harness {
         gateway_url: text("gateway_url"),
         app_id: text("app_id"),
         seller_id: text("seller_id"),
-        app_key: RsaPrivateKey::from_pkcs8_pem(&text("app_private_key_pem")).unwrap(),
-        alipay_key: RsaPublicKey::from_public_key_pem(&text("alipay_public_key_pem")).unwrap(),
+        app_key: TestKey::from_pkcs8_pem(&text("app_private_key_pem")),
+        alipay_key: TestPublicKey::from_spki_pem(&text("alipay_public_key_pem")),
         http: reqwest::Client::builder()
             .timeout(StdDuration::from_secs(30))
             .build()
@@ -425,13 +411,59 @@ fn vector_6_string_to_sign() {
     // verifies with the public key.
     let key = sign::private_key_from_pem(super::APP_PRIVATE_KEY_PEM).unwrap();
     let public = sign::public_key_from_pem(super::APP_PUBLIC_KEY_PEM).unwrap();
-    let signature = sign::sign(&RsaSha256Signer::new(&key), &expected).unwrap();
-    assert_eq!(signature, client_sign(&key, &expected));
-    let public = RsaSha256Verifier::new(&public);
+    let signature = sign::sign(&key, &expected).unwrap();
+    assert_eq!(
+        signature,
+        client_sign(
+            &TestKey::from_pkcs8_pem(super::APP_PRIVATE_KEY_PEM),
+            &expected
+        )
+    );
     assert!(sign::verify(&public, &expected, &signature));
     assert!(!sign::verify(&public, &expected, &sign::forge(&signature)));
     assert!(!sign::verify(&public, &format!("{expected} "), &signature));
     assert!(!sign::verify(&public, &expected, "not base64!"));
+}
+
+#[test]
+fn keys_are_read_from_pkcs8_pkcs1_and_spki_pem_and_nothing_else() {
+    let pkcs1_private = include_str!("../rsa_sha256/fixtures/app_private_pkcs1.pem");
+    let pkcs1_public = include_str!("../rsa_sha256/fixtures/app_public_pkcs1.pem");
+    let text = "app_id=1&method=alipay.trade.query";
+    let signature = sign::sign(&sign::private_key_from_pem(pkcs1_private).unwrap(), text).unwrap();
+    assert_eq!(
+        signature,
+        client_sign(&TestKey::from_pkcs8_pem(super::APP_PRIVATE_KEY_PEM), text)
+    );
+    for public in [super::APP_PUBLIC_KEY_PEM, pkcs1_public] {
+        let public = sign::public_key_from_pem(public).unwrap();
+        assert!(sign::verify(&public, text, &signature));
+    }
+    // Swapped, relabelled, or not PEM at all.
+    let relabelled = super::APP_PRIVATE_KEY_PEM.replace("PRIVATE KEY", "RSA PRIVATE KEY");
+    for bad in [
+        super::APP_PUBLIC_KEY_PEM,
+        relabelled.as_str(),
+        "not a key",
+        "",
+    ] {
+        assert!(
+            matches!(
+                sign::private_key_from_pem(bad),
+                Err(sign::AlipayKeyError::BadPrivateKey(_))
+            ),
+            "{bad}"
+        );
+    }
+    for bad in [super::APP_PRIVATE_KEY_PEM, pkcs1_private, "not a key"] {
+        assert!(
+            matches!(
+                sign::public_key_from_pem(bad),
+                Err(sign::AlipayKeyError::BadPublicKey(_))
+            ),
+            "{bad}"
+        );
+    }
 }
 
 #[test]
@@ -440,11 +472,14 @@ fn fixture_key_pairs_match() {
         (super::APP_PRIVATE_KEY_PEM, super::APP_PUBLIC_KEY_PEM),
         (super::ALIPAY_PRIVATE_KEY_PEM, super::ALIPAY_PUBLIC_KEY_PEM),
     ] {
-        let key = sign::private_key_from_pem(private).unwrap();
         assert_eq!(
-            RsaPublicKey::from(&key),
-            sign::public_key_from_pem(public).unwrap()
+            TestKey::from_pkcs8_pem(private).public_pkcs1(),
+            TestPublicKey::from_spki_pem(public).0
         );
+        // The module reads both, and they belong together.
+        let signature = sign::sign(&sign::private_key_from_pem(private).unwrap(), "x").unwrap();
+        let public = sign::public_key_from_pem(public).unwrap();
+        assert!(sign::verify(&public, "x", &signature));
     }
     assert_ne!(super::APP_PRIVATE_KEY_PEM, super::ALIPAY_PRIVATE_KEY_PEM);
 }
@@ -1448,7 +1483,7 @@ async fn bad_request_signature_is_refused() {
 
     // Signed with the wrong key (the Alipay one instead of the app's).
     let mut params = h.params("alipay.trade.query", &json!({"out_trade_no": "X"}), None);
-    let wrong = sign::private_key_from_pem(super::ALIPAY_PRIVATE_KEY_PEM).unwrap();
+    let wrong = TestKey::from_pkcs8_pem(super::ALIPAY_PRIVATE_KEY_PEM);
     params.retain(|(k, _)| k != "sign");
     let signature = client_sign(&wrong, &client_string_to_sign(&params, &[]));
     params.push(("sign".to_owned(), signature));

@@ -167,7 +167,7 @@ impl UnionpayKeyring {
         if let Some((_, key)) = lock(&self.private).iter().find(|(p, _)| p == pem) {
             return Ok(key.clone());
         }
-        let key = Arc::new(RsaSha256Signer::new(&pki::read_private_key(pem)?));
+        let key = Arc::new(pki::read_private_key(pem)?);
         lock(&self.private).push((pem.to_owned(), key.clone()));
         Ok(key)
     }

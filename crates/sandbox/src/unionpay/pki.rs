@@ -9,10 +9,8 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::{RsaPrivateKey, RsaPublicKey};
 
-use crate::rsa_sha256::RsaSha256Verifier;
+use crate::rsa_sha256::{RsaSha256Signer, RsaSha256Verifier};
 
 /// UnionPay's root CA certificate (self-signed; the gateway is configured with it).
 pub(crate) const ROOT_CERT_PEM: &str = include_str!("pki/root_cert.pem");
@@ -117,14 +115,14 @@ pub(crate) struct UnionpayCert {
 
 /// Reads a PEM certificate's serial number and RSA public key.
 pub(crate) fn read_cert(pem: &str) -> Result<UnionpayCert, UnionpayPkiError> {
-    let (serial, public_key) = read_serial_and_public_key(pem)?;
-    Ok(UnionpayCert {
-        serial,
-        verifier: RsaSha256Verifier::new(&public_key),
-    })
+    let (serial, spki) = read_serial_and_spki(pem)?;
+    let verifier = RsaSha256Verifier::from_spki_der(&spki)
+        .map_err(|e| UnionpayPkiError::BadPublicKey(e.to_string()))?;
+    Ok(UnionpayCert { serial, verifier })
 }
 
-fn read_serial_and_public_key(pem: &str) -> Result<(String, RsaPublicKey), UnionpayPkiError> {
+/// A certificate's serial number (in decimal) and SubjectPublicKeyInfo (DER).
+fn read_serial_and_spki(pem: &str) -> Result<(String, Vec<u8>), UnionpayPkiError> {
     let der = pem_block(pem, "CERTIFICATE")?;
     let (cert, _) = read_tlv(&der).ok_or(UnionpayPkiError::BadDer)?;
     let (tbs, _) = read_tlv(cert.content).ok_or(UnionpayPkiError::BadDer)?;
@@ -151,9 +149,7 @@ fn read_serial_and_public_key(pem: &str) -> Result<(String, RsaPublicKey), Union
     if spki.tag != SEQUENCE {
         return Err(UnionpayPkiError::BadDer);
     }
-    let public_key = RsaPublicKey::from_public_key_der(spki.whole)
-        .map_err(|e| UnionpayPkiError::BadPublicKey(e.to_string()))?;
-    Ok((serial, public_key))
+    Ok((serial, spki.whole.to_vec()))
 }
 
 /// A non-negative big-endian integer in decimal (serials may exceed 64 bits).
@@ -181,31 +177,45 @@ fn decimal(big_endian: &[u8]) -> String {
     digits.iter().rev().collect()
 }
 
-/// A PKCS#8 PEM RSA private key.
-pub(crate) fn read_private_key(pem: &str) -> Result<RsaPrivateKey, UnionpayPkiError> {
-    RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| UnionpayPkiError::BadPrivateKey(e.to_string()))
+/// A PKCS#8 PEM RSA private key, ready to sign.
+pub(crate) fn read_private_key(pem: &str) -> Result<RsaSha256Signer, UnionpayPkiError> {
+    let der = pem_block(pem, "PRIVATE KEY")?;
+    RsaSha256Signer::from_pkcs8_der(&der)
+        .map_err(|e| UnionpayPkiError::BadPrivateKey(e.to_string()))
 }
 
 #[cfg(test)]
 mod unit {
-    use rsa::traits::PublicKeyParts;
-
     use super::*;
+
+    /// The PKCS#1 public key of a certificate's SubjectPublicKeyInfo.
+    fn public_key(spki: &[u8]) -> Vec<u8> {
+        RsaSha256Verifier::from_spki_der(spki)
+            .unwrap()
+            .public_key_pkcs1_der()
+            .to_vec()
+    }
 
     #[test]
     fn fixtures_parse_and_match() {
-        let (serial, merchant) = read_serial_and_public_key(MERCHANT_CERT_PEM).unwrap();
+        let (serial, merchant) = read_serial_and_spki(MERCHANT_CERT_PEM).unwrap();
         assert_eq!(serial, super::super::MERCHANT_CERT_ID);
         assert_eq!(read_cert(MERCHANT_CERT_PEM).unwrap().serial, serial);
-        let (serial, signing) = read_serial_and_public_key(SIGNING_CERT_PEM).unwrap();
+        let (serial, signing) = read_serial_and_spki(SIGNING_CERT_PEM).unwrap();
         assert_eq!(serial, "69115910859");
-        let (serial, root) = read_serial_and_public_key(ROOT_CERT_PEM).unwrap();
+        let (serial, root) = read_serial_and_spki(ROOT_CERT_PEM).unwrap();
         assert_eq!(serial, "1");
-        assert_eq!(root.size(), 256);
+        // RSA-2048: a 256-byte modulus.
+        let root = public_key(&root);
+        let modulus = pkcs1::RsaPublicKey::try_from(root.as_slice())
+            .unwrap()
+            .modulus;
+        assert_eq!(modulus.as_bytes().len(), 256);
         let merchant_key = read_private_key(MERCHANT_KEY_PEM).unwrap();
-        assert_eq!(RsaPublicKey::from(&merchant_key), merchant);
+        assert_eq!(merchant_key.public_key_pkcs1_der(), public_key(&merchant));
         let signing_key = read_private_key(SIGNING_KEY_PEM).unwrap();
-        assert_eq!(RsaPublicKey::from(&signing_key), signing);
+        assert_eq!(signing_key.public_key_pkcs1_der(), public_key(&signing));
+        assert_ne!(public_key(&merchant), public_key(&signing));
     }
 
     #[test]

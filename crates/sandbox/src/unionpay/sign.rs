@@ -2,7 +2,7 @@
 //! `signature`, sorted by key, joined `k=v` with `&` (raw values); the lower-case hex SHA-256
 //! of that string; `signature` = Base64 of RSA-SHA256-PKCS#1 v1.5 over the hex string's ASCII
 //! bytes (so the message is hashed twice: once here, once by the RSA scheme). The RSA
-//! arithmetic itself is `crate::rsa_sha256`'s (`ring` for the fixture keys).
+//! arithmetic itself is `crate::rsa_sha256`'s (`ring`).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -119,8 +119,9 @@ mod unit {
     #[test]
     fn sign_then_verify() {
         let key = super::super::pki::read_private_key(super::super::pki::SIGNING_KEY_PEM).unwrap();
-        let public = RsaSha256Verifier::new(&rsa::RsaPublicKey::from(&key));
-        let key = RsaSha256Signer::new(&key);
+        let public = super::super::pki::read_cert(super::super::pki::SIGNING_CERT_PEM)
+            .unwrap()
+            .verifier;
         let mut f = fields(&[("merId", "123456789012345"), ("orderId", "ORDER0001")]);
         let signature = sign(&key, &f).unwrap();
         f.insert("signature".to_owned(), signature.clone());

@@ -16,15 +16,12 @@ use axum::Router;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
-use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::module;
 use crate::model::{Behaviour, TradeStatus, Wallet};
+use crate::test_rsa::{TestKey, TestPublicKey};
 use crate::{RunningSandbox, Sandbox, SandboxConfig};
 
 type Fields = BTreeMap<String, String>;
@@ -50,26 +47,17 @@ fn client_digest(text: &str) -> String {
         .collect()
 }
 
-fn client_sign(key: &RsaPrivateKey, fields: &Fields) -> String {
+fn client_sign(key: &TestKey, fields: &Fields) -> String {
     let digest = client_digest(&client_string(fields));
-    BASE64.encode(
-        SigningKey::<Sha256>::new(key.clone())
-            .sign(digest.as_bytes())
-            .to_bytes(),
-    )
+    BASE64.encode(key.sign(digest.as_bytes()))
 }
 
-fn client_verify(key: &RsaPublicKey, fields: &Fields) -> bool {
-    let Some(Ok(bytes)) = fields.get("signature").map(|s| BASE64.decode(s)) else {
-        return false;
-    };
-    let Ok(signature) = Signature::try_from(bytes.as_slice()) else {
+fn client_verify(key: &TestPublicKey, fields: &Fields) -> bool {
+    let Some(Ok(signature)) = fields.get("signature").map(|s| BASE64.decode(s)) else {
         return false;
     };
     let digest = client_digest(&client_string(fields));
-    VerifyingKey::<Sha256>::new(key.clone())
-        .verify(digest.as_bytes(), &signature)
-        .is_ok()
+    key.verify(digest.as_bytes(), &signature)
 }
 
 /// A test-side X.509 reader: just enough to check a certificate against its issuer.
@@ -155,8 +143,8 @@ impl TestCert {
         }
     }
 
-    fn public_key(&self) -> RsaPublicKey {
-        RsaPublicKey::from_public_key_der(&self.spki).unwrap()
+    fn public_key(&self) -> TestPublicKey {
+        TestPublicKey::from_spki_der(&self.spki)
     }
 
     /// Issued by `issuer` (names match, sha256WithRSA signature verifies) and valid now.
@@ -168,11 +156,9 @@ impl TestCert {
         if self.signature_oid != [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b] {
             return Err("not sha256WithRSAEncryption".into());
         }
-        let signature =
-            Signature::try_from(self.signature.as_slice()).map_err(|e| e.to_string())?;
-        VerifyingKey::<Sha256>::new(issuer.public_key())
-            .verify(&self.tbs, &signature)
-            .map_err(|e| format!("certificate signature: {e}"))?;
+        if !issuer.public_key().verify(&self.tbs, &self.signature) {
+            return Err("the certificate's signature does not verify".into());
+        }
         let now = Utc::now();
         if now < self.not_before || now > self.not_after {
             return Err("outside the validity period".into());
@@ -251,7 +237,7 @@ struct Harness {
     base_url: String,
     mer_id: String,
     cert_id: String,
-    merchant_key: RsaPrivateKey,
+    merchant_key: TestKey,
     root_cert_pem: String,
     next_order: AtomicU32,
 }
@@ -280,7 +266,7 @@ async fn start_with(config: SandboxConfig) -> Harness {
         base_url: text("base_url"),
         mer_id: text("mer_id"),
         cert_id: text("cert_id"),
-        merchant_key: RsaPrivateKey::from_pkcs8_pem(&text("merchant_private_key_pem")).unwrap(),
+        merchant_key: TestKey::from_pkcs8_pem(&text("merchant_private_key_pem")),
         root_cert_pem: text("root_cert_pem"),
         running,
         sandbox,
@@ -555,11 +541,10 @@ fn vector_8_with_the_test_signer() {
         "45a01fa62a785e6689d2f8a25b597e3d42a00934eb53035244fd63eef5ac7ea4"
     );
     // The module's own signer agrees with the test-side one.
-    let key = super::pki::read_private_key(super::pki::MERCHANT_KEY_PEM).unwrap();
-    let signer = crate::rsa_sha256::RsaSha256Signer::new(&key);
+    let signer = super::pki::read_private_key(super::pki::MERCHANT_KEY_PEM).unwrap();
     assert_eq!(
         super::sign::sign(&signer, &f).unwrap(),
-        client_sign(&key, &f)
+        client_sign(&TestKey::from_pkcs8_pem(super::pki::MERCHANT_KEY_PEM), &f)
     );
 }
 
@@ -581,7 +566,10 @@ async fn credentials_and_pki() {
     let root = TestCert::from_pem(&h.root_cert_pem);
     let merchant = TestCert::from_pem(super::pki::MERCHANT_CERT_PEM);
     merchant.issued_by(&root).unwrap();
-    assert_eq!(merchant.public_key(), RsaPublicKey::from(&h.merchant_key));
+    assert_eq!(
+        merchant.public_key(),
+        TestPublicKey(h.merchant_key.public_pkcs1())
+    );
     // The same seed, the same merchant.
     let again = start().await;
     assert_eq!(again.mer_id, h.mer_id);
@@ -1151,7 +1139,7 @@ async fn request_signature_and_identity_errors() {
         .finish();
     h.post_raw(BACK, body.into_bytes()).await.expect("11");
     // Signed with another key (the sandbox's own signing key, say).
-    let other = RsaPrivateKey::from_pkcs8_pem(super::pki::SIGNING_KEY_PEM).unwrap();
+    let other = TestKey::from_pkcs8_pem(super::pki::SIGNING_KEY_PEM);
     let mut f = h.consume_fields(&order_id, &txn_time, &code, 100, "156");
     let signature = client_sign(&other, &f);
     f.insert("signature".to_owned(), signature);
