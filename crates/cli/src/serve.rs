@@ -268,6 +268,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
         Some(d) => Some(engine.ensure_demo_console_users(&d.merchant.id).await?),
         None => None,
     };
+    let signals = shutdown_signal()?;
     tracing::info!(
         listen = %local,
         database = engine.store().backend().name(),
@@ -308,7 +309,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
     );
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
-        shutdown_signal().await;
+        signals.await;
         tracing::info!("shutdown requested: finishing requests in flight");
         let _ = signalled_tx.send(());
     };
@@ -380,26 +381,32 @@ fn print_demo_console(users: &qrgate_engine::DemoConsoleUsers, local: SocketAddr
     );
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Takes SIGINT and SIGTERM from now on (registered here, not at the future's first poll, so
+/// that a signal arriving just after "qrgate listening" is not met by the default action,
+/// which would end the process without a graceful shutdown) and gives a future that completes
+/// at the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate())
+            .context("cannot take SIGTERM for a graceful shutdown")?;
+        let mut interrupt = signal(SignalKind::interrupt())
+            .context("cannot take SIGINT for a graceful shutdown")?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => {},
+                _ = interrupt.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+    {
+        Ok(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }
 

@@ -271,6 +271,24 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     );
 }
 
+/// A SIGTERM sent the moment the gateway says it is listening is a graceful shutdown, not
+/// the default action of the signal (the handlers are taken before that line is logged; they
+/// used to be taken only when the server task first ran, and a loaded machine killed the
+/// process outright, failing `the_connection_limits_come_from_the_configuration` in CI).
+#[tokio::test]
+async fn a_sigterm_right_after_listening_shuts_down_gracefully() {
+    for _ in 0..3 {
+        let install = Install::sqlite();
+        let server = install.serve(&[]);
+        let (status, logs) = server.terminate();
+        assert!(status.success(), "{status:?} {logs:#?}");
+        assert!(
+            logs.iter().any(|l| l.contains("qrgate stopped")),
+            "{logs:#?}"
+        );
+    }
+}
+
 /// Drops the `null`s TOML cannot hold (a value the sandbox does not have yet).
 fn without_nulls(value: Value) -> Value {
     match value {
