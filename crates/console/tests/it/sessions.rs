@@ -7,14 +7,31 @@ use qrgate_testkit::{backend_tests, TestDb};
 
 use crate::world::{World, PASSWORD};
 
-/// A sign-in from a new browser (its own cookies).
-async fn post_sign_in(w: &World, email: &str, password: &str) -> reqwest::Response {
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
+/// A new browser: its own cookies (or none), redirects not followed.
+fn browser(cookies: bool) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(cookies)
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap();
-    console_sign_in(&http, &w.url(""), email, password).await
+        .unwrap()
+}
+
+/// A sign-in from a new browser.
+async fn post_sign_in(w: &World, email: &str, password: &str) -> reqwest::Response {
+    console_sign_in(&browser(true), &w.url(""), email, password).await
+}
+
+/// Posts the sign-in form with `token` and the owner's right password.
+async fn post_with_token(w: &World, http: &reqwest::Client, token: &str) -> reqwest::Response {
+    http.post(w.url("/console/sign-in"))
+        .form(&[
+            ("csrf", token),
+            ("email", w.a.owner.email.as_str()),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn wrong_credentials_get_one_answer_and_five_lock_the_user(db: TestDb) {
@@ -205,20 +222,7 @@ async fn a_sign_in_posted_from_another_site_opens_no_session(db: TestDb) {
     let w = World::start(db).await;
     // A page on another site can post the form, but cannot send (or read) the browser's
     // sign-in cookie: signing a victim in to the attacker's account is refused.
-    let foreign = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = foreign
-        .post(w.url("/console/sign-in"))
-        .form(&[
-            ("csrf", "0".repeat(64).as_str()),
-            ("email", w.a.owner.email.as_str()),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_with_token(&w, &browser(false), &"0".repeat(64)).await;
     assert_eq!(r.status(), 403);
     let session_set = r
         .headers()
@@ -228,25 +232,12 @@ async fn a_sign_in_posted_from_another_site_opens_no_session(db: TestDb) {
     assert!(!session_set, "no session cookie for a forged sign-in");
     assert!(r.text().await.unwrap().contains("csrf-error"));
     // The browser's own cookie with another token in the form: refused too.
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    browser.get(w.url("/console/sign-in")).send().await.unwrap();
-    let r = browser
-        .post(w.url("/console/sign-in"))
-        .form(&[
-            ("csrf", "f".repeat(64).as_str()),
-            ("email", w.a.owner.email.as_str()),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let own = browser(true);
+    own.get(w.url("/console/sign-in")).send().await.unwrap();
+    let r = post_with_token(&w, &own, &"f".repeat(64)).await;
     assert_eq!(r.status(), 403);
     // The same browser with its own token signs in.
-    let r = console_sign_in(&browser, &w.url(""), w.a.owner.email.as_str(), PASSWORD).await;
+    let r = console_sign_in(&own, &w.url(""), w.a.owner.email.as_str(), PASSWORD).await;
     assert_eq!(r.status(), 303);
 }
 
