@@ -11,6 +11,7 @@ mod ledger;
 mod merchant;
 mod money;
 mod order;
+mod recon;
 mod refund;
 mod wallet;
 
@@ -30,5 +31,6 @@ pub use order::{
     DeclineReason, InvalidTransition, MerchantOrderId, Order, OrderIdError, OrderStatus,
     PaymentMode, RefundState,
 };
+pub use recon::{bill_day, bill_day_start, BreakKind, BreakStatus};
 pub use refund::{Refund, RefundStatus};
 pub use wallet::Wallet;

@@ -19,6 +19,7 @@ mod loops;
 mod merchants;
 mod payments;
 mod qr_orders;
+mod reconcile;
 mod refunds;
 mod settle_watch;
 mod till;
@@ -49,6 +50,7 @@ pub use loops::{LoopBounds, CLOSING_BOUNDS, NOTIFICATION_BOUNDS, REFUND_BOUNDS};
 pub use merchants::{CreatedMerchant, MerchantRequest, PosAuthError, PosCredentials, RotatedKey};
 pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
 pub use qr_orders::{NotificationError, QrPayment};
+pub use reconcile::{ReconcileError, ReconcileReport, ReconcileSettings};
 pub use refunds::{RefundError, RefundOrder, RefundView, MAX_REFUND_SENDS, REFUND_FOLLOW_UP};
 pub use till::{
     check_pin, SessionError, SignInAttempt, SignInError, SignedIn, TillSession, FIRST_PIN_LOCK,
@@ -62,7 +64,7 @@ pub use timing::timed;
 /// the engine alone.
 pub use qrgate_store::{
     AuditEntry, Callback, CallbackAttempt, CallbackRecord, ConsoleUser, FailingCallback,
-    LedgerEntry, OrderEvent, PageCursor, WalletCalls,
+    LedgerEntry, NewBreak, OrderEvent, PageCursor, ReconBreak, ReconRun, RunOutcome, WalletCalls,
 };
 
 use std::sync::Arc;
