@@ -75,6 +75,11 @@ pub enum Account {
     MerchantPayable(MerchantId),
     /// The provider's fee income (credit balance).
     ProviderFees,
+    /// What a wallet charged the provider, as its bills state (an expense: debit balance).
+    WalletFees(Wallet),
+    /// What the provider has settled to a merchant (paid out or due in a payout file): a
+    /// day's net moves here from [`Account::MerchantPayable`] when the day is settled.
+    MerchantSettled(MerchantId),
 }
 
 impl fmt::Display for Account {
@@ -83,6 +88,8 @@ impl fmt::Display for Account {
             Account::WalletClearing(w) => write!(f, "wallet_clearing:{}", w.as_str()),
             Account::MerchantPayable(m) => write!(f, "merchant_payable:{m}"),
             Account::ProviderFees => f.write_str("provider_fees"),
+            Account::WalletFees(w) => write!(f, "wallet_fees:{}", w.as_str()),
+            Account::MerchantSettled(m) => write!(f, "merchant_settled:{m}"),
         }
     }
 }
@@ -106,6 +113,10 @@ impl FromStr for Account {
             Some(("merchant_payable", m)) => MerchantId::parse(m)
                 .map(Account::MerchantPayable)
                 .map_err(|_| bad()),
+            Some(("wallet_fees", w)) => Wallet::parse(w).map(Account::WalletFees).ok_or_else(bad),
+            Some(("merchant_settled", m)) => MerchantId::parse(m)
+                .map(Account::MerchantSettled)
+                .map_err(|_| bad()),
             _ => Err(bad()),
         }
     }
@@ -116,6 +127,10 @@ impl FromStr for Account {
 pub enum PostingKind {
     Payment,
     Refund,
+    /// A wallet's fee on one bill line (docs/RECONCILIATION.md).
+    WalletFee,
+    /// A merchant's settled day.
+    Settlement,
 }
 
 impl PostingKind {
@@ -123,6 +138,8 @@ impl PostingKind {
         match self {
             PostingKind::Payment => "payment",
             PostingKind::Refund => "refund",
+            PostingKind::WalletFee => "wallet_fee",
+            PostingKind::Settlement => "settlement",
         }
     }
 }
@@ -134,6 +151,8 @@ impl FromStr for PostingKind {
         match s {
             "payment" => Ok(PostingKind::Payment),
             "refund" => Ok(PostingKind::Refund),
+            "wallet_fee" => Ok(PostingKind::WalletFee),
+            "settlement" => Ok(PostingKind::Settlement),
             other => Err(AccountParseError(other.to_owned())),
         }
     }
@@ -274,6 +293,41 @@ pub fn payment_posting(order: &Order, fee_rate: FeeRate) -> Result<Posting, Ledg
     )
 }
 
+/// The name of a wallet fee's posting: one per bill line, named by the line's kind and our
+/// number (the order's key for a payment, the refund's key for a refund).
+pub fn wallet_fee_txn(wallet: Wallet, line_kind: &str, subject: &str) -> String {
+    format!("wallet_fee:{}:{line_kind}:{subject}", wallet.as_str())
+}
+
+/// A wallet's fee on one bill line: what the wallet keeps of what it collected, so that its
+/// clearing account comes to what it will actually pay the provider.
+///
+/// | account | debit | credit |
+/// |---|---|---|
+/// | `wallet_fees:{wallet}` | fee | |
+/// | `wallet_clearing:{wallet}` | | fee |
+///
+/// A fee given back (a refund's share, negative) posts the other way. A zero fee is no
+/// posting (`LedgerError::TooFewEntries`).
+pub fn wallet_fee_posting(wallet: Wallet, txn: String, fee: Money) -> Result<Posting, LedgerError> {
+    Posting::new(
+        txn,
+        PostingKind::WalletFee,
+        vec![
+            Entry {
+                account: Account::WalletFees(wallet),
+                amount: fee,
+                payer_amount: None,
+            },
+            Entry {
+                account: Account::WalletClearing(wallet),
+                amount: Money::new(-fee.minor(), fee.currency()),
+                payer_amount: None,
+            },
+        ],
+    )
+}
+
 /// What an order's ledger says before a refund is posted, read in the refund's transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RefundBasis {
@@ -376,6 +430,8 @@ mod tests {
             Account::WalletClearing(Wallet::Alipay),
             Account::MerchantPayable(MerchantId::parse("ON00000001").unwrap()),
             Account::ProviderFees,
+            Account::WalletFees(Wallet::UnionPay),
+            Account::MerchantSettled(MerchantId::parse("ON00000001").unwrap()),
         ] {
             assert_eq!(a.to_string().parse::<Account>().unwrap(), a);
         }

@@ -50,7 +50,7 @@ pub use loops::{LoopBounds, CLOSING_BOUNDS, NOTIFICATION_BOUNDS, REFUND_BOUNDS};
 pub use merchants::{CreatedMerchant, MerchantRequest, PosAuthError, PosCredentials, RotatedKey};
 pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
 pub use qr_orders::{NotificationError, QrPayment};
-pub use reconcile::{ReconcileError, ReconcileReport, ReconcileSettings};
+pub use reconcile::{FeeMargin, ReconcileError, ReconcileReport, ReconcileSettings};
 pub use refunds::{RefundError, RefundOrder, RefundView, MAX_REFUND_SENDS, REFUND_FOLLOW_UP};
 pub use till::{
     check_pin, SessionError, SignInAttempt, SignInError, SignedIn, TillSession, FIRST_PIN_LOCK,

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use chrono::{Duration, NaiveDate};
 use qrgate_connector_api::{BillError, BillLine, BillLineKind, BillLineStatus, WalletBill};
 use qrgate_domain::{
-    bill_day, bill_day_start, BreakKind, BreakStatus, Currency, Money, Order, OrderStatus,
-    RefundStatus, Wallet,
+    bill_day, bill_day_start, wallet_fee_posting, wallet_fee_txn, BreakKind, BreakStatus, Currency,
+    Money, Order, OrderStatus, RefundStatus, Wallet,
 };
 use qrgate_store::{LineKind, NewBreak, NewReconRun, ReconBreak, ReconLine, ReconRun, RunOutcome};
 
@@ -69,6 +69,16 @@ impl From<qrgate_store::StoreError> for ReconcileError {
     fn from(e: qrgate_store::StoreError) -> Self {
         ReconcileError::Engine(EngineError::from(e))
     }
+}
+
+/// A merchant's fees on one day in one currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeeMargin {
+    /// What the provider charged (net of fees given back on refunds).
+    pub ours: Money,
+    /// What the wallets kept, by their bills.
+    pub wallets: Money,
+    pub margin: Money,
 }
 
 /// What one run did.
@@ -464,6 +474,8 @@ impl Engine {
                     ));
                 } else if ours_done {
                     f = compare_amount(line, refund.amount, refund.cny_amount, &subject, None);
+                    self.post_line_fee(wallet, line, &refund.order_key, Some(&refund.key))
+                        .await?;
                 }
                 Ok(f.map(|mut f| {
                     f.note = f.note.take().or(worked_note);
@@ -498,6 +510,12 @@ impl Engine {
                 let mut f = self
                     .judge_order_line(wallet, line, &order, settings)
                     .await?;
+                if line.kind == BillLineKind::Payment
+                    && line.status == BillLineStatus::Succeeded
+                    && order.status == OrderStatus::Paid
+                {
+                    self.post_line_fee(wallet, line, &order.key, None).await?;
+                }
                 if let Some(note) = worked_note {
                     if order.status == OrderStatus::Paid {
                         tally.worked += 1;
@@ -581,6 +599,35 @@ impl Engine {
             (BillLineKind::Reversal, _) => Ok(None),
             (BillLineKind::Refund, _) => Ok(None),
         }
+    }
+
+    /// Posts the fee a bill line states (`wallet_fees` against `wallet_clearing`), once per
+    /// line: for payments of orders paid at ours and refunds done at ours, whatever else the
+    /// line disagrees on, since it is what the wallet keeps.
+    async fn post_line_fee(
+        &self,
+        wallet: Wallet,
+        line: &BillLine,
+        order_key: &str,
+        refund_key: Option<&str>,
+    ) -> Result<(), ReconcileError> {
+        let Some(fee) = line.fee else {
+            return Ok(());
+        };
+        let fee = fee.rounded();
+        if fee.minor() == 0 {
+            return Ok(());
+        }
+        let (kind, subject) = match refund_key {
+            Some(r) => ("refund", r),
+            None => ("payment", order_key),
+        };
+        let posting = wallet_fee_posting(wallet, wallet_fee_txn(wallet, kind, subject), fee)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        self.store
+            .post_wallet_fee(&posting, order_key, refund_key, self.now())
+            .await?;
+        Ok(())
     }
 
     /// Claims an order that is not final and moves it one closing-loop step (a query to the
@@ -686,6 +733,31 @@ impl Engine {
             self.record_break(wallet, day, f, tally).await?;
         }
         Ok(ours)
+    }
+
+    /// The provider's margin on a merchant's day (the merchant's time zone): per currency,
+    /// our fees, the wallets' fees on the same payments and refunds (posted at
+    /// reconciliation), and the difference. The wallets' fees are known only for lines
+    /// reconciled so far; UnionPay's are in CNY, so they sit in the CNY row.
+    pub async fn fee_margin(
+        &self,
+        merchant: &qrgate_domain::MerchantId,
+        day: NaiveDate,
+    ) -> Result<Vec<FeeMargin>, EngineError> {
+        let m = self.merchant(merchant).await?;
+        let from = crate::console::start_of_day(&m, day)?;
+        let to = crate::console::start_of_day(&m, day + Duration::days(1))?;
+        Ok(self
+            .store
+            .fee_margin(merchant, from, to)
+            .await?
+            .into_iter()
+            .map(|(currency, ours, wallets)| FeeMargin {
+                ours: Money::new(ours, currency),
+                wallets: Money::new(wallets, currency),
+                margin: Money::new(ours - wallets, currency),
+            })
+            .collect())
     }
 
     /// The wallets this engine can call, whose bills can be reconciled.

@@ -3,10 +3,13 @@
 //! (`UNIQUE (wallet, kind, subject)`).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use qrgate_domain::{BreakKind, BreakStatus, Currency, Money, Order, Refund, Wallet};
+use qrgate_domain::{
+    BreakKind, BreakStatus, Currency, MerchantId, Money, Order, Posting, Refund, Wallet,
+};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::ledger::insert_posting;
 use crate::orders::{opt_ms, order_from_row, ORDER_COLUMNS};
 use crate::refunds::{refund_from_row, REFUND_COLUMNS};
 use crate::time::{from_millis, to_millis};
@@ -577,5 +580,70 @@ impl Store {
             })
             .await?;
         row.as_ref().map(refund_from_row).transpose()
+    }
+
+    /// Writes a wallet fee's posting unless one of that name exists (running a day again posts
+    /// nothing twice). Returns whether it wrote it.
+    pub async fn post_wallet_fee(
+        &self,
+        posting: &Posting,
+        order_key: &str,
+        refund_key: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let posting = posting.clone();
+        let (order_key, refund_key) = (order_key.to_owned(), refund_key.map(str::to_owned));
+        self.write("wallet fee posting", move |conn| {
+            Box::pin(async move {
+                let exists: Option<i64> =
+                    sqlx::query_scalar("SELECT 1 FROM ledger_entries WHERE txn = $1 LIMIT 1")
+                        .bind(posting.txn())
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(|e| StoreError::from_sqlx(e, "wallet fee posting"))?;
+                if exists.is_some() {
+                    return Ok(false);
+                }
+                insert_posting(conn, &posting, &order_key, refund_key.as_deref(), now).await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    /// A merchant's fees between `from` and `to`, by currency: what the provider charged
+    /// (`provider_fees`, net of fees given back) and what the wallets kept on the same
+    /// payments and refunds (`wallet_fees`), each dated by the payment or refund it belongs
+    /// to. Returns `(currency, ours, wallets')` in minor units.
+    pub async fn fee_margin(
+        &self,
+        merchant: &MerchantId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(Currency, i64, i64)>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            // PostgreSQL sums BIGINT as NUMERIC: cast back.
+            "SELECT e.currency, \
+               CAST(COALESCE(SUM(CASE WHEN e.account = 'provider_fees' THEN -e.amount ELSE 0 END), 0) AS BIGINT), \
+               CAST(COALESCE(SUM(CASE WHEN e.account LIKE 'wallet_fees:%' THEN e.amount ELSE 0 END), 0) AS BIGINT) \
+             FROM ledger_entries e JOIN orders o ON o.key = e.order_key \
+             WHERE o.merchant_id = $1 AND (e.account = 'provider_fees' OR e.account LIKE 'wallet_fees:%') \
+             AND COALESCE((SELECT MIN(p.created_at) FROM ledger_entries p WHERE p.txn = \
+                 CASE WHEN e.refund_key IS NULL THEN 'payment:' || e.order_key \
+                 ELSE 'refund:' || e.refund_key END), e.created_at) >= $2 \
+             AND COALESCE((SELECT MIN(p.created_at) FROM ledger_entries p WHERE p.txn = \
+                 CASE WHEN e.refund_key IS NULL THEN 'payment:' || e.order_key \
+                 ELSE 'refund:' || e.refund_key END), e.created_at) < $3 \
+             GROUP BY e.currency ORDER BY e.currency",
+        )
+        .bind(merchant.as_str())
+        .bind(to_millis(from))
+        .bind(to_millis(to))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "ledger entry"))?;
+        rows.into_iter()
+            .map(|(c, ours, theirs)| Ok((c.parse().map_err(StoreError::corrupt)?, ours, theirs)))
+            .collect()
     }
 }

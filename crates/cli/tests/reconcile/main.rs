@@ -5,15 +5,15 @@
 //! PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
 use qrgate_connectors::{TimeoutSettings, WalletSettings};
 use qrgate_domain::{
-    bill_day, BreakKind, BreakStatus, Currency, Merchant, MerchantOrderId, Money, OrderStatus,
-    Wallet,
+    bill_day, Account, BreakKind, BreakStatus, Currency, FeeRate, Merchant, MerchantOrderId, Money,
+    OrderStatus, Wallet,
 };
 use qrgate_engine::{
     ClosingPolicy, CodePayment, Engine, FixedClock, MasterKey, MerchantRequest, QrPayment,
@@ -206,6 +206,12 @@ struct Day {
     pending_paid: String,
     /// A refund that may still be in progress at ours when the bill comes.
     late_refund: String,
+    /// A paid order the bill lists as it is, and the one whose fee was planted (99).
+    plain: String,
+    fee_planted: String,
+    merchant: Merchant,
+    /// Every order of the day.
+    orders: Vec<String>,
 }
 
 async fn pay(
@@ -253,6 +259,10 @@ async fn refund(w: &World, m: &Merchant, order_id: &str, refund_id: &str, minor:
 /// A day of trades of one wallet with every kind of break planted in its bill.
 async fn make_day(w: &World, wallet: (&str, Wallet), currency: Currency) -> Day {
     let m = w.merchant(currency).await;
+    w.engine
+        .set_merchant_fee_rate(&m.id, FeeRate::from_bps(60).unwrap())
+        .await
+        .unwrap();
     let customer = w.customer().await;
     let instant = json!({"kind": "instant"});
     let mut paid = Vec::new();
@@ -424,9 +434,31 @@ async fn make_day(w: &World, wallet: (&str, Wallet), currency: Currency) -> Day 
     Day {
         day,
         expected,
-        pending_paid: pending.key,
+        pending_paid: pending.key.clone(),
         late_refund: r_late,
+        plain: key(7),
+        fee_planted: key(3),
+        orders: paid
+            .iter()
+            .map(|o| o.key.clone())
+            .chain([
+                pending.key.clone(),
+                reversed.key.clone(),
+                declined.key.clone(),
+            ])
+            .collect(),
+        merchant: m,
     }
+}
+
+async fn paid_day(w: &World, key: &str) -> DateTime<Utc> {
+    w.db.store
+        .order(key)
+        .await
+        .unwrap()
+        .unwrap()
+        .paid_at
+        .unwrap()
 }
 
 async fn open_breaks(w: &World) -> BTreeSet<(BreakKind, String)> {
@@ -499,6 +531,90 @@ async fn reconcile_a_day_with_every_break_planted(
     );
     assert!(first.run.held >= 3, "{:?}", first.run);
     assert!(first.run.file_sha256.is_some());
+
+    // The bill's fees are posted: what the sandbox's own record says for a plain payment,
+    // and the planted 99 where the bill says so (the wallet keeps what its bill says).
+    let bill: Value = w
+        .http
+        .get(format!(
+            "{}/control/bills/{}/{}",
+            w.running.url(),
+            wallet.0,
+            d.day
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sandbox_fee = bill["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "payment" && e["trade"]["out_trade_no"] == d.plain.as_str())
+        .map(|e| e["fee"].as_i64().unwrap())
+        .unwrap();
+    assert!(sandbox_fee > 0);
+    let posted_fee = |key: String| async move {
+        w.db.store
+            .ledger_entries_of_order(&key)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.account == Account::WalletFees(wallet.1) && e.refund_key.is_none())
+            .map(|e| e.amount.minor())
+            .sum::<i64>()
+    };
+    assert_eq!(posted_fee(d.plain.clone()).await, sandbox_fee);
+    assert_eq!(posted_fee(d.fee_planted.clone()).await, 99);
+
+    // The margin per merchant and day: our fees less the wallets', each dated by the payment
+    // or refund it belongs to (the merchant's time zone), as the ledger holds them.
+    let tz = d.merchant.time_zone.tz();
+    let local_day = paid_day(w, &d.plain).await.with_timezone(&tz).date_naive();
+    let mut expected: BTreeMap<Currency, (i64, i64)> = BTreeMap::new();
+    for key in &d.orders {
+        let entries = w.db.store.ledger_entries_of_order(key).await.unwrap();
+        for e in &entries {
+            let underlying = match &e.refund_key {
+                Some(r) => format!("refund:{r}"),
+                None => format!("payment:{key}"),
+            };
+            let at = entries
+                .iter()
+                .find(|p| p.txn == underlying)
+                .map_or(e.at, |p| p.at);
+            if at.with_timezone(&tz).date_naive() != local_day {
+                continue;
+            }
+            let row = expected.entry(e.amount.currency()).or_default();
+            match e.account {
+                Account::ProviderFees => row.0 -= e.amount.minor(),
+                Account::WalletFees(_) => row.1 += e.amount.minor(),
+                _ => {}
+            }
+        }
+    }
+    let margin: BTreeMap<Currency, (i64, i64)> = w
+        .engine
+        .fee_margin(&d.merchant.id, local_day)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| {
+            assert_eq!(f.margin.minor(), f.ours.minor() - f.wallets.minor());
+            (f.ours.currency(), (f.ours.minor(), f.wallets.minor()))
+        })
+        .collect();
+    assert_eq!(margin, expected);
+    assert!(
+        margin
+            .values()
+            .any(|(ours, wallets)| *ours > 0 && *wallets > 0)
+            || wallet.1 == Wallet::UnionPay,
+        "{margin:?}"
+    );
 
     // Run again: the same result, nothing new.
     let before = every_break(w).await;
