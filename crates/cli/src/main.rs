@@ -12,6 +12,7 @@ mod pos_charge;
 mod reconcile;
 mod sandbox_cmd;
 mod serve;
+mod settle;
 mod users;
 mod wiring;
 
@@ -100,6 +101,9 @@ enum Command {
     /// the breaks (docs/RECONCILIATION.md).
     #[command(subcommand)]
     Reconcile(reconcile::ReconcileCommand),
+    /// Settlement to merchants: settle reconciled days, write statements and payout files.
+    #[command(subcommand)]
+    Settle(settle::SettleCommand),
     /// Manage the exchange rates to CNY that the gateway answers with.
     #[command(subcommand)]
     Fx(commands::FxCommand),
@@ -186,6 +190,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(&config, &args).await,
         Command::Refunds(cmd) => books::refunds(&config, cmd).await,
         Command::Reconcile(cmd) => reconcile::run(&config, cmd).await,
+        Command::Settle(cmd) => settle::run(&config, cmd).await,
         Command::Callbacks(cmd) => commands::callbacks(&config, cmd).await,
         Command::Pos(_) | Command::Sandbox(_) => Ok(ExitCode::SUCCESS),
     }

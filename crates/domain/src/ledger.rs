@@ -328,6 +328,43 @@ pub fn wallet_fee_posting(wallet: Wallet, txn: String, fee: Money) -> Result<Pos
     )
 }
 
+/// The name of the posting that settles the payment or refund posting `posting_txn`.
+pub fn settlement_txn(posting_txn: &str) -> String {
+    format!("settlement:{posting_txn}")
+}
+
+/// Settles what a payment or refund left payable to a merchant (`net`: positive when the
+/// merchant was owed it, negative for a refund it bears):
+///
+/// | account | debit | credit |
+/// |---|---|---|
+/// | `merchant_payable:{merchant}` | net | |
+/// | `merchant_settled:{merchant}` | | net |
+///
+/// A zero net is no posting (`LedgerError::TooFewEntries`).
+pub fn settlement_posting(
+    merchant: &MerchantId,
+    posting_txn: &str,
+    net: Money,
+) -> Result<Posting, LedgerError> {
+    Posting::new(
+        settlement_txn(posting_txn),
+        PostingKind::Settlement,
+        vec![
+            Entry {
+                account: Account::MerchantPayable(merchant.clone()),
+                amount: net,
+                payer_amount: None,
+            },
+            Entry {
+                account: Account::MerchantSettled(merchant.clone()),
+                amount: Money::new(-net.minor(), net.currency()),
+                payer_amount: None,
+            },
+        ],
+    )
+}
+
 /// What an order's ledger says before a refund is posted, read in the refund's transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RefundBasis {

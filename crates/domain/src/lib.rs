@@ -19,9 +19,9 @@ pub use console::{ConsoleRole, Email, EmailError, Permission, Scope, UserStatus}
 pub use fx::{FxQuote, FxRate, FxRateParseError, FX_SCALE};
 pub use ids::{IdError, MerchantId, OperatorId, ShopId, TerminalNo};
 pub use ledger::{
-    payment_posting, payment_txn, refund_posting, refund_txn, wallet_fee_posting, wallet_fee_txn,
-    Account, AccountParseError, Entry, FeeRate, FeeRateError, LedgerError, Posting, PostingKind,
-    RefundBasis,
+    payment_posting, payment_txn, refund_posting, refund_txn, settlement_posting, settlement_txn,
+    wallet_fee_posting, wallet_fee_txn, Account, AccountParseError, Entry, FeeRate, FeeRateError,
+    LedgerError, Posting, PostingKind, RefundBasis,
 };
 pub use merchant::{
     validate_name, Merchant, MerchantStatus, MerchantTimeZone, NameError, Operator, OperatorStatus,

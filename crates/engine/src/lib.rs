@@ -21,6 +21,7 @@ mod payments;
 mod qr_orders;
 mod reconcile;
 mod refunds;
+mod settle;
 mod settle_watch;
 mod till;
 mod till_guard;
@@ -52,6 +53,9 @@ pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
 pub use qr_orders::{NotificationError, QrPayment};
 pub use reconcile::{FeeMargin, ReconcileError, ReconcileReport, ReconcileSettings};
 pub use refunds::{RefundError, RefundOrder, RefundView, MAX_REFUND_SENDS, REFUND_FOLLOW_UP};
+pub use settle::{
+    payout_csv, statement_csv, statement_html, statement_of, Language, SettleOutcome,
+};
 pub use till::{
     check_pin, SessionError, SignInAttempt, SignInError, SignedIn, TillSession, FIRST_PIN_LOCK,
     KNOWN_TILL_LIFETIME, LOCKING_PIN_ATTEMPT, MAX_PIN_LOCK, PIN_ATTEMPT_WINDOW, SESSION_IDLE,
@@ -64,7 +68,8 @@ pub use timing::timed;
 /// the engine alone.
 pub use qrgate_store::{
     AuditEntry, Callback, CallbackAttempt, CallbackRecord, ConsoleUser, FailingCallback,
-    LedgerEntry, NewBreak, OrderEvent, PageCursor, ReconBreak, ReconRun, RunOutcome, WalletCalls,
+    LedgerEntry, NewBreak, OrderEvent, PageCursor, ReconBreak, ReconRun, RunOutcome, Settlement,
+    StatementLine, WalletCalls,
 };
 
 use std::sync::Arc;

@@ -16,8 +16,8 @@ use qrgate_domain::{
     OrderStatus, Wallet,
 };
 use qrgate_engine::{
-    ClosingPolicy, CodePayment, Engine, FixedClock, MasterKey, MerchantRequest, QrPayment,
-    ReconcileSettings, RefundOrder, Wallets,
+    payout_csv, statement_csv, statement_html, ClosingPolicy, CodePayment, Engine, FixedClock,
+    MasterKey, MerchantRequest, QrPayment, ReconcileSettings, RefundOrder, SettleOutcome, Wallets,
 };
 use qrgate_sandbox::{wallet_modules, RunningSandbox, Sandbox, SandboxConfig};
 use qrgate_testkit::{backend_tests, TestDb};
@@ -128,7 +128,9 @@ impl World {
             .create_merchant(&MerchantRequest {
                 name: "Maple Tea".into(),
                 currency,
-                time_zone: "America/Toronto".parse().unwrap(),
+                // Beijing's: the merchant's day is the wallets' bill day (UnionPay's runs an
+                // hour ahead), and its statements are in Chinese.
+                time_zone: "Asia/Shanghai".parse().unwrap(),
                 id_prefix: "ON".into(),
             })
             .await
@@ -673,6 +675,129 @@ async fn reconcile_a_day_with_every_break_planted(
         .resolve_break(b.id + 1000, "ops", "none")
         .await
         .is_err());
+    assert!(w.db.store.check_ledger().await.unwrap().is_empty());
+
+    settle_the_day(w, wallet, &d).await;
+}
+
+/// Settles the merchant's day once its bills are reconciled and its breaks resolved.
+async fn settle_the_day(w: &World, wallet: (&str, Wallet), d: &Day) {
+    let settings = ReconcileSettings::default();
+    let m = &d.merchant;
+    // Open breaks name its orders: not settled.
+    let blocked = w
+        .engine
+        .settle_merchant_day(m, d.day, &settings, "test")
+        .await
+        .unwrap();
+    assert!(matches!(blocked, SettleOutcome::Blocked(_)), "{blocked:?}");
+    for b in w
+        .engine
+        .recon_breaks(None, None, Some(BreakStatus::Open), 1000)
+        .await
+        .unwrap()
+    {
+        w.engine
+            .resolve_break(b.id, "ops", "accepted for the test")
+            .await
+            .unwrap();
+    }
+    // UnionPay's day ends at 23:00: the merchant's day reaches into its next bill day, held
+    // two days more: one more run.
+    w.advance_quietly(Duration::days(1));
+    if wallet.1 == Wallet::UnionPay {
+        let blocked = w
+            .engine
+            .settle_merchant_day(m, d.day, &settings, "test")
+            .await
+            .unwrap();
+        assert!(matches!(blocked, SettleOutcome::Blocked(_)), "{blocked:?}");
+    }
+    w.engine
+        .reconcile_day(wallet.1, d.day + Duration::days(3), &settings, "test")
+        .await
+        .unwrap();
+    let outcome = w
+        .engine
+        .settle_merchant_day(m, d.day, &settings, "test")
+        .await
+        .unwrap();
+    let SettleOutcome::Settled(statements) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(statements.len(), 1);
+    let s = &statements[0];
+    let lines = w.engine.statement_lines(&s.statement_id).await.unwrap();
+    // Eight payments and the refund of the day; not the order paid and the refund finished
+    // at reconciliation, the next morning.
+    // (Alipay finishes refunds at once: its late refund was done that day.)
+    let late = w.db.store.refund(&d.late_refund).await.unwrap().unwrap();
+    let late_that_day = bill_day(Wallet::WechatPay, late.finished_at.unwrap()) == d.day;
+    let expected_lines = if late_that_day { 10 } else { 9 };
+    assert_eq!(lines.len(), expected_lines, "{lines:#?}");
+    assert_eq!(
+        s.net.minor(),
+        lines.iter().map(|l| l.net.minor()).sum::<i64>()
+    );
+    assert_eq!(
+        s.net.minor(),
+        s.gross.minor() - s.refunds.minor() - s.fees.minor()
+    );
+    // The ledger moved exactly the statement's net from payable to settled.
+    let settled = |b: &Vec<qrgate_store::AccountBalance>| {
+        b.iter()
+            .filter(|b| b.account == Account::MerchantSettled(m.id.clone()))
+            .map(|b| b.balance.minor())
+            .sum::<i64>()
+    };
+    let balances = w.db.store.ledger_balances().await.unwrap();
+    assert_eq!(settled(&balances), -s.net.minor());
+    assert!(w.db.store.check_ledger().await.unwrap().is_empty());
+    // Statement and payout files.
+    let csv = statement_csv(m, s, &lines);
+    assert!(csv.starts_with("结算单,"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + expected_lines + 4);
+    let html = statement_html(m, s, &lines);
+    assert!(html.contains(&s.statement_id) && html.contains("<html lang=zh>"));
+    let payout = payout_csv(&[(m.clone(), s.clone())]);
+    assert!(
+        payout.contains(&format!("{},", s.statement_id.replace("ST-", "QRGATE ST-")))
+            || payout.contains(&s.statement_id)
+    );
+    assert_eq!(payout.lines().count(), 2);
+
+    // Settling again changes nothing; a refund made now goes to today, not the settled day.
+    let again = w
+        .engine
+        .settle_merchant_day(m, d.day, &settings, "test")
+        .await
+        .unwrap();
+    assert_eq!(again, SettleOutcome::AlreadySettled);
+    refund(w, m, "P6", "RFLATE", 100).await;
+    w.advance(Duration::seconds(15)).await;
+    let again = w
+        .engine
+        .settle_merchant_day(m, d.day, &settings, "test")
+        .await
+        .unwrap();
+    assert_eq!(again, SettleOutcome::AlreadySettled);
+    assert_eq!(
+        w.engine.statement_lines(&s.statement_id).await.unwrap(),
+        lines
+    );
+    assert_eq!(
+        settled(&w.db.store.ledger_balances().await.unwrap()),
+        -s.net.minor()
+    );
+    let ids = |v: &[qrgate_engine::Settlement]| {
+        v.iter()
+            .map(|s| (s.statement_id.clone(), s.net))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(&w.engine.statements(&m.id).await.unwrap()),
+        ids(&statements)
+    );
     assert!(w.db.store.check_ledger().await.unwrap().is_empty());
 }
 

@@ -31,3 +31,44 @@ ALTER TABLE ledger_entries_0015 RENAME TO ledger_entries;
 CREATE INDEX ledger_by_account ON ledger_entries (account);
 CREATE INDEX ledger_by_order ON ledger_entries (order_key);
 CREATE INDEX ledger_by_time ON ledger_entries (created_at);
+
+-- A merchant's settled day in one currency (the merchant's time zone): the statement's
+-- figures, fixed when written. `statement_id` names it on the statement and the payout file.
+CREATE TABLE settlements (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    statement_id  TEXT NOT NULL UNIQUE,
+    merchant_id   TEXT NOT NULL REFERENCES merchants (id),
+    day           TEXT NOT NULL,
+    currency      TEXT NOT NULL CHECK (currency IN ('CAD', 'USD', 'CNY')),
+    gross         BIGINT NOT NULL,
+    refunds       BIGINT NOT NULL,
+    fees          BIGINT NOT NULL,
+    net           BIGINT NOT NULL,
+    lines         BIGINT NOT NULL,
+    run_by        TEXT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL,
+    UNIQUE (merchant_id, day, currency),
+    CHECK (net = gross - refunds - fees)
+);
+
+-- The statement's lines: each payment or refund posting settled, once (`posting_txn` is
+-- unique), with what it moved for the merchant.
+CREATE TABLE settlement_lines (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    statement_id  TEXT NOT NULL REFERENCES settlements (statement_id),
+    posting_txn   TEXT NOT NULL UNIQUE,
+    kind          TEXT NOT NULL CHECK (kind IN ('payment', 'refund')),
+    order_key     TEXT NOT NULL REFERENCES orders (key),
+    refund_key    TEXT REFERENCES refunds (key),
+    merchant_order_id TEXT NOT NULL,
+    wallet        TEXT NOT NULL CHECK (wallet IN ('wechatpay', 'alipay', 'unionpay')),
+    gross         BIGINT NOT NULL,
+    fee           BIGINT NOT NULL,
+    net           BIGINT NOT NULL,
+    at            BIGINT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL
+);
+
+CREATE INDEX settlement_lines_by_statement ON settlement_lines (statement_id);
