@@ -10,6 +10,7 @@ mod callback_history;
 mod callbacks;
 mod clock;
 mod console;
+mod daily;
 mod demo;
 mod error;
 mod fx;

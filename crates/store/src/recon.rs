@@ -646,4 +646,101 @@ impl Store {
             .map(|(c, ours, theirs)| Ok((c.parse().map_err(StoreError::corrupt)?, ours, theirs)))
             .collect()
     }
+
+    /// Schedules the daily job for `wallet`'s bill `day` at `due`, unless it is scheduled
+    /// already (done or not).
+    pub async fn schedule_recon(
+        &self,
+        wallet: Wallet,
+        day: NaiveDate,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write_statement("reconciliation schedule", move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO recon_schedule (key, wallet, day, next_attempt_at, attempts, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, 0, $5, $5) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(format!("{}:{}", wallet.as_str(), day_text(day)))
+                .bind(wallet.as_str())
+                .bind(day_text(day))
+                .bind(to_millis(due))
+                .bind(to_millis(now))
+                .execute(conn)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, "reconciliation schedule"))?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Claims up to `limit` due days of the daily job for `worker` until `lease_until`
+    /// (exclusive across nodes, like the loops' claims). Returns `(key, wallet, day,
+    /// attempts)`.
+    pub async fn claim_due_recon(
+        &self,
+        now: DateTime<Utc>,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<(String, Wallet, NaiveDate, i64)>, StoreError> {
+        let rows = crate::claims::DueRows {
+            table: "recon_schedule",
+            key: "key",
+            due: "next_attempt_at IS NOT NULL AND next_attempt_at <= $3",
+            order_by: "next_attempt_at",
+            lane: "wallet",
+            columns: "key, wallet, day, attempts",
+            what: "reconciliation schedule",
+        };
+        let rows = self
+            .claim_due(rows, now, worker, lease_until, limit, &[])
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let text = |c: &str| r.try_get::<String, _>(c).map_err(StoreError::corrupt);
+                Ok((
+                    text("key")?,
+                    wallet_of(&text("wallet")?)?,
+                    parse_day(&text("day")?)?,
+                    r.try_get("attempts").map_err(StoreError::corrupt)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Records an attempt of the daily job by the claim's holder and releases the claim:
+    /// `next` is the next attempt (`None`: done or given up). False when the claim was lost.
+    pub async fn finish_recon_attempt(
+        &self,
+        key: &str,
+        holder: &str,
+        next: Option<DateTime<Utc>>,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (key, holder, error) = (key.to_owned(), holder.to_owned(), error.map(str::to_owned));
+        self.write_statement("reconciliation schedule", move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE recon_schedule SET next_attempt_at = $1, attempts = attempts + 1, \
+                     last_error = $2, claimed_by = NULL, claimed_until = NULL, updated_at = $3 \
+                     WHERE key = $4 AND claimed_by = $5",
+                )
+                .bind(next.map(to_millis))
+                .bind(error.as_deref())
+                .bind(to_millis(now))
+                .bind(&key)
+                .bind(&holder)
+                .execute(conn)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, "reconciliation schedule"))?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
+        .await
+    }
 }

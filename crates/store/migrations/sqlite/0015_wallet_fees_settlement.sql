@@ -72,3 +72,21 @@ CREATE TABLE settlement_lines (
 );
 
 CREATE INDEX settlement_lines_by_statement ON settlement_lines (statement_id);
+
+-- The daily reconciliation job (`serve`): one row per wallet and bill day, due at
+-- `next_attempt_at` (NULL once done or given up), claimed like the loops' rows (holder and
+-- lease) so that one node among several runs it.
+CREATE TABLE recon_schedule (
+    key              TEXT PRIMARY KEY NOT NULL,
+    wallet           TEXT NOT NULL CHECK (wallet IN ('wechatpay', 'alipay', 'unionpay')),
+    day              TEXT NOT NULL,
+    next_attempt_at  BIGINT,
+    attempts         BIGINT NOT NULL DEFAULT 0,
+    last_error       TEXT,
+    claimed_by       TEXT,
+    claimed_until    BIGINT,
+    created_at       BIGINT NOT NULL,
+    updated_at       BIGINT NOT NULL
+);
+
+CREATE INDEX recon_schedule_due ON recon_schedule (next_attempt_at);

@@ -41,3 +41,13 @@ VALUES
      'CAD', 1988, NULL, 'Q261108090000ABCDEFGHJKLM', NULL, 1794708060000, 1794708060000),
     ('settlement:payment:Q261108090000ABCDEFGHJKLM', 'settlement', 'merchant_settled:ON00000001',
      'CAD', -1988, NULL, 'Q261108090000ABCDEFGHJKLM', NULL, 1794708060000, 1794708060000);
+
+-- The daily job: a day reconciled, and one waiting for its bill after two "not ready" answers.
+INSERT INTO recon_schedule (key, wallet, day, next_attempt_at, attempts, last_error, claimed_by,
+                            claimed_until, created_at, updated_at)
+VALUES
+    ('wechatpay:2026-11-13', 'wechatpay', '2026-11-13', NULL, 1, NULL, NULL, NULL,
+     1794621600000, 1794621600000),
+    ('unionpay:2026-11-14', 'unionpay', '2026-11-14', 1794715200000, 2,
+     'the unionpay bill of 2026-11-14 is not ready yet: 98', NULL, NULL, 1794708000000,
+     1794711600000);
