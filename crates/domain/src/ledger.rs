@@ -377,6 +377,10 @@ pub struct RefundBasis {
     pub refunded: Money,
     pub fee_returned: Money,
     pub payer_returned: Option<Money>,
+    /// What the wallet says this refund gives the customer back in CNY (WeChat
+    /// `cash_refund_fee`, …), when it says: used instead of the proportional rule, so that the
+    /// ledger matches the wallet's bill, but never beyond what is left of what was paid.
+    pub stated_payer_back: Option<Money>,
 }
 
 /// A refund's posting: the wallet pays the customer back, the merchant bears the refund less
@@ -386,8 +390,10 @@ pub struct RefundBasis {
 /// payment `g` that paid fee `f`, the provider has given back `round_half_up(f × r / g)`; a
 /// full refund gives back the whole fee, and no sequence of partial refunds gives back more.
 ///
-/// The CNY returned follows the wallets' rule (`wallets.md` §1.9): the same share of what the
-/// customer paid, rounded down, and the refund that completes the order returns the rest.
+/// The CNY returned is what the wallet says it gave back ([`RefundBasis::stated_payer_back`]),
+/// capped at what is left of what was paid; when the wallet does not say, the wallets' rule
+/// (`wallets.md` §1.9): the same share of what the customer paid, rounded down, and the
+/// refund that completes the order returns the rest.
 pub fn refund_posting(
     order: &Order,
     refund_key: &str,
@@ -406,7 +412,12 @@ pub fn refund_posting(
     let fee_back = fee_after - basis.fee_returned.minor();
     let payer_back = basis.payer_paid.map(|paid| {
         let returned = basis.payer_returned.map_or(0, Money::minor);
-        let back = if before + r == g {
+        let stated = basis
+            .stated_payer_back
+            .filter(|s| s.currency() == paid.currency() && s.minor() >= 0);
+        let back = if let Some(stated) = stated {
+            stated.minor().min(paid.minor() - returned).max(0)
+        } else if before + r == g {
             paid.minor() - returned
         } else {
             mul_div_floor(paid.minor(), r, g)
@@ -513,6 +524,35 @@ mod tests {
         assert_eq!(mixed, Err(LedgerError::MixedCurrencies("t".into())));
     }
 
+    #[test]
+    fn a_refund_gives_back_the_cny_the_wallet_states_never_more_than_is_left() {
+        let order =
+            crate::order::tests::sample_order(cad(1000), Some(Money::new(5201, Currency::Cny)));
+        let basis = |stated: Option<i64>, returned: i64| RefundBasis {
+            gross: cad(1000),
+            fee: cad(6),
+            payer_paid: order.cny_amount,
+            refunded: cad(0),
+            fee_returned: cad(0),
+            payer_returned: Some(Money::new(returned, Currency::Cny)),
+            stated_payer_back: stated.map(|s| Money::new(s, Currency::Cny)),
+        };
+        let back = |b: &RefundBasis| {
+            -refund_posting(&order, "R1", cad(500), b)
+                .unwrap()
+                .entries()
+                .iter()
+                .find_map(|e| e.payer_amount)
+                .unwrap()
+                .minor()
+        };
+        // The proportional rule rounds 2600.5 down; the wallet says 2601.
+        assert_eq!(back(&basis(None, 0)), 2600);
+        assert_eq!(back(&basis(Some(2601), 0)), 2601);
+        // Never beyond what is left of what was paid.
+        assert_eq!(back(&basis(Some(9999), 5000)), 201);
+    }
+
     proptest! {
         /// Any sequence of partial refunds: every posting balances, the fee given back never
         /// exceeds the fee and equals it once fully refunded, and the CNY given back never
@@ -534,6 +574,7 @@ mod tests {
                 refunded: cad(0),
                 fee_returned: cad(0),
                 payer_returned: Some(Money::new(0, Currency::Cny)),
+                stated_payer_back: None,
             };
             // Split the order into refunds by the cuts' weights; the last takes the rest.
             let total: i64 = cuts.iter().map(|c| i64::from(*c)).sum();

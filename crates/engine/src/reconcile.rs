@@ -420,6 +420,9 @@ impl Engine {
                 theirs_words.clone(),
             );
             f.wallet_ref = Some(line.wallet_ref.clone());
+            // A refund we never made of one of our payments names that order, so that the
+            // merchant's day is not settled while it is open.
+            f.order_key = line.out_trade_no.clone();
             f
         };
         match line.kind {
