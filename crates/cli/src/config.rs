@@ -472,6 +472,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reconcile_settings_are_bounded_and_reach_the_engine() {
+        let mut config = Config::default();
+        let settings = config.reconcile.settings();
+        assert_eq!(settings.hold_days, 2);
+        assert_eq!(
+            settings.fee_ppm.get(&qrgate_domain::Wallet::UnionPay),
+            Some(&6000)
+        );
+        config.reconcile.hold_days = 32;
+        let e = config.validate().unwrap_err().to_string();
+        assert!(e.contains("reconcile.hold_days"), "{e}");
+        config.reconcile.hold_days = 0;
+        assert!(config.validate().is_ok());
+        config.reconcile.alipay_fee_ppm = 1_000_001;
+        let e = config.validate().unwrap_err().to_string();
+        assert!(e.contains("fee rate"), "{e}");
+    }
+
+    #[test]
     fn closing_settings_are_bounded() {
         let mut config = Config::default();
         assert!(config.validate().is_ok());

@@ -678,6 +678,15 @@ async fn reconcile_a_day_with_every_break_planted(
         .into_iter()
         .find(|b| b.kind == BreakKind::Fee)
         .unwrap();
+    // Without a note or a name, refused, and nothing changes.
+    assert!(w.engine.resolve_break(b.id, "ops", "  ").await.is_err());
+    assert!(w.engine.resolve_break(b.id, "", "why").await.is_err());
+    assert!(w
+        .engine
+        .resolve_break(b.id, "ops", &"x".repeat(2001))
+        .await
+        .is_err());
+    assert_eq!(w.engine.recon_break(b.id).await.unwrap(), b);
     let done = w
         .engine
         .resolve_break(b.id, "ops@provider.example", "the wallet confirmed its fee")
