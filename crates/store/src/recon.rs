@@ -313,8 +313,9 @@ impl Store {
         rows.iter().map(line_from_row).collect()
     }
 
-    /// Records a break unless one of the same wallet, kind and subject exists. Returns
-    /// whether it was new.
+    /// Records a break unless one of the same wallet, kind and subject exists; an open break
+    /// where the gateway had worked one reopens it with the new facts (it is not settled
+    /// after all). Returns whether it recorded or reopened one.
     pub async fn insert_recon_break(
         &self,
         b: &NewBreak,
@@ -327,7 +328,10 @@ impl Store {
                     "INSERT INTO recon_breaks (wallet, day, kind, subject, order_key, refund_key, \
                      wallet_ref, ours, theirs, status, note, created_at, updated_at) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
-                     ON CONFLICT (wallet, kind, subject) DO NOTHING",
+                     ON CONFLICT (wallet, kind, subject) DO UPDATE SET status = 'open', \
+                     day = excluded.day, ours = excluded.ours, theirs = excluded.theirs, \
+                     note = excluded.note, updated_at = excluded.updated_at \
+                     WHERE recon_breaks.status = 'worked' AND excluded.status = 'open'",
                 )
                 .bind(b.wallet.as_str())
                 .bind(day_text(b.day))
