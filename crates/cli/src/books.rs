@@ -20,8 +20,23 @@ pub enum LedgerCommand {
     },
     /// Check the ledger's invariants against the orders and refunds: every posting balances,
     /// refunds never exceed payments, unpaid orders moved no money, every paid order and
-    /// succeeded refund is posted. Exits with 1 when one breaks.
+    /// succeeded refund is posted, wallet fees sit between a wallet's fees and clearing
+    /// accounts and each has its bill line. Exits with 1 when one breaks.
     Check,
+    /// The provider's margin per merchant on one day (the merchant's time zone): our fees,
+    /// the wallets' fees on the same payments and refunds (as their bills state, once
+    /// reconciled), and the difference, per currency.
+    Margin {
+        /// The day, yyyy-mm-dd.
+        #[arg(long, value_parser = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("not a date yyyy-mm-dd: {s}")))]
+        date: chrono::NaiveDate,
+        /// Only this merchant; every merchant by default.
+        #[arg(long = "merchant", value_parser = |s: &str| MerchantId::parse(s).map_err(|e| e.to_string()))]
+        merchant_id: Option<MerchantId>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +115,49 @@ pub async fn ledger(config: &Config, cmd: LedgerCommand) -> anyhow::Result<ExitC
                 println!("broken: {line}");
             }
             Ok(ExitCode::from(1))
+        }
+        LedgerCommand::Margin {
+            date,
+            merchant_id,
+            json,
+        } => {
+            let merchants = match merchant_id {
+                Some(id) => vec![engine.merchant(&id).await?],
+                None => engine.merchants().await?,
+            };
+            let mut rows = Vec::new();
+            for m in merchants {
+                for f in engine.fee_margin(&m.id, date).await? {
+                    rows.push((m.id.clone(), f));
+                }
+            }
+            if json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(m, f)| {
+                        json!({
+                            "merchant_id": m.as_str(), "day": date.to_string(),
+                            "currency": f.ours.currency().code(),
+                            "our_fees": f.ours.minor(), "wallet_fees": f.wallets.minor(),
+                            "margin": f.margin.minor(),
+                        })
+                    })
+                    .collect();
+                return print_json(&serde_json::Value::Array(v));
+            }
+            if rows.is_empty() {
+                println!("no fees on {date}");
+            }
+            for (m, f) in rows {
+                println!(
+                    "{m} {date} {}: our fees {}, wallet fees {}, margin {}",
+                    f.ours.currency().code(),
+                    f.ours,
+                    f.wallets,
+                    f.margin
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -82,6 +82,49 @@ pub struct Config {
     /// Connections, timeouts and request slots (`[http]`).
     #[serde(default)]
     pub http: HttpLimitsConfig,
+    /// How the wallets' bills are matched (`[reconcile]`, docs/RECONCILIATION.md).
+    #[serde(default)]
+    pub reconcile: ReconcileConfig,
+}
+
+/// `[reconcile]`: how long an item of ours missing from the bills is held before it is a
+/// break, and each wallet's fee rate as its contract states it (millionths of the amount:
+/// 6000 = 0.60 %).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconcileConfig {
+    pub hold_days: u32,
+    pub wechatpay_fee_ppm: u32,
+    pub alipay_fee_ppm: u32,
+    pub unionpay_fee_ppm: u32,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        ReconcileConfig {
+            hold_days: 2,
+            wechatpay_fee_ppm: 6000,
+            alipay_fee_ppm: 6000,
+            unionpay_fee_ppm: 6000,
+        }
+    }
+}
+
+impl ReconcileConfig {
+    /// The engine's settings.
+    pub fn settings(&self) -> qrgate_engine::ReconcileSettings {
+        use qrgate_domain::Wallet;
+        qrgate_engine::ReconcileSettings {
+            hold_days: self.hold_days,
+            fee_ppm: [
+                (Wallet::WechatPay, self.wechatpay_fee_ppm),
+                (Wallet::Alipay, self.alipay_fee_ppm),
+                (Wallet::UnionPay, self.unionpay_fee_ppm),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
 }
 
 /// `[http]`: what keeps slow or abusive clients from holding the gateway. The defaults suit
@@ -242,6 +285,7 @@ impl Default for Config {
             closing: ClosingConfig::default(),
             fx: FxConfig::default(),
             http: HttpLimitsConfig::default(),
+            reconcile: ReconcileConfig::default(),
         }
     }
 }
@@ -324,6 +368,16 @@ impl Config {
         // 120 s leaves a minute for clocks that differ and requests in flight.
         if !(120..=7_200).contains(&c.qr_expiry_secs) {
             bail!("invalid configuration: closing.qr_expiry_secs must be between 120 and 7200 (WeChat Pay needs a QR to live more than a minute; the wallets' QR validity is at most 2 hours)");
+        }
+        let r = &self.reconcile;
+        if r.hold_days > 31 {
+            bail!("invalid configuration: reconcile.hold_days must be at most 31");
+        }
+        if [r.wechatpay_fee_ppm, r.alipay_fee_ppm, r.unionpay_fee_ppm]
+            .iter()
+            .any(|p| *p > 1_000_000)
+        {
+            bail!("invalid configuration: each reconcile fee rate must be at most 1000000 ppm (100 %)");
         }
         if !(60..=86_400).contains(&self.fx.refresh_secs) {
             bail!("invalid configuration: fx.refresh_secs must be between 60 and 86400");
@@ -416,6 +470,25 @@ pub fn redact_url(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconcile_settings_are_bounded_and_reach_the_engine() {
+        let mut config = Config::default();
+        let settings = config.reconcile.settings();
+        assert_eq!(settings.hold_days, 2);
+        assert_eq!(
+            settings.fee_ppm.get(&qrgate_domain::Wallet::UnionPay),
+            Some(&6000)
+        );
+        config.reconcile.hold_days = 32;
+        let e = config.validate().unwrap_err().to_string();
+        assert!(e.contains("reconcile.hold_days"), "{e}");
+        config.reconcile.hold_days = 0;
+        assert!(config.validate().is_ok());
+        config.reconcile.alipay_fee_ppm = 1_000_001;
+        let e = config.validate().unwrap_err().to_string();
+        assert!(e.contains("fee rate"), "{e}");
+    }
 
     #[test]
     fn closing_settings_are_bounded() {

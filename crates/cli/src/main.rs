@@ -9,8 +9,10 @@ mod merchant_import;
 mod node;
 mod pos;
 mod pos_charge;
+mod reconcile;
 mod sandbox_cmd;
 mod serve;
+mod settle;
 mod users;
 mod wiring;
 
@@ -95,6 +97,13 @@ enum Command {
     /// Refunds: list them with their state.
     #[command(subcommand)]
     Refunds(books::RefundsCommand),
+    /// Reconciliation: match the wallets' bills against our records; list, show and resolve
+    /// the breaks (docs/RECONCILIATION.md).
+    #[command(subcommand)]
+    Reconcile(reconcile::ReconcileCommand),
+    /// Settlement to merchants: settle reconciled days, write statements and payout files.
+    #[command(subcommand)]
+    Settle(settle::SettleCommand),
     /// Manage the exchange rates to CNY that the gateway answers with.
     #[command(subcommand)]
     Fx(commands::FxCommand),
@@ -180,6 +189,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger(cmd) => books::ledger(&config, cmd).await,
         Command::Bench(args) => bench::run(&config, &args).await,
         Command::Refunds(cmd) => books::refunds(&config, cmd).await,
+        Command::Reconcile(cmd) => reconcile::run(&config, cmd).await,
+        Command::Settle(cmd) => settle::run(&config, cmd).await,
         Command::Callbacks(cmd) => commands::callbacks(&config, cmd).await,
         Command::Pos(_) | Command::Sandbox(_) => Ok(ExitCode::SUCCESS),
     }

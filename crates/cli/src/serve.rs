@@ -148,6 +148,16 @@ async fn fx_loop(engine: Engine, every: Duration, mut stop: tokio::sync::watch::
     }
 }
 
+/// The daily reconciliation job: each wallet's bill of yesterday, once published, on one node
+/// among several (docs/RECONCILIATION.md).
+async fn reconcile_loop(
+    engine: Engine,
+    settings: qrgate_engine::ReconcileSettings,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    engine.run_reconcile_loop(settings, stop).await;
+}
+
 /// Delivers merchant notifications until shutdown, concurrently, bounded per merchant and in
 /// total (`qrgate_engine::NOTIFICATION_BOUNDS`), each delivery bounded by its timeout.
 async fn notification_loop(engine: Engine, stop: tokio::sync::watch::Receiver<bool>) {
@@ -289,6 +299,11 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
     let fx_refresher = tokio::spawn(fx_loop(
         engine.clone(),
         Duration::from_secs(u64::from(config.fx.refresh_secs)),
+        stop_rx.clone(),
+    ));
+    let reconciler = tokio::spawn(reconcile_loop(
+        engine.clone(),
+        config.reconcile.settings(),
         stop_rx,
     ));
     let till_secure_cookie = config.till_secure_cookie(args.demo);
@@ -337,7 +352,7 @@ pub async fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> 
     // runs out.
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        let _ = tokio::join!(closer, notifier, refunder, fx_refresher);
+        let _ = tokio::join!(closer, notifier, refunder, fx_refresher, reconciler);
     })
     .await;
     if let Some(sandbox) = demo_sandbox {

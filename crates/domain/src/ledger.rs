@@ -75,6 +75,11 @@ pub enum Account {
     MerchantPayable(MerchantId),
     /// The provider's fee income (credit balance).
     ProviderFees,
+    /// What a wallet charged the provider, as its bills state (an expense: debit balance).
+    WalletFees(Wallet),
+    /// What the provider has settled to a merchant (paid out or due in a payout file): a
+    /// day's net moves here from [`Account::MerchantPayable`] when the day is settled.
+    MerchantSettled(MerchantId),
 }
 
 impl fmt::Display for Account {
@@ -83,6 +88,8 @@ impl fmt::Display for Account {
             Account::WalletClearing(w) => write!(f, "wallet_clearing:{}", w.as_str()),
             Account::MerchantPayable(m) => write!(f, "merchant_payable:{m}"),
             Account::ProviderFees => f.write_str("provider_fees"),
+            Account::WalletFees(w) => write!(f, "wallet_fees:{}", w.as_str()),
+            Account::MerchantSettled(m) => write!(f, "merchant_settled:{m}"),
         }
     }
 }
@@ -106,6 +113,10 @@ impl FromStr for Account {
             Some(("merchant_payable", m)) => MerchantId::parse(m)
                 .map(Account::MerchantPayable)
                 .map_err(|_| bad()),
+            Some(("wallet_fees", w)) => Wallet::parse(w).map(Account::WalletFees).ok_or_else(bad),
+            Some(("merchant_settled", m)) => MerchantId::parse(m)
+                .map(Account::MerchantSettled)
+                .map_err(|_| bad()),
             _ => Err(bad()),
         }
     }
@@ -116,6 +127,10 @@ impl FromStr for Account {
 pub enum PostingKind {
     Payment,
     Refund,
+    /// A wallet's fee on one bill line (docs/RECONCILIATION.md).
+    WalletFee,
+    /// A merchant's settled day.
+    Settlement,
 }
 
 impl PostingKind {
@@ -123,6 +138,8 @@ impl PostingKind {
         match self {
             PostingKind::Payment => "payment",
             PostingKind::Refund => "refund",
+            PostingKind::WalletFee => "wallet_fee",
+            PostingKind::Settlement => "settlement",
         }
     }
 }
@@ -134,6 +151,8 @@ impl FromStr for PostingKind {
         match s {
             "payment" => Ok(PostingKind::Payment),
             "refund" => Ok(PostingKind::Refund),
+            "wallet_fee" => Ok(PostingKind::WalletFee),
+            "settlement" => Ok(PostingKind::Settlement),
             other => Err(AccountParseError(other.to_owned())),
         }
     }
@@ -274,6 +293,78 @@ pub fn payment_posting(order: &Order, fee_rate: FeeRate) -> Result<Posting, Ledg
     )
 }
 
+/// The name of a wallet fee's posting: one per bill line, named by the line's kind and our
+/// number (the order's key for a payment, the refund's key for a refund).
+pub fn wallet_fee_txn(wallet: Wallet, line_kind: &str, subject: &str) -> String {
+    format!("wallet_fee:{}:{line_kind}:{subject}", wallet.as_str())
+}
+
+/// A wallet's fee on one bill line: what the wallet keeps of what it collected, so that its
+/// clearing account comes to what it will actually pay the provider.
+///
+/// | account | debit | credit |
+/// |---|---|---|
+/// | `wallet_fees:{wallet}` | fee | |
+/// | `wallet_clearing:{wallet}` | | fee |
+///
+/// A fee given back (a refund's share, negative) posts the other way. A zero fee is no
+/// posting (`LedgerError::TooFewEntries`).
+pub fn wallet_fee_posting(wallet: Wallet, txn: String, fee: Money) -> Result<Posting, LedgerError> {
+    Posting::new(
+        txn,
+        PostingKind::WalletFee,
+        vec![
+            Entry {
+                account: Account::WalletFees(wallet),
+                amount: fee,
+                payer_amount: None,
+            },
+            Entry {
+                account: Account::WalletClearing(wallet),
+                amount: Money::new(-fee.minor(), fee.currency()),
+                payer_amount: None,
+            },
+        ],
+    )
+}
+
+/// The name of the posting that settles the payment or refund posting `posting_txn`.
+pub fn settlement_txn(posting_txn: &str) -> String {
+    format!("settlement:{posting_txn}")
+}
+
+/// Settles what a payment or refund left payable to a merchant (`net`: positive when the
+/// merchant was owed it, negative for a refund it bears):
+///
+/// | account | debit | credit |
+/// |---|---|---|
+/// | `merchant_payable:{merchant}` | net | |
+/// | `merchant_settled:{merchant}` | | net |
+///
+/// A zero net is no posting (`LedgerError::TooFewEntries`).
+pub fn settlement_posting(
+    merchant: &MerchantId,
+    posting_txn: &str,
+    net: Money,
+) -> Result<Posting, LedgerError> {
+    Posting::new(
+        settlement_txn(posting_txn),
+        PostingKind::Settlement,
+        vec![
+            Entry {
+                account: Account::MerchantPayable(merchant.clone()),
+                amount: net,
+                payer_amount: None,
+            },
+            Entry {
+                account: Account::MerchantSettled(merchant.clone()),
+                amount: Money::new(-net.minor(), net.currency()),
+                payer_amount: None,
+            },
+        ],
+    )
+}
+
 /// What an order's ledger says before a refund is posted, read in the refund's transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RefundBasis {
@@ -286,6 +377,10 @@ pub struct RefundBasis {
     pub refunded: Money,
     pub fee_returned: Money,
     pub payer_returned: Option<Money>,
+    /// What the wallet says this refund gives the customer back in CNY (WeChat
+    /// `cash_refund_fee`, …), when it says: used instead of the proportional rule, so that the
+    /// ledger matches the wallet's bill, but never beyond what is left of what was paid.
+    pub stated_payer_back: Option<Money>,
 }
 
 /// A refund's posting: the wallet pays the customer back, the merchant bears the refund less
@@ -295,8 +390,10 @@ pub struct RefundBasis {
 /// payment `g` that paid fee `f`, the provider has given back `round_half_up(f × r / g)`; a
 /// full refund gives back the whole fee, and no sequence of partial refunds gives back more.
 ///
-/// The CNY returned follows the wallets' rule (`wallets.md` §1.9): the same share of what the
-/// customer paid, rounded down, and the refund that completes the order returns the rest.
+/// The CNY returned is what the wallet says it gave back ([`RefundBasis::stated_payer_back`]),
+/// capped at what is left of what was paid; when the wallet does not say, the wallets' rule
+/// (`wallets.md` §1.9): the same share of what the customer paid, rounded down, and the
+/// refund that completes the order returns the rest.
 pub fn refund_posting(
     order: &Order,
     refund_key: &str,
@@ -315,7 +412,12 @@ pub fn refund_posting(
     let fee_back = fee_after - basis.fee_returned.minor();
     let payer_back = basis.payer_paid.map(|paid| {
         let returned = basis.payer_returned.map_or(0, Money::minor);
-        let back = if before + r == g {
+        let stated = basis
+            .stated_payer_back
+            .filter(|s| s.currency() == paid.currency() && s.minor() >= 0);
+        let back = if let Some(stated) = stated {
+            stated.minor().min(paid.minor() - returned).max(0)
+        } else if before + r == g {
             paid.minor() - returned
         } else {
             mul_div_floor(paid.minor(), r, g)
@@ -376,6 +478,8 @@ mod tests {
             Account::WalletClearing(Wallet::Alipay),
             Account::MerchantPayable(MerchantId::parse("ON00000001").unwrap()),
             Account::ProviderFees,
+            Account::WalletFees(Wallet::UnionPay),
+            Account::MerchantSettled(MerchantId::parse("ON00000001").unwrap()),
         ] {
             assert_eq!(a.to_string().parse::<Account>().unwrap(), a);
         }
@@ -420,6 +524,35 @@ mod tests {
         assert_eq!(mixed, Err(LedgerError::MixedCurrencies("t".into())));
     }
 
+    #[test]
+    fn a_refund_gives_back_the_cny_the_wallet_states_never_more_than_is_left() {
+        let order =
+            crate::order::tests::sample_order(cad(1000), Some(Money::new(5201, Currency::Cny)));
+        let basis = |stated: Option<i64>, returned: i64| RefundBasis {
+            gross: cad(1000),
+            fee: cad(6),
+            payer_paid: order.cny_amount,
+            refunded: cad(0),
+            fee_returned: cad(0),
+            payer_returned: Some(Money::new(returned, Currency::Cny)),
+            stated_payer_back: stated.map(|s| Money::new(s, Currency::Cny)),
+        };
+        let back = |b: &RefundBasis| {
+            -refund_posting(&order, "R1", cad(500), b)
+                .unwrap()
+                .entries()
+                .iter()
+                .find_map(|e| e.payer_amount)
+                .unwrap()
+                .minor()
+        };
+        // The proportional rule rounds 2600.5 down; the wallet says 2601.
+        assert_eq!(back(&basis(None, 0)), 2600);
+        assert_eq!(back(&basis(Some(2601), 0)), 2601);
+        // Never beyond what is left of what was paid.
+        assert_eq!(back(&basis(Some(9999), 5000)), 201);
+    }
+
     proptest! {
         /// Any sequence of partial refunds: every posting balances, the fee given back never
         /// exceeds the fee and equals it once fully refunded, and the CNY given back never
@@ -441,6 +574,7 @@ mod tests {
                 refunded: cad(0),
                 fee_returned: cad(0),
                 payer_returned: Some(Money::new(0, Currency::Cny)),
+                stated_payer_back: None,
             };
             // Split the order into refunds by the cuts' weights; the last takes the rest.
             let total: i64 = cuts.iter().map(|c| i64::from(*c)).sum();

@@ -11,6 +11,7 @@ mod ledger;
 mod merchant;
 mod money;
 mod order;
+mod recon;
 mod refund;
 mod wallet;
 
@@ -18,8 +19,9 @@ pub use console::{ConsoleRole, Email, EmailError, Permission, Scope, UserStatus}
 pub use fx::{FxQuote, FxRate, FxRateParseError, FX_SCALE};
 pub use ids::{IdError, MerchantId, OperatorId, ShopId, TerminalNo};
 pub use ledger::{
-    payment_posting, payment_txn, refund_posting, refund_txn, Account, AccountParseError, Entry,
-    FeeRate, FeeRateError, LedgerError, Posting, PostingKind, RefundBasis,
+    payment_posting, payment_txn, refund_posting, refund_txn, settlement_posting, settlement_txn,
+    wallet_fee_posting, wallet_fee_txn, Account, AccountParseError, Entry, FeeRate, FeeRateError,
+    LedgerError, Posting, PostingKind, RefundBasis,
 };
 pub use merchant::{
     validate_name, Merchant, MerchantStatus, MerchantTimeZone, NameError, Operator, OperatorStatus,
@@ -30,5 +32,6 @@ pub use order::{
     DeclineReason, InvalidTransition, MerchantOrderId, Order, OrderIdError, OrderStatus,
     PaymentMode, RefundState,
 };
+pub use recon::{bill_day, bill_day_start, BreakKind, BreakStatus};
 pub use refund::{Refund, RefundStatus};
 pub use wallet::Wallet;

@@ -10,6 +10,7 @@ mod callback_history;
 mod callbacks;
 mod clock;
 mod console;
+mod daily;
 mod demo;
 mod error;
 mod fx;
@@ -19,7 +20,9 @@ mod loops;
 mod merchants;
 mod payments;
 mod qr_orders;
+mod reconcile;
 mod refunds;
+mod settle;
 mod settle_watch;
 mod till;
 mod till_guard;
@@ -50,7 +53,11 @@ pub use loops::{LoopBounds, CLOSING_BOUNDS, NOTIFICATION_BOUNDS, REFUND_BOUNDS};
 pub use merchants::{CreatedMerchant, MerchantRequest, PosAuthError, PosCredentials, RotatedKey};
 pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
 pub use qr_orders::{NotificationError, QrPayment};
+pub use reconcile::{FeeMargin, ReconcileError, ReconcileReport, ReconcileSettings};
 pub use refunds::{RefundError, RefundOrder, RefundView, MAX_REFUND_SENDS, REFUND_FOLLOW_UP};
+pub use settle::{
+    payout_csv, statement_csv, statement_html, statement_of, Language, SettleOutcome,
+};
 pub use till::{
     check_pin, SessionError, SignInAttempt, SignInError, SignedIn, TillSession, FIRST_PIN_LOCK,
     KNOWN_TILL_LIFETIME, LOCKING_PIN_ATTEMPT, MAX_PIN_LOCK, PIN_ATTEMPT_WINDOW, SESSION_IDLE,
@@ -63,7 +70,8 @@ pub use timing::timed;
 /// the engine alone.
 pub use qrgate_store::{
     AuditEntry, Callback, CallbackAttempt, CallbackRecord, ConsoleUser, FailingCallback,
-    LedgerEntry, OrderEvent, PageCursor, WalletCalls,
+    LedgerEntry, NewBreak, OrderEvent, PageCursor, ReconBreak, ReconRun, RunOutcome, Settlement,
+    StatementLine, WalletCalls,
 };
 
 use std::sync::Arc;

@@ -157,6 +157,11 @@ fn succeeded(refund: &Refund, r: &ChannelRefund, now: DateTime<Utc>) -> Refund {
         _ => {
             let mut next = next;
             next.status = RefundStatus::Succeeded;
+            // The CNY the wallet says it gave back, for the ledger (matches its bill); the
+            // store caps it at what is left of what was paid.
+            next.cny_amount = r
+                .cny_amount
+                .filter(|c| c.currency() == qrgate_domain::Currency::Cny && c.minor() >= 0);
             next
         }
     }

@@ -34,10 +34,11 @@ pub(crate) struct DueRows {
 
 /// The tables whose rows are claimed, with their key column and the column that is set while
 /// a row may still need work (only such rows can hold a claim).
-const CLAIMED_TABLES: [(&str, &str, &str); 3] = [
+const CLAIMED_TABLES: [(&str, &str, &str); 4] = [
     ("orders", "key", "next_check_at"),
     ("refunds", "key", "next_check_at"),
     ("callbacks", "order_key", "next_attempt_at"),
+    ("recon_schedule", "key", "next_attempt_at"),
 ];
 
 /// A claim as stored on a row.

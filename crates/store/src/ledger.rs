@@ -97,7 +97,7 @@ fn entry_from_row(row: &AnyRow) -> Result<LedgerEntry, StoreError> {
 }
 
 /// The invariant checks: each query lists what breaks one rule, as `(rule, subject)`.
-const CHECKS: [(&str, &str); 9] = [
+const CHECKS: [(&str, &str); 13] = [
     (
         "a posting does not balance",
         "SELECT txn FROM ledger_entries GROUP BY txn HAVING SUM(amount) <> 0",
@@ -139,8 +139,36 @@ const CHECKS: [(&str, &str); 9] = [
     ),
     (
         "money moved without a wallet behind it (a posting without a wallet leg)",
-        "SELECT DISTINCT t.txn FROM ledger_entries t WHERE NOT EXISTS (SELECT 1 FROM \
-         ledger_entries w WHERE w.txn = t.txn AND w.account LIKE 'wallet_clearing:%')",
+        "SELECT DISTINCT t.txn FROM ledger_entries t WHERE t.kind <> 'settlement' AND NOT EXISTS \
+         (SELECT 1 FROM ledger_entries w WHERE w.txn = t.txn AND w.account LIKE 'wallet_clearing:%')",
+    ),
+    (
+        "a wallet fee posting touches an account other than a wallet's fees and clearing",
+        "SELECT DISTINCT txn FROM ledger_entries WHERE kind = 'wallet_fee' AND \
+         account NOT LIKE 'wallet_fees:%' AND account NOT LIKE 'wallet_clearing:%'",
+    ),
+    (
+        "a wallet fee is posted for a line no stored bill holds (or for a refund not done)",
+        "SELECT DISTINCT e.txn FROM ledger_entries e WHERE e.kind = 'wallet_fee' AND (NOT EXISTS \
+         (SELECT 1 FROM recon_lines l WHERE e.txn = 'wallet_fee:' || l.wallet || ':' || l.kind \
+         || ':' || l.subject) OR (e.refund_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \
+         refunds r WHERE r.key = e.refund_key AND r.status = 'succeeded')))",
+    ),
+    (
+        "a settlement posting does not move exactly what its payment or refund left payable",
+        "SELECT DISTINCT s.txn FROM ledger_entries s WHERE s.kind = 'settlement' AND (s.account \
+         NOT LIKE 'merchant_%' OR (s.account LIKE 'merchant_settled:%' AND s.amount <> COALESCE(\
+         (SELECT u.amount FROM ledger_entries u WHERE 'settlement:' || u.txn = s.txn \
+         AND u.account LIKE 'merchant_payable:%'), 0)))",
+    ),
+    (
+        "a statement's net differs from the settlement postings of its lines",
+        "SELECT st.statement_id FROM settlements st WHERE st.net <> COALESCE((SELECT \
+         CAST(-SUM(e.amount) AS BIGINT) FROM ledger_entries e JOIN settlement_lines l \
+         ON e.txn = 'settlement:' || l.posting_txn WHERE l.statement_id = st.statement_id \
+         AND e.account LIKE 'merchant_settled:%'), 0) OR st.net <> COALESCE((SELECT \
+         CAST(SUM(l.net) AS BIGINT) FROM settlement_lines l WHERE l.statement_id = \
+         st.statement_id), 0)",
     ),
 ];
 

@@ -409,6 +409,8 @@ async fn post_refund(
             -sum(PostingKind::Refund, &wallet, true).unwrap_or(0),
             Currency::Cny,
         )),
+        // What the wallet said this refund gave back, set by the engine from its answer.
+        stated_payer_back: r.cny_amount,
         // (A refund posting's wallet leg carries CNY exactly when the payment's does.)
     };
     let posting = refund_posting(&order, &r.key, r.amount, &basis).map_err(StoreError::corrupt)?;

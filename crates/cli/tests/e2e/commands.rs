@@ -452,3 +452,59 @@ fn wallets_are_configured_in_the_config_file_and_checked_at_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("invalid wallet settings"), "{stderr}");
 }
+
+#[test]
+fn reconcile_and_settle_commands_refuse_bad_input_and_change_nothing() {
+    let install = Install::sqlite();
+    install.ok(&["merchant", "create", "--name", "M", "--currency", "CAD"]);
+    assert!(install
+        .ok(&["reconcile", "breaks", "list"])
+        .contains("no breaks"));
+    let json: Value =
+        serde_json::from_str(&install.ok(&["reconcile", "breaks", "list", "--json"])).unwrap();
+    assert_eq!(json, Value::Array(vec![]));
+    // No such break: refused; no note: refused by clap.
+    let out = install.run(&[
+        "reconcile",
+        "breaks",
+        "resolve",
+        "7",
+        "--note",
+        "ok",
+        "--by",
+        "ops",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("break not found"));
+    assert!(!install
+        .run(&["reconcile", "breaks", "resolve", "7"])
+        .status
+        .success());
+    let out = install.run(&["reconcile", "run", "--date", "2026-13-01"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a date"));
+    // No wallet configured: nothing to reconcile, said so.
+    let out = install.run(&["reconcile", "run", "--date", "2026-11-28"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no wallet is configured"));
+    // Nothing posted: nothing to settle, no files, the books still check out.
+    let out_dir = install.dir.path().join("statements");
+    install.ok(&[
+        "settle",
+        "run",
+        "--date",
+        "2026-11-28",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(!out_dir.exists());
+    assert!(install
+        .ok(&["settle", "statements", "--merchant", "ON00000001"])
+        .contains("no statements"));
+    assert!(install
+        .ok(&["ledger", "margin", "--date", "2026-11-28"])
+        .contains("no fees"));
+    assert!(install
+        .ok(&["ledger", "check"])
+        .contains("every invariant holds"));
+}

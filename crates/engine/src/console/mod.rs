@@ -25,6 +25,7 @@ pub use auth::{
     PASSWORD_LOCK, PASSWORD_MAX_LEN, PASSWORD_MIN_LEN, SIGN_IN_LINK_LIFETIME,
 };
 pub use demo::{DemoConsoleUsers, DEMO_CONSOLE_PASSWORD};
+pub(crate) use merchant::start_of_day;
 pub use merchant::{
     Dashboard, DaySales, OrderDetail, OrderQuery, OrdersPage, Summary, WalletSummary, EXPORT_PAGE,
     MAX_PAGE,

@@ -893,7 +893,65 @@ async fn pin_attempts_from_two_nodes_are_all_counted_and_none_passes_a_lock(db: 
     other.close().await;
 }
 
+/// A break is recorded once per wallet, kind and subject; one the gateway worked is reopened
+/// by a later open break of the same key, once; a resolved one is never reopened.
+async fn breaks_are_recorded_once_and_a_worked_one_reopens(db: TestDb) {
+    use qrgate_domain::{BreakKind, BreakStatus, Wallet};
+    let store = db.store;
+    let now = Utc.with_ymd_and_hms(2026, 11, 29, 2, 0, 0).unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+    let b = |subject: &str, status: BreakStatus| qrgate_store::NewBreak {
+        wallet: Wallet::WechatPay,
+        day,
+        kind: BreakKind::Status,
+        subject: subject.to_owned(),
+        order_key: None,
+        refund_key: None,
+        wallet_ref: None,
+        ours: "pending".into(),
+        theirs: "paid".into(),
+        status,
+        note: None,
+    };
+    assert!(store
+        .insert_recon_break(&b("Q1", BreakStatus::Worked), now)
+        .await
+        .unwrap());
+    assert!(!store
+        .insert_recon_break(&b("Q1", BreakStatus::Worked), now)
+        .await
+        .unwrap());
+    assert!(store
+        .insert_recon_break(&b("Q1", BreakStatus::Open), now)
+        .await
+        .unwrap());
+    assert!(!store
+        .insert_recon_break(&b("Q1", BreakStatus::Open), now)
+        .await
+        .unwrap());
+    let all = store.recon_breaks(None, None, None, 10).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].status, BreakStatus::Open);
+    assert!(store
+        .resolve_recon_break(all[0].id, "ops", "checked", now)
+        .await
+        .unwrap());
+    assert!(!store
+        .resolve_recon_break(all[0].id, "ops", "again", now)
+        .await
+        .unwrap());
+    assert!(!store
+        .insert_recon_break(&b("Q1", BreakStatus::Open), now)
+        .await
+        .unwrap());
+    let again = store.recon_break(all[0].id).await.unwrap().unwrap();
+    assert_eq!(again.status, BreakStatus::Resolved);
+    assert_eq!(again.resolved_by.as_deref(), Some("ops"));
+    assert_eq!(again.note.as_deref(), Some("checked"));
+}
+
 backend_tests!(
+    breaks_are_recorded_once_and_a_worked_one_reopens,
     an_import_is_all_or_nothing_and_new_ids_come_after_it,
     notifications_are_found_by_order_key_or_merchant_order_id,
     pin_attempts_from_two_nodes_are_all_counted_and_none_passes_a_lock,
