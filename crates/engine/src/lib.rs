@@ -8,6 +8,7 @@
 
 mod callback_history;
 mod callbacks;
+mod cancel;
 mod clock;
 mod console;
 mod demo;
@@ -27,6 +28,9 @@ mod timing;
 
 pub use callback_history::CallbackHistory;
 pub use callbacks::{check_callback_url, is_special, CallbackSettings, NotificationFormat};
+pub use cancel::{
+    CancelError, CancelOutcome, Cancelled, LatePaymentAction, LatePaymentError, MAX_LATE_PAYMENTS,
+};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use console::{
     Actor, Attention, ConsoleError, ConsoleSession, ConsoleSignInError, ConsoleSignedIn, Dashboard,
@@ -48,7 +52,7 @@ pub use keys::{
 pub use loops::{LoopBounds, CLOSING_BOUNDS, NOTIFICATION_BOUNDS, REFUND_BOUNDS};
 pub use merchants::{CreatedMerchant, MerchantRequest, PosAuthError, PosCredentials, RotatedKey};
 pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
-pub use qr_orders::{NotificationError, QrPayment};
+pub use qr_orders::{payable_until, NotificationError, QrPayment};
 pub use refunds::{RefundError, RefundOrder, RefundView, MAX_REFUND_SENDS, REFUND_FOLLOW_UP};
 pub use till::{
     check_pin, SessionError, SignInAttempt, SignInError, SignedIn, TillSession, FIRST_PIN_LOCK,
@@ -62,7 +66,7 @@ pub use timing::timed;
 /// the engine alone.
 pub use qrgate_store::{
     AuditEntry, Callback, CallbackAttempt, CallbackRecord, ConsoleUser, FailingCallback,
-    LedgerEntry, OrderEvent, PageCursor, WalletCalls,
+    LatePayment, LedgerEntry, OrderEvent, PageCursor, WalletCalls,
 };
 
 use std::sync::Arc;

@@ -83,7 +83,7 @@ pub(crate) struct Lease {
 
 impl Lease {
     /// A new holder name for one claim by `worker`, with its lease.
-    fn new(worker: &str, until: DateTime<Utc>) -> Lease {
+    pub(crate) fn new(worker: &str, until: DateTime<Utc>) -> Lease {
         Lease {
             holder: format!("{worker}.{}", CLAIMS.fetch_add(1, Ordering::Relaxed)),
             until,

@@ -417,6 +417,7 @@ impl Engine {
             call_back_url: None,
             refund_reserved: Money::new(0, req.amount.currency()),
             refunded: Money::new(0, req.amount.currency()),
+            cancel_requested_at: None,
             created_at: now,
             updated_at: now,
         };
@@ -757,7 +758,9 @@ impl Engine {
                 .settle_qr_step(order, lease, connector.as_ref(), policy, &reference)
                 .await;
         }
-        let window_over = self.now() >= order.wallet_created_at + policy.confirm_window;
+        // Someone asked to cancel it: reversed now, as at the window's end.
+        let window_over = self.now() >= order.wallet_created_at + policy.confirm_window
+            || order.cancel_requested_at.is_some();
         if order.status == OrderStatus::Reversing {
             return self
                 .reverse_step(&order, connector.as_ref(), &reference, policy, lease)

@@ -39,7 +39,7 @@ pub use console_queries::{
 pub use error::StoreError;
 pub use ledger::{AccountBalance, LedgerEntry};
 pub use merchants::{MerchantKeys, NewMerchant, NewMerchantCreated, ALLOCATION_ATTEMPTS};
-pub use orders::OrderEvent;
+pub use orders::{LatePayment, OrderEvent};
 pub use pool::{Backend, Store};
 pub use refunds::RefundReservation;
 pub use till::{LockSchedule, OperatorPin, PinAttempt, TillDevice, TillSessionRecord};

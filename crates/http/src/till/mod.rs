@@ -8,6 +8,7 @@
 //! no payment rule lives here. Every POST but sign-in carries the session's CSRF token.
 
 mod i18n;
+mod late;
 mod layout;
 mod order;
 mod receipt;
@@ -46,6 +47,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/pos/orders/{order_id}/status", get(order::status))
         .route("/pos/orders/{order_id}/receipt", get(receipt::page))
         .route("/pos/orders/{order_id}/refund", post(today::refund))
+        .route("/pos/orders/{order_id}/cancel", post(order::cancel))
+        .route("/pos/orders/{order_id}/late-payment", post(late::resolve))
+        .route("/pos/late-payments", get(late::fragment))
         .route("/pos/today", get(today::page))
         .route("/pos/assets/till.css", get(layout::css))
         .route("/pos/assets/till.js", get(layout::js))

@@ -53,6 +53,7 @@ fn render(
     session: &TillSession,
     view: SaleView<'_>,
     status: StatusCode,
+    late: Option<maud::Markup>,
 ) -> Response {
     let lang = locale.lang;
     let currency = session.merchant.currency;
@@ -130,9 +131,11 @@ fn render(
             }
         }
     };
-    Page::new(locale, lang.pick("New sale", "新交易"), Some(session))
-        .status(status)
-        .render(uri, body)
+    let mut page = Page::new(locale, lang.pick("New sale", "新交易"), Some(session)).status(status);
+    if let Some(late) = late {
+        page = page.late(late);
+    }
+    page.render(uri, body)
 }
 
 pub(crate) async fn page(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
@@ -151,7 +154,16 @@ pub(crate) async fn page(State(state): State<AppState>, headers: HeaderMap, uri:
         tip: "",
         error: None,
     };
-    render(&state, locale, &uri, &session, view, StatusCode::OK)
+    let late = super::late::notices(&state, locale.lang, &session).await;
+    render(
+        &state,
+        locale,
+        &uri,
+        &session,
+        view,
+        StatusCode::OK,
+        Some(late),
+    )
 }
 
 /// Why a sale was refused before anything was charged; `new_order_id` when the form's id
@@ -293,6 +305,7 @@ fn answer_refused(
         session,
         view,
         StatusCode::UNPROCESSABLE_ENTITY,
+        None,
     )
 }
 

@@ -88,8 +88,40 @@
     });
   }
 
+  // ---- Late payments: a cancelled sale paid all the same shows on every screen ----
+  var late = document.getElementById("late-payments");
+  if (late) {
+    var shown = late.innerHTML.trim();
+    var askLate = function () {
+      fetch(late.dataset.url, { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (html !== null && html.trim() !== shown) {
+            shown = html.trim();
+            late.innerHTML = html;
+          }
+          setTimeout(askLate, 3000);
+        })
+        .catch(function () { setTimeout(askLate, 3000); });
+    };
+    setTimeout(askLate, 3000);
+  }
+
   // ---- An order being paid: follow it until it settles ----
   var order = document.getElementById("order");
+  // Leaving a QR any way but its own buttons (a link, the tab closed, another address)
+  // cancels it: the gateway closes it at the wallet (docs/TILL.md, "Cancel").
+  var ownExit = false;
+  if (order && order.dataset.cancelUrl) {
+    document.querySelectorAll("#cancel-form button, #sign-out").forEach(function (b) {
+      b.addEventListener("click", function () { ownExit = true; });
+    });
+    window.addEventListener("pagehide", function () {
+      if (ownExit) return;
+      var body = new URLSearchParams({ csrf: order.dataset.csrf, then: "leave" });
+      navigator.sendBeacon(order.dataset.cancelUrl, body);
+    });
+  }
   if (order && order.dataset.final === "false") {
     var seen = order.dataset.status;
     var banner = document.getElementById("connection");
@@ -103,7 +135,7 @@
         .then(function (s) {
           if (!s) return;
           banner.hidden = true;
-          if (s.status !== seen) { window.location.reload(); return; }
+          if (s.status !== seen) { ownExit = true; window.location.reload(); return; }
           setTimeout(poll, 1000);
         })
         .catch(function () {

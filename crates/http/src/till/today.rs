@@ -110,15 +110,17 @@ pub(crate) async fn page(State(state): State<AppState>, headers: HeaderMap, uri:
             }
         }
     };
+    let late = super::late::notices(&state, lang, &session).await;
     Page::new(
         locale,
         lang.pick("Today's sales", "今日交易"),
         Some(&session),
     )
+    .late(late)
     .render(&uri, body)
 }
 
-fn refusal_text(lang: Lang, e: &RefundError) -> String {
+pub(crate) fn refusal_text(lang: Lang, e: &RefundError) -> String {
     match e {
         RefundError::Exceeds { refundable, .. } => match lang {
             Lang::En => format!(

@@ -20,6 +20,8 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+mod cancel;
+
 const PIN: &str = "432198";
 
 struct World {
