@@ -587,3 +587,244 @@ fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// The customer's phone opens the QR (a scan) and types the payment password.
+async fn phone_scans(phone: &Browser, w: &World, customer: &str, code_url: &str) {
+    phone
+        .goto(&w.phone_url(&format!(
+            "/phone/{customer}/scan?code_url={}",
+            url_encode(code_url)
+        )))
+        .await
+        .unwrap();
+}
+
+async fn phone_types_password(phone: &Browser) {
+    for digit in ["1", "2", "3", "4", "5", "6"] {
+        phone
+            .click(&format!("button[data-digit='{digit}']"))
+            .await
+            .unwrap();
+    }
+}
+
+/// A QR cancelled on the till is closed at the wallet before the till says so: the customer
+/// who scanned it can no longer pay, and nothing is charged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qr_cancelled_on_the_till_is_closed_at_the_wallet() {
+    let test = "a_qr_cancelled_on_the_till_is_closed_at_the_wallet";
+    let Some((mut till, mut phone)) = till_and_phone(test, "en-US,en").await else {
+        return;
+    };
+    let w = World::start().await;
+    let customer = w.customer("Zhao Lei", 100_000).await;
+    sign_in(&mut till, &w, PIN).await;
+    till.find("#amount").await.unwrap();
+    key_in(&till, "9.00").await;
+    till.click("#qr-alipay").await.unwrap();
+    let code_url = till
+        .find("#qr")
+        .await
+        .unwrap()
+        .attr("data-code-url")
+        .await
+        .unwrap()
+        .unwrap();
+    // The customer scans: the phone shows the amount and waits for the password.
+    phone_scans(&phone, &w, &customer, &code_url).await;
+    phone.find("button[data-digit='1']").await.unwrap();
+    phone.screenshot("scanned").await.unwrap();
+    till.screenshot("qr-shown").await.unwrap();
+
+    till.click("#cancel").await.unwrap();
+    till.wait_for_text("#result", "Cancelled, nothing was charged")
+        .await
+        .unwrap();
+    let reason = till.text("#reason").await.unwrap();
+    assert!(reason.contains("closed at the wallet"), "{reason}");
+    till.screenshot("cancelled").await.unwrap();
+
+    // The customer types the password: the wallet refuses, the order is closed.
+    phone_types_password(&phone).await;
+    phone
+        .wait_for_text("body", "This order is closed")
+        .await
+        .unwrap();
+    phone.screenshot("closed-at-the-wallet").await.unwrap();
+    assert_eq!(w.balance(&customer).await, 100_000);
+    till.close().await.unwrap();
+    phone.close().await.unwrap();
+    w.stop().await;
+}
+
+/// A QR left with "New sale" is cancelled; paid from the phone before WeChat Pay allows the
+/// close (its first 5 minutes), it raises a notice on the till that is refunded from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qr_left_with_new_sale_and_paid_raises_a_notice_refunded_from_it() {
+    let test = "a_qr_left_with_new_sale_and_paid_raises_a_notice_refunded_from_it";
+    let Some((mut till, mut phone)) = till_and_phone(test, "en-US,en").await else {
+        return;
+    };
+    let w = World::start().await;
+    let customer = w.customer("Qian Li", 100_000).await;
+    sign_in(&mut till, &w, PIN).await;
+    till.find("#amount").await.unwrap();
+    key_in(&till, "10").await;
+    till.click("#qr-wechatpay").await.unwrap();
+    let code_url = till
+        .find("#qr")
+        .await
+        .unwrap()
+        .attr("data-code-url")
+        .await
+        .unwrap()
+        .unwrap();
+    phone_scans(&phone, &w, &customer, &code_url).await;
+    phone.find("button[data-digit='1']").await.unwrap();
+
+    // The cashier starts a new sale: the QR is cancelled (WeChat closes it only after
+    // 5 minutes), and the sale screen comes back empty.
+    till.click("#new-sale").await.unwrap();
+    till.find("#amount").await.unwrap();
+    assert_eq!(till.text("#late-payments").await.unwrap(), "");
+    till.screenshot("new-sale").await.unwrap();
+
+    // The customer pays the QR all the same.
+    phone_types_password(&phone).await;
+    phone.wait_for_text(".notice", "Paid").await.unwrap();
+    phone.screenshot("paid-after-all").await.unwrap();
+    assert_eq!(w.balance(&customer).await, 100_000 - 5200);
+
+    // The till says so on the screen it shows, without a reload.
+    let notice = till
+        .wait_for_text(
+            "#late-payments",
+            "A cancelled sale was paid after all: CA$10.00.",
+        )
+        .await
+        .unwrap();
+    assert!(notice.contains("WeChat Pay"), "{notice}");
+    till.screenshot("late-payment-notice").await.unwrap();
+    till.click("#late-payments .late-refund").await.unwrap();
+    till.wait_for_text("#late-result", "CA$10.00")
+        .await
+        .unwrap();
+    till.screenshot("refunded-from-the-notice").await.unwrap();
+    assert_eq!(till.text("#late-payments").await.unwrap(), "");
+    // The money is back on the customer's wallet.
+    let mut balance = 0;
+    for _ in 0..40 {
+        balance = w.balance(&customer).await;
+        if balance == 100_000 {
+            break;
+        }
+        let _ = w.engine.settle_due_refunds("browser-test", 4).await;
+        tokio::time::sleep(StdDuration::from_millis(250)).await;
+    }
+    assert_eq!(balance, 100_000);
+    phone
+        .goto(&w.phone_url(&format!("/phone/{customer}?wallet=wechat")))
+        .await
+        .unwrap();
+    phone.screenshot("money-back").await.unwrap();
+    till.close().await.unwrap();
+    phone.close().await.unwrap();
+    w.stop().await;
+}
+
+/// A code payment waiting for the customer's password is cancelled from the till: reversed at
+/// the wallet, the customer's balance untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_code_payment_is_cancelled_and_reversed() {
+    let test = "a_waiting_code_payment_is_cancelled_and_reversed";
+    let Some(mut till) = Browser::start(BrowserOptions::desktop(&format!("{test}/till")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
+        return;
+    };
+    let w = World::start().await;
+    let customer = w.customer("Sun Mei", 100_000).await;
+    let code: Value = w
+        .http
+        .post(w.phone_url("/control/codes"))
+        .json(&json!({"customer_id": customer, "wallet": "wechat",
+            "behaviour": {"kind": "never_confirm"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let digits = code["code"].as_str().unwrap();
+    sign_in(&mut till, &w, PIN).await;
+    till.fill("#amount", "6").await.unwrap();
+    till.fill("#code", &format!("{digits}\u{E007}"))
+        .await
+        .unwrap();
+    till.wait_for_text("#result", "Waiting for the customer to confirm")
+        .await
+        .unwrap();
+    till.screenshot("waiting-for-the-password").await.unwrap();
+    till.click("#cancel").await.unwrap();
+    till.wait_for_text("#result", "Cancelled, nothing was charged")
+        .await
+        .unwrap();
+    let reason = till.text("#reason").await.unwrap();
+    assert!(reason.contains("reversed at the wallet"), "{reason}");
+    till.screenshot("reversed").await.unwrap();
+    assert_eq!(w.balance(&customer).await, 100_000);
+    till.close().await.unwrap();
+    w.stop().await;
+}
+
+/// Leaving a QR's page any other way than its buttons (here a link to Today; closing the tab
+/// is the same `pagehide`) cancels the QR: the page's beacon, then the wallet's close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qr_left_by_a_link_is_closed_at_the_wallet() {
+    let test = "a_qr_left_by_a_link_is_closed_at_the_wallet";
+    let Some((mut till, phone)) = till_and_phone(test, "en-US,en").await else {
+        return;
+    };
+    let w = World::start().await;
+    let customer = w.customer("Zhou Yu", 100_000).await;
+    sign_in(&mut till, &w, PIN).await;
+    till.find("#amount").await.unwrap();
+    key_in(&till, "7").await;
+    till.click("#qr-alipay").await.unwrap();
+    let qr = till.find("#qr").await.unwrap();
+    let code_url = qr.attr("data-code-url").await.unwrap().unwrap();
+    let order_id = till.text("#order-id").await.unwrap();
+    phone_scans(&phone, &w, &customer, &code_url).await;
+    phone.find("button[data-digit='1']").await.unwrap();
+    till.click("#nav-today").await.unwrap();
+    till.find("#sales").await.unwrap();
+    let order_id = qrgate_domain::MerchantOrderId::parse(&order_id).unwrap();
+    let merchant = w
+        .engine
+        .merchant(&qrgate_domain::MerchantId::parse(&w.merchant_id).unwrap())
+        .await
+        .unwrap();
+    let mut status = None;
+    for _ in 0..40 {
+        let order = w
+            .engine
+            .find_order(&merchant, &order_id)
+            .await
+            .unwrap()
+            .unwrap();
+        status = Some(order.status);
+        if order.status == qrgate_domain::OrderStatus::Closed {
+            assert!(order.cancel_requested_at.is_some());
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(250)).await;
+    }
+    assert_eq!(status, Some(qrgate_domain::OrderStatus::Closed));
+    till.goto(&w.till_url("/pos/today")).await.unwrap();
+    till.screenshot("today-after-leaving").await.unwrap();
+    assert_eq!(w.balance(&customer).await, 100_000);
+    till.close().await.unwrap();
+    phone.close().await.unwrap();
+    w.stop().await;
+}
