@@ -208,6 +208,7 @@ impl Engine {
                             ori_order_id: order.order_id.clone(),
                             amount: refundable,
                             operator_id: Some(operator_id.to_owned()),
+                            approved_by: None,
                         })
                         .await?,
                     )

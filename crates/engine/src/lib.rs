@@ -55,9 +55,9 @@ pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
 pub use qr_orders::{payable_until, NotificationError, QrPayment};
 pub use refunds::{RefundError, RefundOrder, RefundView, MAX_REFUND_SENDS, REFUND_FOLLOW_UP};
 pub use till::{
-    check_pin, SessionError, SignInAttempt, SignInError, SignedIn, TillSession, FIRST_PIN_LOCK,
-    KNOWN_TILL_LIFETIME, LOCKING_PIN_ATTEMPT, MAX_PIN_LOCK, PIN_ATTEMPT_WINDOW, SESSION_IDLE,
-    SESSION_LIFETIME,
+    check_pin, ApprovalError, SessionError, SignInAttempt, SignInError, SignedIn, TillSession,
+    FIRST_PIN_LOCK, KNOWN_TILL_LIFETIME, LOCKING_PIN_ATTEMPT, MAX_PIN_LOCK, PIN_ATTEMPT_WINDOW,
+    SESSION_IDLE, SESSION_LIFETIME,
 };
 pub use till_guard::SignInLimits;
 pub use timing::timed;

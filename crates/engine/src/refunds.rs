@@ -42,7 +42,10 @@ pub struct RefundOrder {
     pub ori_order_id: MerchantOrderId,
     /// In the merchant's currency.
     pub amount: Money,
+    /// Who asked for it.
     pub operator_id: Option<String>,
+    /// The supervisor who approved it, when it needed approval ([`Engine::approve_refund`]).
+    pub approved_by: Option<String>,
 }
 
 /// Why a refund was refused before any wallet call. Nothing was stored.
@@ -350,6 +353,7 @@ impl Engine {
             channel_ref: None,
             sends: 0,
             operator_id: req.operator_id.clone(),
+            approved_by: req.approved_by.clone(),
             request_digest: digest.clone(),
             wallet_created_at: now,
             // If this process dies during the wallet call, the refund loop takes over once

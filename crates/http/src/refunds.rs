@@ -135,6 +135,7 @@ pub(crate) async fn refund(state: &AppState, request: &Authenticated) -> Answer 
         ori_order_id,
         amount: Money::new(minor, request.merchant.currency),
         operator_id: None,
+        approved_by: None,
     };
     match state.engine.refund(order).await {
         Ok(view) => answer(&view, request),

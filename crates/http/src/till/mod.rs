@@ -46,7 +46,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/pos/orders/{order_id}", get(order::page))
         .route("/pos/orders/{order_id}/status", get(order::status))
         .route("/pos/orders/{order_id}/receipt", get(receipt::page))
-        .route("/pos/orders/{order_id}/refund", post(today::refund))
+        .route(
+            "/pos/orders/{order_id}/refund",
+            get(today::refund_page).post(today::refund),
+        )
         .route("/pos/orders/{order_id}/cancel", post(order::cancel))
         .route("/pos/orders/{order_id}/late-payment", post(late::resolve))
         .route("/pos/late-payments", get(late::fragment))
