@@ -828,3 +828,110 @@ async fn a_qr_left_by_a_link_is_closed_at_the_wallet() {
     phone.close().await.unwrap();
     w.stop().await;
 }
+
+/// A refund from the sale's screen: nothing pre-filled; refused with a cashier's PIN (every
+/// refund needs a supervisor by default), done with a supervisor's; the receipt names both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_needs_a_supervisors_pin_and_the_receipt_names_both() {
+    let test = "a_refund_needs_a_supervisors_pin_and_the_receipt_names_both";
+    let Some(mut till) = Browser::start(BrowserOptions::desktop(&format!("{test}/till")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
+        return;
+    };
+    let w = World::start().await;
+    let merchant_id = qrgate_domain::MerchantId::parse(&w.merchant_id).unwrap();
+    let supervisor = w
+        .engine
+        .add_operator(&merchant_id, "Wang Jing")
+        .await
+        .unwrap();
+    w.engine
+        .set_operator_pin(&merchant_id, &supervisor.id, "975310")
+        .await
+        .unwrap();
+    w.engine
+        .set_operator_role(
+            &merchant_id,
+            &supervisor.id,
+            qrgate_domain::OperatorRole::Supervisor,
+        )
+        .await
+        .unwrap();
+    let customer = w.customer("Lin Tao", 100_000).await;
+    let code: Value = w
+        .http
+        .post(w.phone_url("/control/codes"))
+        .json(&json!({"customer_id": customer, "wallet": "alipay",
+            "behaviour": {"kind": "instant"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    sign_in(&mut till, &w, PIN).await;
+    till.fill("#amount", "12").await.unwrap();
+    till.fill(
+        "#code",
+        &format!("{}\u{E007}", code["code"].as_str().unwrap()),
+    )
+    .await
+    .unwrap();
+    till.wait_for_text("#result", "Paid").await.unwrap();
+    let order_id = till.text("#order-id").await.unwrap();
+
+    till.click("#nav-today").await.unwrap();
+    till.click(&format!("#refund-{order_id}")).await.unwrap();
+    assert_eq!(till.text("#refundable").await.unwrap(), "CA$12.00");
+    let typed = till
+        .find("#refund-amount")
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(typed.as_deref(), Some(""), "nothing pre-filled");
+    till.screenshot("refund-screen").await.unwrap();
+
+    // The cashier types their own id and PIN: refused, nothing refunded.
+    till.fill("#refund-amount", "5").await.unwrap();
+    till.fill("#supervisor", "0000000001").await.unwrap();
+    till.fill("#supervisor-pin", PIN).await.unwrap();
+    till.click("#confirm-refund").await.unwrap();
+    till.wait_for_text("#refund-error", "cannot approve refunds")
+        .await
+        .unwrap();
+    till.screenshot("refused-with-a-cashiers-pin")
+        .await
+        .unwrap();
+    assert_eq!(w.balance(&customer).await, 100_000 - 6240);
+
+    // The supervisor types theirs on the same screen: refunded.
+    till.fill("#supervisor", "0000000002").await.unwrap();
+    till.fill("#supervisor-pin", "975310").await.unwrap();
+    till.click("#confirm-refund").await.unwrap();
+    till.wait_for_text("#refund-result", "Refunded CA$5.00.")
+        .await
+        .unwrap();
+    let people = till.text("#refund-people").await.unwrap();
+    assert!(
+        people.contains("0000000001") && people.contains("0000000002"),
+        "{people}"
+    );
+    till.screenshot("refunded-with-a-supervisors-pin")
+        .await
+        .unwrap();
+    till.goto(&w.till_url(&format!("/pos/orders/{order_id}/receipt?paper=80")))
+        .await
+        .unwrap();
+    let receipt = till.text("#receipt").await.unwrap();
+    assert!(
+        receipt.contains("Asked by") && receipt.contains("Approved by"),
+        "{receipt}"
+    );
+    till.screenshot("receipt").await.unwrap();
+    till.close().await.unwrap();
+    w.stop().await;
+}
