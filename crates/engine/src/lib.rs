@@ -51,7 +51,7 @@ pub use keys::{
 };
 pub use loops::{LoopBounds, CLOSING_BOUNDS, NOTIFICATION_BOUNDS, REFUND_BOUNDS};
 pub use merchants::{CreatedMerchant, MerchantRequest, PosAuthError, PosCredentials, RotatedKey};
-pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
+pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets, MAX_AMOUNT_MINOR};
 pub use qr_orders::{payable_until, NotificationError, QrPayment};
 pub use refunds::{RefundError, RefundOrder, RefundView, MAX_REFUND_SENDS, REFUND_FOLLOW_UP};
 pub use till::{

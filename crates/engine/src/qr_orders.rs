@@ -95,13 +95,16 @@ impl Engine {
     /// and handing a second customer the first one's (perhaps paid) order would cost a sale,
     /// while an extra QR nobody scans costs nothing (it closes unpaid).
     pub async fn create_qr_order(&self, req: QrPayment) -> Result<Order, PaymentError> {
-        if req.amount.minor() <= 0 || req.amount.minor() > crate::payments::MAX_AMOUNT_MINOR {
-            return Err(PaymentError::Invalid(
-                "invalid amount: must be between 1 cent and 1,000,000.00".into(),
-            ));
+        let max = crate::payments::MAX_AMOUNT_MINOR;
+        if req.amount.minor() <= 0 || req.amount.minor() > max {
+            return Err(PaymentError::AmountOutOfRange {
+                max: Money::new(max, req.amount.currency()),
+            });
         }
-        if req.tip.minor() < 0 || req.tip.minor() > crate::payments::MAX_AMOUNT_MINOR {
-            return Err(PaymentError::Invalid("invalid tip".into()));
+        if req.tip.minor() < 0 || req.tip.minor() > max {
+            return Err(PaymentError::TipOutOfRange {
+                max: Money::new(max, req.tip.currency()),
+            });
         }
         let connector = self
             .wallets

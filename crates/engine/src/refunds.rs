@@ -64,6 +64,10 @@ pub enum RefundError {
     OrderUsed(MerchantOrderId),
     #[error("{0} refunds are not enabled on this gateway")]
     NotEnabled(qrgate_domain::Wallet),
+    #[error("refund_amt must be in the merchant's currency, {0}")]
+    WrongCurrency(qrgate_domain::Currency),
+    #[error("refund_amt must be 1 to {} cents", max.minor())]
+    AmountOutOfRange { max: Money },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -273,15 +277,12 @@ impl Engine {
     pub async fn refund(&self, req: RefundOrder) -> Result<RefundView, RefundError> {
         let merchant = &req.merchant;
         if req.amount.currency() != merchant.currency {
-            return Err(RefundError::Invalid(format!(
-                "refund_amt must be in the merchant's currency, {}",
-                merchant.currency
-            )));
+            return Err(RefundError::WrongCurrency(merchant.currency));
         }
         if req.amount.minor() <= 0 || req.amount.minor() > MAX_AMOUNT_MINOR {
-            return Err(RefundError::Invalid(format!(
-                "refund_amt must be 1 to {MAX_AMOUNT_MINOR} cents"
-            )));
+            return Err(RefundError::AmountOutOfRange {
+                max: Money::new(MAX_AMOUNT_MINOR, merchant.currency),
+            });
         }
         let digest = keyed_digest(
             &self.master.digest_key(),

@@ -10,6 +10,8 @@
 mod i18n;
 mod late;
 mod layout;
+#[cfg(test)]
+mod messages;
 mod order;
 mod receipt;
 mod sale;

@@ -168,8 +168,8 @@ pub(crate) async fn page(State(state): State<AppState>, headers: HeaderMap, uri:
 
 /// Why a sale was refused before anything was charged; `new_order_id` when the form's id
 /// must not be used again.
-struct Refused {
-    message: String,
+pub(crate) struct Refused {
+    pub(crate) message: String,
     new_order_id: bool,
 }
 
@@ -203,12 +203,7 @@ fn read_sale(
                 lang.pick("Enter the amount first.", "请先输入金额。"),
             ))
         }
-        None => {
-            return Err(refused(lang.pick(
-                "The amount is not a number: type it like 12.50.",
-                "金额格式错误，请输入如 12.50。",
-            )))
-        }
+        None => return Err(refused(amount_problem(lang, &f.amount, currency))),
     };
     let tip = i18n::parse_amount(&f.tip).ok_or_else(|| {
         refused(lang.pick(
@@ -223,7 +218,35 @@ fn read_sale(
     ))
 }
 
-fn payment_refusal(lang: Lang, e: PaymentError) -> Refused {
+/// Why a typed amount is refused: too many digits (more than a sale can take), too many
+/// decimals, or not a number.
+pub(crate) fn amount_problem(lang: Lang, typed: &str, currency: qrgate_domain::Currency) -> String {
+    let t = typed.trim();
+    let (units, decimals) = t.split_once(['.', ',']).unwrap_or((t, ""));
+    let digits_only = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    let max = i18n::money(lang, Money::new(qrgate_engine::MAX_AMOUNT_MINOR, currency));
+    if !t.is_empty() && digits_only(units) && digits_only(decimals) {
+        if decimals.len() > 2 {
+            return lang
+                .pick(
+                    "An amount has at most two decimals: type it like 12.50.",
+                    "金额最多两位小数，请输入如 12.50。",
+                )
+                .to_owned();
+        }
+        return match lang {
+            Lang::En => format!("The amount is more than one sale can take: at most {max}."),
+            Lang::Zh => format!("金额超过单笔上限：最多 {max}。"),
+        };
+    }
+    lang.pick(
+        "The amount is not a number: type it like 12.50.",
+        "金额格式错误，请输入如 12.50。",
+    )
+    .to_owned()
+}
+
+pub(crate) fn payment_refusal(lang: Lang, e: PaymentError) -> Refused {
     match e {
         PaymentError::UnknownCodeFormat | PaymentError::WalletMismatch { .. } => refused(lang.pick(
             "This is not a payment code: check the digits. Nothing was charged.",
@@ -244,7 +267,29 @@ fn payment_refusal(lang: Lang, e: PaymentError) -> Refused {
             ).into(),
             new_order_id: true,
         },
-        PaymentError::Invalid(msg) => refused(msg),
+        PaymentError::AmountOutOfRange { max } => refused(match lang {
+            Lang::En => format!(
+                "The amount is more than one sale can take: at most {}. Nothing was charged.",
+                i18n::money(lang, max)
+            ),
+            Lang::Zh => format!("金额超过单笔上限：最多 {}。未扣款。", i18n::money(lang, max)),
+        }),
+        PaymentError::TipOutOfRange { max } => refused(match lang {
+            Lang::En => format!(
+                "The tip is more than one sale can take: at most {}. Nothing was charged.",
+                i18n::money(lang, max)
+            ),
+            Lang::Zh => format!("小费超过单笔上限：最多 {}。未扣款。", i18n::money(lang, max)),
+        }),
+        PaymentError::Invalid(msg) => {
+            // No engine text reaches the cashier as it is: it is logged, and the till says
+            // in the cashier's language that nothing was charged.
+            tracing::error!(error = %msg, "till sale refused by the engine");
+            refused(lang.pick(
+                "The gateway could not take the sale right now. Nothing was charged: try again.",
+                "网关暂时无法处理此交易。未扣款，请重试。",
+            ))
+        }
         PaymentError::Engine(e) => {
             tracing::error!(error = %e, "till sale could not be started");
             refused(lang.pick(

@@ -143,7 +143,25 @@ pub(crate) fn refusal_text(lang: Lang, e: &RefundError) -> String {
             ),
             Lang::Zh => format!("此网关未启用{}退款。", i18n::wallet_name(lang, *w)),
         },
-        RefundError::Invalid(msg) => msg.clone(),
+        RefundError::AmountOutOfRange { max } => match lang {
+            Lang::En => format!(
+                "The amount is more than one refund can be: at most {}.",
+                i18n::money(lang, *max)
+            ),
+            Lang::Zh => format!("退款金额超过上限：最多 {}。", i18n::money(lang, *max)),
+        },
+        RefundError::WrongCurrency(c) => match lang {
+            Lang::En => format!("A refund is in the merchant's currency, {}.", c.code()),
+            Lang::Zh => format!("退款须使用商户币种 {}。", c.code()),
+        },
+        RefundError::Invalid(msg) => {
+            tracing::error!(error = %msg, "till refund refused by the engine");
+            lang.pick(
+                "The gateway could not take the refund right now. Nothing was refunded: try again.",
+                "网关暂时无法处理退款。未退款，请重试。",
+            )
+            .into()
+        }
         RefundError::Engine(err) => {
             tracing::error!(error = %err, "till refund could not be started");
             lang.pick(
@@ -193,10 +211,15 @@ pub(crate) async fn refund(
         .await;
     };
     let Some(amount) = amount else {
-        let text = lang.pick(
-            "Enter the amount to refund, like 5.00.",
-            "请输入退款金额，如 5.00。",
-        );
+        let text = if f.amount.trim().is_empty() || i18n::parse_amount(&f.amount) == Some(0) {
+            lang.pick(
+                "Enter the amount to refund, like 5.00.",
+                "请输入退款金额，如 5.00。",
+            )
+            .to_owned()
+        } else {
+            super::sale::amount_problem(lang, &f.amount, session.merchant.currency)
+        };
         return refund_form(
             &state,
             locale,
@@ -204,7 +227,7 @@ pub(crate) async fn refund(
             &session,
             &order,
             &f.amount,
-            Some(text.into()),
+            Some(text),
         )
         .await;
     };
@@ -343,7 +366,7 @@ pub(crate) async fn refund(
         .render(&uri, body)
 }
 
-fn approval_text(lang: Lang, e: &ApprovalError) -> String {
+pub(crate) fn approval_text(lang: Lang, e: &ApprovalError) -> String {
     match e {
         ApprovalError::WrongCredentials => lang
             .pick(

@@ -54,7 +54,7 @@ async fn a_refund_above_the_limit_needs_a_supervisors_pin_and_records_both(db: T
         "This refund needs a supervisor's approval",
         "This operator cannot approve refunds",
         "Supervisor id or PIN is wrong",
-        "Enter the amount to refund",
+        "The amount is not a number",
     ];
     for ((csrf, refund_id, amount, who, pin), said) in attempts.iter().zip(says) {
         let page = till
