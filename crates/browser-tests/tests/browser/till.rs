@@ -935,3 +935,60 @@ async fn a_refund_needs_a_supervisors_pin_and_the_receipt_names_both() {
     till.close().await.unwrap();
     w.stop().await;
 }
+
+/// Today follows the day by itself: a sale started and paid elsewhere while the list is on
+/// screen appears, then shows paid, without a reload by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn today_updates_by_itself_when_a_sale_is_paid() {
+    let test = "today_updates_by_itself_when_a_sale_is_paid";
+    let Some(mut till) = Browser::start(BrowserOptions::desktop(&format!("{test}/till")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
+        return;
+    };
+    let w = World::start().await;
+    let customer = w.customer("He Ping", 100_000).await;
+    sign_in(&mut till, &w, PIN).await;
+    till.find("#amount").await.unwrap();
+    till.goto(&w.till_url("/pos/today")).await.unwrap();
+    till.find("#no-sales").await.unwrap();
+    till.screenshot("empty").await.unwrap();
+    // Another till of the shop shows a QR; the customer pays it.
+    let merchant = w
+        .engine
+        .merchant(&qrgate_domain::MerchantId::parse(&w.merchant_id).unwrap())
+        .await
+        .unwrap();
+    let order = w
+        .engine
+        .create_qr_order(qrgate_engine::QrPayment {
+            merchant,
+            order_id: None,
+            amount: qrgate_domain::Money::new(1500, Currency::Cad),
+            tip: qrgate_domain::Money::new(0, Currency::Cad),
+            wallet: Wallet::Alipay,
+            operator_id: Some("0000000001".into()),
+            terminal_no: Some("WEB-TILL".into()),
+            call_back_url: None,
+            client_ip: "127.0.0.1".into(),
+        })
+        .await
+        .unwrap();
+    till.wait_for_text("#sales", order.order_id.as_str())
+        .await
+        .unwrap();
+    till.screenshot("started").await.unwrap();
+    let paid = w
+        .http
+        .post(w.phone_url("/control/qr/pay"))
+        .json(&json!({"code_url": order.code_url.unwrap(), "customer_id": customer}))
+        .send()
+        .await
+        .unwrap();
+    assert!(paid.status().is_success());
+    till.wait_for_text("#sales", "Paid").await.unwrap();
+    till.screenshot("paid").await.unwrap();
+    till.close().await.unwrap();
+    w.stop().await;
+}

@@ -56,6 +56,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/pos/orders/{order_id}/late-payment", post(late::resolve))
         .route("/pos/late-payments", get(late::fragment))
         .route("/pos/today", get(today::page))
+        .route("/pos/today/state", get(today::state))
         .route("/pos/assets/till.css", get(layout::css))
         .route("/pos/assets/till.js", get(layout::js))
 }

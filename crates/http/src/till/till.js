@@ -146,6 +146,21 @@
     setTimeout(poll, 1000);
   }
 
+  // ---- Today: the list follows payments and refunds as they finish ----
+  var sales = document.getElementById("day");
+  if (sales && sales.dataset.stateUrl) {
+    var followDay = function () {
+      fetch(sales.dataset.stateUrl, { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (s) {
+          if (s && s.state && s.state !== sales.dataset.state) { window.location.reload(); return; }
+          setTimeout(followDay, 3000);
+        })
+        .catch(function () { setTimeout(followDay, 3000); });
+    };
+    setTimeout(followDay, 3000);
+  }
+
   // ---- The QR's countdown ----
   var countdown = document.getElementById("countdown");
   if (countdown) {

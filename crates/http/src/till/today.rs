@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Form;
 use maud::html;
 use qrgate_domain::Order;
@@ -31,6 +31,49 @@ pub(crate) struct RefundForm {
     supervisor_pin: String,
 }
 
+/// A short fingerprint of the day's sales as the list shows them (each sale's state and
+/// refunds): the page's script asks for it every few seconds and reloads the list when it
+/// changes, so a payment or a refund that finishes shows without a reload by hand.
+fn day_state(orders: &[Order]) -> String {
+    use std::hash::{Hash, Hasher};
+    // Fixed keys: the same list gives the same value on every node.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for o in orders {
+        (
+            o.order_id.as_str(),
+            o.status.as_str(),
+            o.refunded.minor(),
+            o.refund_reserved.minor(),
+        )
+            .hash(&mut h);
+    }
+    format!("{:016x}", h.finish())
+}
+
+/// `GET /pos/today/state`: `{"state": "…"}`, the fingerprint of today's list.
+pub(crate) async fn state(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Ok((session, _)) = session_of(&state, &headers).await else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"error": "signed_out"})),
+        )
+            .into_response();
+    };
+    let merchant = &session.merchant;
+    let day = state.engine.merchant_day(merchant, state.engine.now());
+    match state.engine.orders_of_day(merchant, day).await {
+        Ok(orders) => axum::Json(serde_json::json!({"state": day_state(&orders)})).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "today's state could not be read");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"error": "unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
 pub(crate) async fn page(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     let locale = Locale::from_parts(uri.query(), &headers);
     let lang = locale.lang;
@@ -55,6 +98,7 @@ pub(crate) async fn page(State(state): State<AppState>, headers: HeaderMap, uri:
     });
     let body = html! {
         h1 { (lang.pick("Today's sales", "今日交易")) " · " (day.format("%Y-%m-%d").to_string()) }
+        div #day hidden data-state-url="/pos/today/state" data-state=(day_state(&orders)) {}
         p #takings { (match lang {
             Lang::En => format!("{} paid, {} taken (after refunds).", paid.len(),
                 i18n::money(lang, Money::new(takings, merchant.currency))),
@@ -81,7 +125,12 @@ pub(crate) async fn page(State(state): State<AppState>, headers: HeaderMap, uri:
                             td { a href={ "/pos/orders/" (o.order_id) } { (o.order_id) } }
                             td.num { (i18n::money(lang, o.total())) }
                             td { (i18n::wallet_name(lang, o.wallet)) }
-                            td.status { (i18n::status_name(lang, o.status)) }
+                            td.status {
+                                (i18n::status_name(lang, o.status))
+                                @if o.status == OrderStatus::Failed {
+                                    br; span.muted.reason { (i18n::decline_text(lang, o.decline_reason())) }
+                                }
+                            }
                             td.num.refunded {
                                 @if o.refunded.minor() > 0 { (i18n::money(lang, o.refunded)) }
                                 @if o.refund_reserved.minor() > o.refunded.minor() {

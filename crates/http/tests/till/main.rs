@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 
 mod cancel;
 mod refund;
+mod today;
 
 const PIN: &str = "432198";
 
