@@ -992,3 +992,95 @@ async fn today_updates_by_itself_when_a_sale_is_paid() {
     till.close().await.unwrap();
     w.stop().await;
 }
+
+/// What a screen of the till gets wrong at this size: content wider than the window, touch
+/// targets smaller than 44 px, or (`amount_first`) the amount field not visible at the top.
+const LAYOUT_PROBLEMS: &str = r#"
+const problems = [];
+const width = document.documentElement.clientWidth;
+if (document.documentElement.scrollWidth > width + 1) {
+  problems.push("page " + document.documentElement.scrollWidth + " px wide in " + width);
+}
+for (const el of document.querySelectorAll("a, button, input, summary")) {
+  const r = el.getBoundingClientRect();
+  const style = getComputedStyle(el);
+  if (r.width === 0 || style.visibility === "hidden" || el.type === "hidden") continue;
+  if (el.closest("[hidden]")) continue;
+  if (r.right > width + 1) problems.push((el.id || el.textContent.trim()) + " cut off at " + r.right);
+  if (r.height < 44) problems.push((el.id || el.textContent.trim() || el.name) + " " + Math.round(r.height) + " px high");
+}
+const amount = document.getElementById("amount");
+if (arguments[0] && amount) {
+  const r = amount.getBoundingClientRect();
+  if (window.scrollY > 0 || r.top < 0 || r.bottom > window.innerHeight) problems.push("amount not visible first: top " + r.top);
+}
+return problems;
+"#;
+
+async fn layout_problems(till: &Browser, amount_first: bool) -> Vec<String> {
+    let v = till
+        .client()
+        .execute(LAYOUT_PROBLEMS, vec![json!(amount_first)])
+        .await
+        .unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The till on a phone (390×844) and a small tablet (768×1024): nothing cut off, every touch
+/// target at least 44 px high, and the amount first on the sale screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_till_fits_a_phone_and_a_tablet() {
+    let test = "the_till_fits_a_phone_and_a_tablet";
+    let sizes = [
+        ("phone", qrgate_browser_tests::Viewport::PHONE),
+        (
+            "tablet",
+            qrgate_browser_tests::Viewport {
+                width: 768,
+                height: 1024,
+                pixel_ratio: 1,
+                mobile: true,
+            },
+        ),
+    ];
+    let w = World::start().await;
+    for (name, viewport) in sizes {
+        let Some(mut till) = Browser::start(BrowserOptions {
+            viewport,
+            ..BrowserOptions::phone(&format!("{test}/{name}"))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}")) else {
+            return;
+        };
+        sign_in(&mut till, &w, PIN).await;
+        till.find("#amount").await.unwrap();
+        let mut problems = Vec::new();
+        for p in layout_problems(&till, true).await {
+            problems.push(format!("sale: {p}"));
+        }
+        till.screenshot("sale").await.unwrap();
+        key_in(&till, "4").await;
+        till.click("#qr-unionpay").await.unwrap();
+        till.find("#qr").await.unwrap();
+        for p in layout_problems(&till, false).await {
+            problems.push(format!("qr: {p}"));
+        }
+        till.screenshot("qr").await.unwrap();
+        till.click("#cancel").await.unwrap();
+        till.find("#result").await.unwrap();
+        till.goto(&w.till_url("/pos/today")).await.unwrap();
+        till.find("#sales").await.unwrap();
+        for p in layout_problems(&till, false).await {
+            problems.push(format!("today: {p}"));
+        }
+        till.screenshot("today").await.unwrap();
+        assert!(problems.is_empty(), "{name}: {problems:#?}");
+        till.close().await.unwrap();
+    }
+    w.stop().await;
+}

@@ -100,7 +100,7 @@ fn render(
                     label for="code" { (lang.pick("Scan or type the customer's payment code, then Enter",
                         "扫描或输入顾客的付款码，然后按回车")) }
                     div.scan-row {
-                        input #code name="code" inputmode="numeric" autofocus
+                        input #code name="code" inputmode="numeric"
                             autocomplete="off" spellcheck="false" enterkeyhint="go";
                         button #charge type="submit" { (lang.pick("Charge", "收款")) }
                     }

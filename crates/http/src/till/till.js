@@ -40,12 +40,18 @@
         else if (!/\.\d\d$/.test(v)) v = v + k;
         target.value = v;
         total();
-        code.focus();
+        if (!narrow) code.focus();
       });
     });
+    // On a phone (one column) there is no scanner: the amount comes first, so the page
+    // stays at the top rather than scrolled to the code field.
+    var narrow = window.matchMedia("(max-width: 600px)").matches;
+    // On a till's screen the scanner field has focus from the start (set here rather than
+    // with `autofocus`, which would scroll a phone past the amount).
+    if (!narrow) code.focus();
     // The scanner types into whatever has focus: give it back to the code field whenever
     // focus falls to nothing or to a keypad key.
-    document.addEventListener("focusout", function () {
+    if (!narrow) document.addEventListener("focusout", function () {
       setTimeout(function () {
         var a = document.activeElement;
         if (!a || a === document.body || (a.dataset && a.dataset.key)) code.focus();
