@@ -97,13 +97,20 @@
   // ---- Late payments: a cancelled sale paid all the same shows on every screen ----
   var late = document.getElementById("late-payments");
   if (late) {
-    var shown = late.innerHTML.trim();
+    // Which late payments a piece of HTML shows: replaced only when that changes, so a
+    // notice is never swapped under the cashier's finger (each answer draws new refund ids).
+    var idsOf = function (html) {
+      var found = [], re = /data-order-id="([^"]*)"/g, m;
+      while ((m = re.exec(html)) !== null) found.push(m[1]);
+      return found.join(" ");
+    };
+    var shown = idsOf(late.innerHTML);
     var askLate = function () {
       fetch(late.dataset.url, { credentials: "same-origin", cache: "no-store" })
         .then(function (r) { return r.ok ? r.text() : null; })
         .then(function (html) {
-          if (html !== null && html.trim() !== shown) {
-            shown = html.trim();
+          if (html !== null && idsOf(html) !== shown) {
+            shown = idsOf(html);
             late.innerHTML = html;
           }
           setTimeout(askLate, 3000);
