@@ -56,8 +56,8 @@ pub use qr_orders::{payable_until, NotificationError, QrPayment};
 pub use refunds::{RefundError, RefundOrder, RefundView, MAX_REFUND_SENDS, REFUND_FOLLOW_UP};
 pub use till::{
     check_pin, ApprovalError, SessionError, SignInAttempt, SignInError, SignedIn, TillSession,
-    FIRST_PIN_LOCK, KNOWN_TILL_LIFETIME, LOCKING_PIN_ATTEMPT, MAX_PIN_LOCK, PIN_ATTEMPT_WINDOW,
-    SESSION_IDLE, SESSION_LIFETIME,
+    ZReport, FIRST_PIN_LOCK, KNOWN_TILL_LIFETIME, LOCKING_PIN_ATTEMPT, MAX_PIN_LOCK,
+    PIN_ATTEMPT_WINDOW, SESSION_IDLE, SESSION_LIFETIME,
 };
 pub use till_guard::SignInLimits;
 pub use timing::timed;
@@ -65,7 +65,7 @@ pub use timing::timed;
 /// The store's records that the console's use cases return, so that the console depends on
 /// the engine alone.
 pub use qrgate_store::{
-    AuditEntry, Callback, CallbackAttempt, CallbackRecord, ConsoleUser, FailingCallback,
+    AuditEntry, Callback, CallbackAttempt, CallbackRecord, ConsoleUser, DayLine, FailingCallback,
     LatePayment, LedgerEntry, OrderEvent, PageCursor, WalletCalls,
 };
 

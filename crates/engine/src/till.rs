@@ -120,6 +120,61 @@ pub enum SignInError {
     Engine(#[from] EngineError),
 }
 
+/// A day's close: payments and succeeded refunds, by wallet and operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZReport {
+    pub day: NaiveDate,
+    pub currency: qrgate_domain::Currency,
+    pub paid: Vec<qrgate_store::DayLine>,
+    pub refunds: Vec<qrgate_store::DayLine>,
+}
+
+impl ZReport {
+    fn sum(lines: &[qrgate_store::DayLine]) -> (i64, i64) {
+        lines.iter().fold((0, 0), |(n, t), l| {
+            (n.saturating_add(l.count), t.saturating_add(l.total_minor))
+        })
+    }
+
+    /// (count, total) of the payments.
+    pub fn paid_total(&self) -> (i64, Money) {
+        let (n, t) = Self::sum(&self.paid);
+        (n, Money::new(t, self.currency))
+    }
+
+    /// (count, total) of the refunds.
+    pub fn refund_total(&self) -> (i64, Money) {
+        let (n, t) = Self::sum(&self.refunds);
+        (n, Money::new(t, self.currency))
+    }
+
+    /// Payments less refunds.
+    pub fn net(&self) -> Money {
+        let paid = Self::sum(&self.paid).1;
+        let refunded = Self::sum(&self.refunds).1;
+        Money::new(paid.saturating_sub(refunded), self.currency)
+    }
+
+    /// Lines grouped by `key` (a wallet or an operator), in order of first appearance.
+    pub fn group<K: PartialEq + Clone>(
+        lines: &[qrgate_store::DayLine],
+        key: impl Fn(&qrgate_store::DayLine) -> K,
+    ) -> Vec<(K, i64, i64)> {
+        let mut out: Vec<(K, i64, i64)> = Vec::new();
+        for l in lines {
+            let k = key(l);
+            match out.iter_mut().find(|(g, _, _)| *g == k) {
+                Some(g) => {
+                    g.1 = g.1.saturating_add(l.count);
+                    g.2 = g.2.saturating_add(l.total_minor);
+                }
+                None => out.push((k, l.count, l.total_minor)),
+            }
+        }
+        out
+    }
+}
+
 /// Why a supervisor's approval of a refund was refused. Nothing was refunded.
 #[derive(Debug, thiserror::Error)]
 pub enum ApprovalError {
@@ -651,13 +706,37 @@ impl Engine {
         at.with_timezone(&merchant.time_zone.tz()).date_naive()
     }
 
-    /// The merchant's orders created on `day` in its time zone, newest first (at most
-    /// [`MAX_ORDERS_OF_DAY`]), every state included.
-    pub async fn orders_of_day(
+    /// The day's close (a Z report) of `day` in the merchant's time zone: payments by their
+    /// payment time and refunds by the time they succeeded, counted and summed by wallet and
+    /// operator in the database.
+    pub async fn z_report(
         &self,
         merchant: &Merchant,
         day: NaiveDate,
-    ) -> Result<Vec<Order>, EngineError> {
+    ) -> Result<ZReport, EngineError> {
+        let (from, to) = self.day_bounds(merchant, day)?;
+        let paid = self
+            .store
+            .paid_lines_between(&merchant.id, from, to)
+            .await?;
+        let refunds = self
+            .store
+            .refund_lines_between(&merchant.id, from, to)
+            .await?;
+        Ok(ZReport {
+            day,
+            currency: merchant.currency,
+            paid,
+            refunds,
+        })
+    }
+
+    /// The first instant of `day` and of the day after, in the merchant's time zone.
+    fn day_bounds(
+        &self,
+        merchant: &Merchant,
+        day: NaiveDate,
+    ) -> Result<(DateTime<Utc>, DateTime<Utc>), EngineError> {
         let tz = merchant.time_zone.tz();
         let start_of = |d: NaiveDate| -> Result<DateTime<Utc>, EngineError> {
             let midnight = d.and_hms_opt(0, 0, 0).ok_or(EngineError::NotFound("day"))?;
@@ -672,14 +751,20 @@ impl Engine {
                 .ok_or(EngineError::NotFound("day"))
         };
         let next = day.succ_opt().ok_or(EngineError::NotFound("day"))?;
+        Ok((start_of(day)?, start_of(next)?))
+    }
+
+    /// The merchant's orders created on `day` in its time zone, newest first (at most
+    /// [`MAX_ORDERS_OF_DAY`]), every state included.
+    pub async fn orders_of_day(
+        &self,
+        merchant: &Merchant,
+        day: NaiveDate,
+    ) -> Result<Vec<Order>, EngineError> {
+        let (from, to) = self.day_bounds(merchant, day)?;
         Ok(self
             .store
-            .orders_between(
-                &merchant.id,
-                start_of(day)?,
-                start_of(next)?,
-                MAX_ORDERS_OF_DAY,
-            )
+            .orders_between(&merchant.id, from, to, MAX_ORDERS_OF_DAY)
             .await?)
     }
 

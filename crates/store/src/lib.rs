@@ -42,4 +42,4 @@ pub use merchants::{MerchantKeys, NewMerchant, NewMerchantCreated, ALLOCATION_AT
 pub use orders::{LatePayment, OrderEvent};
 pub use pool::{Backend, Store};
 pub use refunds::RefundReservation;
-pub use till::{LockSchedule, OperatorPin, PinAttempt, TillDevice, TillSessionRecord};
+pub use till::{DayLine, LockSchedule, OperatorPin, PinAttempt, TillDevice, TillSessionRecord};

@@ -93,6 +93,31 @@ async fn end_sessions_of(
         .map_err(|e| StoreError::from_sqlx(e, "till session"))
 }
 
+/// One line of a day's close: how many and how much, for a wallet and an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayLine {
+    pub wallet: qrgate_domain::Wallet,
+    pub operator_id: Option<String>,
+    pub count: i64,
+    /// Minor units of the merchant's currency.
+    pub total_minor: i64,
+}
+
+fn day_lines(rows: &[AnyRow]) -> Result<Vec<DayLine>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            let wallet: String = row.try_get("wallet").map_err(StoreError::corrupt)?;
+            Ok(DayLine {
+                wallet: qrgate_domain::Wallet::parse(&wallet)
+                    .ok_or_else(|| StoreError::corrupt(format!("wallet {wallet:?}")))?,
+                operator_id: row.try_get("operator_id").map_err(StoreError::corrupt)?,
+                count: row.try_get("n").map_err(StoreError::corrupt)?,
+                total_minor: row.try_get("total").map_err(StoreError::corrupt)?,
+            })
+        })
+        .collect()
+}
+
 impl Store {
     /// The operator with its PIN hash, or `None` if the merchant has no such operator.
     pub async fn operator_pin(
@@ -117,6 +142,50 @@ impl Store {
             role: OperatorRole::parse(&role)
                 .ok_or_else(|| StoreError::corrupt(format!("operator role {role:?}")))?,
         }))
+    }
+
+    /// A merchant's payments made in `[from, to)` (by their payment time), counted and summed
+    /// by wallet and operator, in the database (any number of sales).
+    pub async fn paid_lines_between(
+        &self,
+        merchant_id: &MerchantId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DayLine>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT wallet, operator_id, COUNT(*) AS n, CAST(SUM(amount + tip) AS BIGINT) AS total \
+             FROM orders WHERE merchant_id = $1 AND status = 'paid' AND paid_at >= $2 \
+             AND paid_at < $3 GROUP BY wallet, operator_id ORDER BY wallet, operator_id",
+        )
+        .bind(merchant_id.as_str())
+        .bind(to_millis(from))
+        .bind(to_millis(to))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "order"))?;
+        day_lines(&rows)
+    }
+
+    /// A merchant's refunds that succeeded in `[from, to)`, counted and summed by wallet and
+    /// the operator who asked.
+    pub async fn refund_lines_between(
+        &self,
+        merchant_id: &MerchantId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DayLine>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT wallet, operator_id, COUNT(*) AS n, CAST(SUM(amount) AS BIGINT) AS total \
+             FROM refunds WHERE merchant_id = $1 AND status = 'succeeded' AND finished_at >= $2 \
+             AND finished_at < $3 GROUP BY wallet, operator_id ORDER BY wallet, operator_id",
+        )
+        .bind(merchant_id.as_str())
+        .bind(to_millis(from))
+        .bind(to_millis(to))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "refund"))?;
+        day_lines(&rows)
     }
 
     /// Sets an operator's role. [`StoreError::NotFound`] if the merchant has no such operator.

@@ -1084,3 +1084,62 @@ async fn the_till_fits_a_phone_and_a_tablet() {
     }
     w.stop().await;
 }
+
+/// The day's close from Today, on 80 mm and 58 mm paper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_days_close_prints_on_80_and_58_mm_paper() {
+    let test = "the_days_close_prints_on_80_and_58_mm_paper";
+    let Some(mut till) = Browser::start(BrowserOptions::desktop(&format!("{test}/till")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
+        return;
+    };
+    let w = World::start().await;
+    let customer = w.customer("Ma Li", 100_000).await;
+    let code: Value = w
+        .http
+        .post(w.phone_url("/control/codes"))
+        .json(&json!({"customer_id": customer, "wallet": "alipay",
+            "behaviour": {"kind": "instant"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    sign_in(&mut till, &w, PIN).await;
+    till.fill("#amount", "12").await.unwrap();
+    till.fill(
+        "#code",
+        &format!("{}\u{E007}", code["code"].as_str().unwrap()),
+    )
+    .await
+    .unwrap();
+    till.wait_for_text("#result", "Paid").await.unwrap();
+    till.click("#nav-today").await.unwrap();
+    till.click("#z-report-link").await.unwrap();
+    assert_eq!(till.text("#z-net").await.unwrap(), "CA$12.00");
+    till.screenshot("z-report-80mm").await.unwrap();
+    let url = till.url().await.unwrap();
+    till.goto(&format!("{}?paper=58", url.split('?').next().unwrap()))
+        .await
+        .unwrap();
+    let width = till
+        .client()
+        .execute(
+            "return document.getElementById('z-report').getBoundingClientRect().width;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    assert!(
+        (170.0..195.0).contains(&width),
+        "58 mm report {width} px wide"
+    );
+    till.screenshot("z-report-58mm").await.unwrap();
+    till.close().await.unwrap();
+    w.stop().await;
+}

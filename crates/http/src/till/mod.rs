@@ -17,6 +17,7 @@ mod receipt;
 mod sale;
 mod sign_in;
 mod today;
+mod z_report;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -57,6 +58,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/pos/late-payments", get(late::fragment))
         .route("/pos/today", get(today::page))
         .route("/pos/today/state", get(today::state))
+        .route("/pos/z-report", get(z_report::page))
         .route("/pos/assets/till.css", get(layout::css))
         .route("/pos/assets/till.js", get(layout::js))
 }

@@ -98,6 +98,7 @@ pub(crate) async fn page(State(state): State<AppState>, headers: HeaderMap, uri:
     });
     let body = html! {
         h1 { (lang.pick("Today's sales", "今日交易")) " · " (day.format("%Y-%m-%d").to_string()) }
+        p { a.button.secondary #z-report-link href="/pos/z-report" { (lang.pick("Day's close (Z report)", "日结报表")) } }
         div #day hidden data-state-url="/pos/today/state" data-state=(day_state(&orders)) {}
         p #takings { (match lang {
             Lang::En => format!("{} paid, {} taken (after refunds).", paid.len(),

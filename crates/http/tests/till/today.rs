@@ -78,4 +78,64 @@ async fn todays_state_follows_sales_and_refunds_and_failed_sales_say_why(db: Tes
     );
 }
 
-backend_tests!(todays_state_follows_sales_and_refunds_and_failed_sales_say_why,);
+async fn the_days_close_counts_and_sums_by_wallet_and_operator_with_refunds_and_net(db: TestDb) {
+    let w = World::start(db).await;
+    let customer = w.customer(100_000).await;
+    let mut till = w.till();
+    till.sign_in().await;
+    let alipay = w.code(&customer, "alipay", "instant").await;
+    let (_, a) = till.sell("12", "", ("code", &alipay)).await;
+    let wechat = w.code(&customer, "wechat", "instant").await;
+    till.sell("8", "1", ("code", &wechat)).await;
+    let poor = w.code(&customer, "wechat", "insufficient_balance").await;
+    till.sell("30", "", ("code", &poor)).await;
+    w.engine
+        .set_refund_approval_above(
+            &w.merchant.merchant.id,
+            qrgate_domain::Money::new(100_000, Currency::Cad),
+        )
+        .await
+        .unwrap();
+    let form = till.get(&format!("/pos/orders/{a}/refund")).await;
+    till.post(
+        &format!("/pos/orders/{a}/refund"),
+        &[
+            ("csrf", &form.field("csrf")),
+            ("refund_id", &form.field("refund_id")),
+            ("amount", "5"),
+        ],
+    )
+    .await;
+    w.advance(2).await;
+    let z = till.get("/pos/z-report?paper=58").await;
+    assert_eq!(z.status, StatusCode::OK, "{}", z.body);
+    let text = z.body.replace(['\n'], "");
+    for expected in [
+        "Alipay ×1</th><td class=\"num\">CA$12.00",
+        "WeChat Pay ×1</th><td class=\"num\">CA$9.00",
+        "0000000001 ×2</th><td class=\"num\">CA$21.00",
+        "id=\"z-paid\">CA$21.00<",
+        "id=\"z-refunded\">-CA$5.00<",
+        "id=\"z-net\">CA$16.00<",
+        "data-paper=\"58\"",
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+    // Another day has nothing; a day that is not a day is refused.
+    let empty = till.get("/pos/z-report?day=2020-01-01").await;
+    assert!(
+        empty.body.contains("id=\"z-net\">CA$0.00<"),
+        "{}",
+        empty.body
+    );
+    let bad = till.get("/pos/z-report?day=yesterday").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("That is not a day"));
+    let zh = till.get("/pos/z-report?lang=zh").await;
+    assert!(zh.body.contains("日结报表"), "{}", zh.body);
+}
+
+backend_tests!(
+    todays_state_follows_sales_and_refunds_and_failed_sales_say_why,
+    the_days_close_counts_and_sums_by_wallet_and_operator_with_refunds_and_net,
+);
