@@ -1143,3 +1143,50 @@ async fn the_days_close_prints_on_80_and_58_mm_paper() {
     till.close().await.unwrap();
     w.stop().await;
 }
+
+/// On a 1366×768 till screen, with an error showing, the total stays in view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_total_stays_in_view_with_an_error_on_a_1366x768_screen() {
+    let test = "the_total_stays_in_view_with_an_error_on_a_1366x768_screen";
+    let Some(mut till) = Browser::start(BrowserOptions {
+        viewport: qrgate_browser_tests::Viewport {
+            width: 1366,
+            height: 768,
+            pixel_ratio: 1,
+            mobile: false,
+        },
+        ..BrowserOptions::desktop(&format!("{test}/till"))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}")) else {
+        return;
+    };
+    let w = World::start().await;
+    sign_in(&mut till, &w, PIN).await;
+    till.find("#amount").await.unwrap();
+    key_in(&till, "12.50").await;
+    till.click("#charge").await.unwrap();
+    till.wait_for_text("#sale-error", "Scan the customer's payment code")
+        .await
+        .unwrap();
+    let bottom = till
+        .client()
+        .execute(
+            "const r = document.getElementById('total-value').getBoundingClientRect();\
+             return [r.top, r.bottom, window.innerHeight, window.scrollY];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let v: Vec<f64> = bottom
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    till.screenshot("error-and-total").await.unwrap();
+    assert!(v[0] >= 0.0 && v[1] <= v[2], "total at {v:?}");
+    assert_eq!(till.text("#total-value").await.unwrap(), "CA$12.50");
+    till.close().await.unwrap();
+    w.stop().await;
+}

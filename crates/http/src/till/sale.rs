@@ -79,13 +79,6 @@ fn render(
                         "可直接输入，或用数字键盘：输入到最后选择的金额或小费栏。")) }
                     label for="tip" { (lang.pick("Tip", "小费")) " (" (currency.code()) ")" }
                     input.big #tip name="tip" inputmode="decimal" value=(view.tip) placeholder="0.00";
-                    div.pad role="group" aria-label=(lang.pick("Keypad", "数字键盘")) {
-                        @for k in keys {
-                            button type="button" data-key=(k) { (k) }
-                        }
-                        button type="button" data-key="back" aria-label=(lang.pick("Delete last digit", "删除")) { "⌫" }
-                    }
-                    button.secondary #clear type="button" data-key="clear" { (lang.pick("Clear", "清除")) }
                     p.total { (lang.pick("Total", "合计")) ": "
                         strong #total-value data-symbol=(symbol) {
                             (i18n::money(lang, Money::new(
@@ -94,6 +87,13 @@ fn render(
                                 currency)))
                         }
                     }
+                    div.pad role="group" aria-label=(lang.pick("Keypad", "数字键盘")) {
+                        @for k in keys {
+                            button type="button" data-key=(k) { (k) }
+                        }
+                        button type="button" data-key="back" aria-label=(lang.pick("Delete last digit", "删除")) { "⌫" }
+                    }
+                    button.secondary #clear type="button" data-key="clear" { (lang.pick("Clear", "清除")) }
                 }
                 section aria-labelledby="pay-heading" {
                     h2 #pay-heading { (lang.pick("Customer shows a code", "顾客出示付款码")) }
