@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use qrgate_domain::{
     Currency, FeeRate, FxRate, Merchant, MerchantId, MerchantStatus, MerchantTimeZone, OperatorId,
-    OperatorStatus, ShopId, TerminalNo,
+    OperatorRole, OperatorStatus, ShopId, TerminalNo,
 };
 use qrgate_engine::{Engine, MerchantRequest};
 use qrgate_store::Store;
@@ -162,6 +162,50 @@ pub enum OperatorCommand {
         #[arg(long = "operator", value_parser = parse_operator_id)]
         operator_id: OperatorId,
     },
+    /// Set an operator's role on the till: `supervisor` (approves refunds with their PIN) or
+    /// `cashier` (the default).
+    SetRole {
+        #[command(flatten)]
+        merchant: MerchantArg,
+        /// The operator's 10-digit id, e.g. 0000000001.
+        #[arg(long = "operator", value_parser = parse_operator_id)]
+        operator_id: OperatorId,
+        /// `supervisor` or `cashier`.
+        #[arg(long, value_parser = parse_role)]
+        role: OperatorRole,
+    },
+    /// Set the amount above which a refund on the till needs a supervisor's PIN, in the
+    /// merchant's currency (e.g. 25.00); 0 (the default): every refund.
+    SetRefundApproval {
+        #[command(flatten)]
+        merchant: MerchantArg,
+        /// The amount, like 25.00.
+        #[arg(long, value_parser = parse_minor)]
+        above: i64,
+    },
+}
+
+fn parse_role(s: &str) -> Result<OperatorRole, String> {
+    OperatorRole::parse(s).ok_or_else(|| format!("{s:?} is no role: supervisor or cashier"))
+}
+
+/// An amount like `25`, `25.5` or `25.00` in minor units (at most 1,000,000.00).
+fn parse_minor(s: &str) -> Result<i64, String> {
+    let bad = || format!("{s:?} is not an amount like 25.00");
+    let (units, cents) = s.trim().split_once('.').unwrap_or((s.trim(), ""));
+    if units.is_empty()
+        || units.len() > 7
+        || cents.len() > 2
+        || !units
+            .chars()
+            .chain(cents.chars())
+            .all(|c| c.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let units: i64 = units.parse().map_err(|_| bad())?;
+    let cents: i64 = format!("{cents:0<2}").parse().map_err(|_| bad())?;
+    Ok(units * 100 + cents)
 }
 
 #[derive(Debug, Subcommand)]
@@ -654,6 +698,34 @@ pub async fn operator(config: &Config, cmd: OperatorCommand) -> anyhow::Result<E
                 "PIN set for operator {operator_id} of {}: they can sign in at /pos \
                  (their open till sessions have ended)",
                 merchant.merchant_id
+            );
+        }
+        OperatorCommand::SetRole {
+            merchant,
+            operator_id,
+            role,
+        } => {
+            engine
+                .set_operator_role(&merchant.merchant_id, &operator_id, role)
+                .await?;
+            println!(
+                "operator {operator_id} of {} is now a {}",
+                merchant.merchant_id,
+                role.as_str()
+            );
+        }
+        OperatorCommand::SetRefundApproval { merchant, above } => {
+            let m = engine.merchant(&merchant.merchant_id).await?;
+            engine
+                .set_refund_approval_above(
+                    &merchant.merchant_id,
+                    qrgate_domain::Money::new(above, m.currency),
+                )
+                .await?;
+            println!(
+                "refunds of {} above {} now need a supervisor's PIN on the till",
+                merchant.merchant_id,
+                qrgate_domain::Money::new(above, m.currency)
             );
         }
         OperatorCommand::Disable {

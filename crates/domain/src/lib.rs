@@ -24,8 +24,8 @@ pub use ledger::{
     LedgerError, Posting, PostingKind, RefundBasis,
 };
 pub use merchant::{
-    validate_name, Merchant, MerchantStatus, MerchantTimeZone, NameError, Operator, OperatorStatus,
-    Shop, Terminal, TimeZoneParseError,
+    validate_name, Merchant, MerchantStatus, MerchantTimeZone, NameError, Operator, OperatorRole,
+    OperatorStatus, Shop, Terminal, TimeZoneParseError,
 };
 pub use money::{AmountParseError, Currency, CurrencyParseError, Money};
 pub use order::{

@@ -141,6 +141,31 @@ pub struct Operator {
     pub created_at: DateTime<Utc>,
 }
 
+/// What an operator may do on the till beyond selling: a supervisor approves refunds with
+/// their PIN (docs/TILL.md, "Refunds").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorRole {
+    Cashier,
+    Supervisor,
+}
+
+impl OperatorRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatorRole::Cashier => "cashier",
+            OperatorRole::Supervisor => "supervisor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OperatorRole> {
+        match s {
+            "cashier" => Some(OperatorRole::Cashier),
+            "supervisor" => Some(OperatorRole::Supervisor),
+            _ => None,
+        }
+    }
+}
+
 /// A POS terminal of a merchant, optionally placed in a shop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Terminal {

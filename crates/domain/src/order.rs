@@ -195,6 +195,9 @@ pub struct Order {
     /// accepted only while `refund_reserved` stays within [`Order::total`].
     pub refund_reserved: Money,
     pub refunded: Money,
+    /// When someone asked to cancel the order while it was open (the till's *Cancel*, leaving
+    /// a QR): the closing loop then closes or reverses it as soon as its wallet allows.
+    pub cancel_requested_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -313,6 +316,7 @@ pub(crate) mod tests {
             call_back_url: None,
             refund_reserved: Money::new(0, total.currency()),
             refunded: Money::new(0, total.currency()),
+            cancel_requested_at: None,
             created_at: at,
             updated_at: at,
         }

@@ -70,6 +70,8 @@ pub struct Refund {
     /// How many times the refund was sent to the wallet (bounded).
     pub sends: i64,
     pub operator_id: Option<String>,
+    /// The supervisor who approved the refund on the till, when it needed approval.
+    pub approved_by: Option<String>,
     pub request_digest: String,
     /// The time sent with the refund (UnionPay finds it by it).
     pub wallet_created_at: DateTime<Utc>,

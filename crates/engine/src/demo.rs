@@ -36,6 +36,14 @@ impl Engine {
         if !has_pin {
             self.set_operator_pin(&demo.merchant.id, &demo.operator_id, DEMO_TILL_PIN)
                 .await?;
+            // The demo has one operator: a supervisor, so that refunds can be tried (they
+            // approve their own with their PIN).
+            self.set_operator_role(
+                &demo.merchant.id,
+                &demo.operator_id,
+                qrgate_domain::OperatorRole::Supervisor,
+            )
+            .await?;
         }
         demo.till_pin = self
             .operator_pin_is(&demo.merchant.id, &demo.operator_id, DEMO_TILL_PIN)

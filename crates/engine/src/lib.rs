@@ -8,6 +8,7 @@
 
 mod callback_history;
 mod callbacks;
+mod cancel;
 mod clock;
 mod console;
 mod daily;
@@ -30,6 +31,9 @@ mod timing;
 
 pub use callback_history::CallbackHistory;
 pub use callbacks::{check_callback_url, is_special, CallbackSettings, NotificationFormat};
+pub use cancel::{
+    CancelError, CancelOutcome, Cancelled, LatePaymentAction, LatePaymentError, MAX_LATE_PAYMENTS,
+};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use console::{
     console_sign_in_nonce, Actor, Attention, ConsoleError, ConsoleRule, ConsoleSession,
@@ -51,17 +55,17 @@ pub use keys::{
 };
 pub use loops::{LoopBounds, CLOSING_BOUNDS, NOTIFICATION_BOUNDS, REFUND_BOUNDS};
 pub use merchants::{CreatedMerchant, MerchantRequest, PosAuthError, PosCredentials, RotatedKey};
-pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets};
-pub use qr_orders::{NotificationError, QrPayment};
+pub use payments::{ClosingPolicy, CodePayment, PaymentError, Wallets, MAX_AMOUNT_MINOR};
+pub use qr_orders::{payable_until, NotificationError, QrPayment};
 pub use reconcile::{FeeMargin, ReconcileError, ReconcileReport, ReconcileSettings};
 pub use refunds::{RefundError, RefundOrder, RefundView, MAX_REFUND_SENDS, REFUND_FOLLOW_UP};
 pub use settle::{
     payout_csv, statement_csv, statement_html, statement_of, Language, SettleOutcome,
 };
 pub use till::{
-    check_pin, SessionError, SignInAttempt, SignInError, SignedIn, TillSession, FIRST_PIN_LOCK,
-    KNOWN_TILL_LIFETIME, LOCKING_PIN_ATTEMPT, MAX_PIN_LOCK, PIN_ATTEMPT_WINDOW, SESSION_IDLE,
-    SESSION_LIFETIME,
+    check_pin, ApprovalError, SessionError, SignInAttempt, SignInError, SignedIn, TillSession,
+    ZReport, FIRST_PIN_LOCK, KNOWN_TILL_LIFETIME, LOCKING_PIN_ATTEMPT, MAX_PIN_LOCK,
+    PIN_ATTEMPT_WINDOW, SESSION_IDLE, SESSION_LIFETIME,
 };
 pub use till_guard::SignInLimits;
 pub use timing::timed;
@@ -69,9 +73,9 @@ pub use timing::timed;
 /// The store's records that the console's use cases return, so that the console depends on
 /// the engine alone.
 pub use qrgate_store::{
-    AuditEntry, Callback, CallbackAttempt, CallbackRecord, ConsoleUser, FailingCallback,
-    LedgerEntry, NewBreak, OrderEvent, PageCursor, ReconBreak, ReconRun, RunOutcome, Settlement,
-    StatementLine, WalletCalls,
+    AuditEntry, Callback, CallbackAttempt, CallbackRecord, ConsoleUser, DayLine, FailingCallback,
+    LatePayment, LedgerEntry, NewBreak, OrderEvent, PageCursor, ReconBreak, ReconRun, RunOutcome,
+    Settlement, StatementLine, WalletCalls,
 };
 
 use std::sync::Arc;

@@ -184,6 +184,12 @@ pub enum PaymentError {
     OrderUsed,
     #[error("this payment code was already used for order {0}")]
     CodeAlreadyUsed(MerchantOrderId),
+    /// The amount is not between one minor unit and `max`.
+    #[error("invalid amount: must be between 1 cent and 1,000,000.00")]
+    AmountOutOfRange { max: Money },
+    /// The tip is negative or above `max`.
+    #[error("invalid tip")]
+    TipOutOfRange { max: Money },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -201,7 +207,7 @@ impl From<StoreError> for PaymentError {
 pub(crate) const CALL_TIMEOUT: StdDuration = StdDuration::from_secs(20);
 
 /// The largest amount accepted, in minor units (1,000,000.00): a fat-finger guard.
-pub(crate) const MAX_AMOUNT_MINOR: i64 = 100_000_000;
+pub const MAX_AMOUNT_MINOR: i64 = 100_000_000;
 
 pub(crate) fn new_key(now: DateTime<Utc>) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -363,12 +369,14 @@ impl Engine {
             }
         }
         if req.amount.minor() <= 0 || req.amount.minor() > MAX_AMOUNT_MINOR {
-            return Err(PaymentError::Invalid(
-                "invalid amount: must be between 1 cent and 1,000,000.00".into(),
-            ));
+            return Err(PaymentError::AmountOutOfRange {
+                max: Money::new(MAX_AMOUNT_MINOR, req.amount.currency()),
+            });
         }
         if req.tip.minor() < 0 || req.tip.minor() > MAX_AMOUNT_MINOR {
-            return Err(PaymentError::Invalid("invalid tip".into()));
+            return Err(PaymentError::TipOutOfRange {
+                max: Money::new(MAX_AMOUNT_MINOR, req.tip.currency()),
+            });
         }
         let connector = self
             .wallets
@@ -417,6 +425,7 @@ impl Engine {
             call_back_url: None,
             refund_reserved: Money::new(0, req.amount.currency()),
             refunded: Money::new(0, req.amount.currency()),
+            cancel_requested_at: None,
             created_at: now,
             updated_at: now,
         };
@@ -757,7 +766,9 @@ impl Engine {
                 .settle_qr_step(order, lease, connector.as_ref(), policy, &reference)
                 .await;
         }
-        let window_over = self.now() >= order.wallet_created_at + policy.confirm_window;
+        // Someone asked to cancel it: reversed now, as at the window's end.
+        let window_over = self.now() >= order.wallet_created_at + policy.confirm_window
+            || order.cancel_requested_at.is_some();
         if order.status == OrderStatus::Reversing {
             return self
                 .reverse_step(&order, connector.as_ref(), &reference, policy, lease)

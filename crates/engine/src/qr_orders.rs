@@ -59,12 +59,29 @@ impl From<StoreError> for NotificationError {
     }
 }
 
-/// When an order whose QR expired may be closed at its wallet.
-fn close_due(order: &Order) -> DateTime<Utc> {
+/// When a QR order may be closed at its wallet: at its expiry, or, once someone asked to
+/// cancel it, as soon as its wallet allows (docs/TILL.md, "Cancel"): WeChat Pay refuses a
+/// close in the first 5 minutes; UnionPay has no close at all (its QR stays payable until its
+/// `payTimeout`, which is our expiry), so a cancelled UnionPay QR is closed at its expiry.
+pub(crate) fn close_due(order: &Order) -> DateTime<Utc> {
     let expiry = order.expires_at.unwrap_or(order.created_at);
+    let asked = order
+        .cancel_requested_at
+        .map_or(expiry, |at| at.min(expiry));
     match order.wallet {
-        Wallet::WechatPay => expiry.max(order.wallet_created_at + WECHAT_MIN_AGE_BEFORE_CLOSE),
-        Wallet::Alipay | Wallet::UnionPay => expiry,
+        Wallet::WechatPay => asked.max(order.wallet_created_at + WECHAT_MIN_AGE_BEFORE_CLOSE),
+        Wallet::Alipay => asked,
+        Wallet::UnionPay => expiry,
+    }
+}
+
+/// Until when a QR someone asked to cancel may still be paid, at the latest: WeChat Pay's
+/// close is due 5 minutes after creation; an Alipay QR nobody has scanned cannot be closed,
+/// nor can any UnionPay QR: their expiry.
+pub fn payable_until(order: &Order) -> DateTime<Utc> {
+    match order.wallet {
+        Wallet::WechatPay => close_due(order),
+        Wallet::Alipay | Wallet::UnionPay => order.expires_at.unwrap_or(order.created_at),
     }
 }
 
@@ -78,13 +95,16 @@ impl Engine {
     /// and handing a second customer the first one's (perhaps paid) order would cost a sale,
     /// while an extra QR nobody scans costs nothing (it closes unpaid).
     pub async fn create_qr_order(&self, req: QrPayment) -> Result<Order, PaymentError> {
-        if req.amount.minor() <= 0 || req.amount.minor() > crate::payments::MAX_AMOUNT_MINOR {
-            return Err(PaymentError::Invalid(
-                "invalid amount: must be between 1 cent and 1,000,000.00".into(),
-            ));
+        let max = crate::payments::MAX_AMOUNT_MINOR;
+        if req.amount.minor() <= 0 || req.amount.minor() > max {
+            return Err(PaymentError::AmountOutOfRange {
+                max: Money::new(max, req.amount.currency()),
+            });
         }
-        if req.tip.minor() < 0 || req.tip.minor() > crate::payments::MAX_AMOUNT_MINOR {
-            return Err(PaymentError::Invalid("invalid tip".into()));
+        if req.tip.minor() < 0 || req.tip.minor() > max {
+            return Err(PaymentError::TipOutOfRange {
+                max: Money::new(max, req.tip.currency()),
+            });
         }
         let connector = self
             .wallets
@@ -150,6 +170,7 @@ impl Engine {
             call_back_url: req.call_back_url.clone(),
             refund_reserved: Money::new(0, req.amount.currency()),
             refunded: Money::new(0, req.amount.currency()),
+            cancel_requested_at: None,
             created_at: now,
             updated_at: now,
         };
@@ -281,7 +302,11 @@ impl Engine {
                 next.status = OrderStatus::Closed;
                 next.next_check_at = None;
             }
-            _ if now >= due => return self.close_qr(order, lease, connector, reference).await,
+            _ if now >= due => {
+                return self
+                    .close_qr(order, lease, connector, policy, reference)
+                    .await
+            }
             Ok(_) => next.status = OrderStatus::Pending,
             Err(_) => {}
         }
@@ -294,11 +319,13 @@ impl Engine {
         order: Order,
         lease: &mut Lease,
         connector: &dyn Connector,
+        policy: ClosingPolicy,
         reference: &OrderRef,
     ) -> Result<(), PaymentError> {
         if !self.cover_call(Leased::Order, &order.key, lease).await? {
             return Ok(());
         }
+        let expiry = order.expires_at.unwrap_or(order.created_at);
         let started = Instant::now();
         let result =
             match tokio::time::timeout(CALL_TIMEOUT, connector.close_order(reference)).await {
@@ -330,6 +357,20 @@ impl Engine {
                     Ok(w) if w.status == ChannelStatus::Paid => {
                         next.wallet_code = Some(AMOUNT_MISMATCH.into());
                         next.next_check_at = Some(now + Duration::seconds(30));
+                    }
+                    // Cancelled before its expiry, and the wallet has nothing closed to show:
+                    // an Alipay QR nobody has scanned has no trade to close, and stays
+                    // payable until its expiry. The order stays open and the close is tried
+                    // again at each check (it closes the trade as soon as one is scanned);
+                    // at the expiry it is closed as any QR.
+                    Ok(w)
+                        if w.status == ChannelStatus::PendingUser
+                            && order.cancel_requested_at.is_some()
+                            && now < expiry =>
+                    {
+                        next.status = OrderStatus::Pending;
+                        next.wallet_code = w.wallet_code;
+                        next.next_check_at = Some((now + policy.interval).min(expiry));
                     }
                     _ => {
                         next.status = OrderStatus::Closed;

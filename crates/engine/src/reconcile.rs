@@ -641,7 +641,7 @@ impl Engine {
         let mut lease = Lease::new(&self.worker, now + CLAIM_LEASE);
         let Some(order) = self
             .store
-            .claim_order(key, now, &lease.holder, lease.until)
+            .claim_order(key, &lease.holder, now, lease.until)
             .await?
         else {
             return Ok(None);

@@ -42,7 +42,10 @@ pub struct RefundOrder {
     pub ori_order_id: MerchantOrderId,
     /// In the merchant's currency.
     pub amount: Money,
+    /// Who asked for it.
     pub operator_id: Option<String>,
+    /// The supervisor who approved it, when it needed approval ([`Engine::approve_refund`]).
+    pub approved_by: Option<String>,
 }
 
 /// Why a refund was refused before any wallet call. Nothing was stored.
@@ -61,6 +64,10 @@ pub enum RefundError {
     OrderUsed(MerchantOrderId),
     #[error("{0} refunds are not enabled on this gateway")]
     NotEnabled(qrgate_domain::Wallet),
+    #[error("refund_amt must be in the merchant's currency, {0}")]
+    WrongCurrency(qrgate_domain::Currency),
+    #[error("refund_amt must be 1 to {} cents", max.minor())]
+    AmountOutOfRange { max: Money },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -275,15 +282,12 @@ impl Engine {
     pub async fn refund(&self, req: RefundOrder) -> Result<RefundView, RefundError> {
         let merchant = &req.merchant;
         if req.amount.currency() != merchant.currency {
-            return Err(RefundError::Invalid(format!(
-                "refund_amt must be in the merchant's currency, {}",
-                merchant.currency
-            )));
+            return Err(RefundError::WrongCurrency(merchant.currency));
         }
         if req.amount.minor() <= 0 || req.amount.minor() > MAX_AMOUNT_MINOR {
-            return Err(RefundError::Invalid(format!(
-                "refund_amt must be 1 to {MAX_AMOUNT_MINOR} cents"
-            )));
+            return Err(RefundError::AmountOutOfRange {
+                max: Money::new(MAX_AMOUNT_MINOR, merchant.currency),
+            });
         }
         let digest = keyed_digest(
             &self.master.digest_key(),
@@ -355,6 +359,7 @@ impl Engine {
             channel_ref: None,
             sends: 0,
             operator_id: req.operator_id.clone(),
+            approved_by: req.approved_by.clone(),
             request_digest: digest.clone(),
             wallet_created_at: now,
             // If this process dies during the wallet call, the refund loop takes over once

@@ -26,7 +26,8 @@ use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use qrgate_domain::{
-    Merchant, MerchantId, MerchantStatus, Operator, OperatorId, OperatorStatus, Order,
+    Merchant, MerchantId, MerchantStatus, Money, Operator, OperatorId, OperatorRole,
+    OperatorStatus, Order,
 };
 use qrgate_store::{PinAttempt, TillDevice, TillSessionRecord};
 use rand::RngCore;
@@ -117,6 +118,86 @@ pub enum SignInError {
     OperatorDisabled,
     #[error(transparent)]
     Engine(#[from] EngineError),
+}
+
+/// A day's close: payments and succeeded refunds, by wallet and operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZReport {
+    pub day: NaiveDate,
+    pub currency: qrgate_domain::Currency,
+    pub paid: Vec<qrgate_store::DayLine>,
+    pub refunds: Vec<qrgate_store::DayLine>,
+}
+
+impl ZReport {
+    fn sum(lines: &[qrgate_store::DayLine]) -> (i64, i64) {
+        lines.iter().fold((0, 0), |(n, t), l| {
+            (n.saturating_add(l.count), t.saturating_add(l.total_minor))
+        })
+    }
+
+    /// (count, total) of the payments.
+    pub fn paid_total(&self) -> (i64, Money) {
+        let (n, t) = Self::sum(&self.paid);
+        (n, Money::new(t, self.currency))
+    }
+
+    /// (count, total) of the refunds.
+    pub fn refund_total(&self) -> (i64, Money) {
+        let (n, t) = Self::sum(&self.refunds);
+        (n, Money::new(t, self.currency))
+    }
+
+    /// Payments less refunds.
+    pub fn net(&self) -> Money {
+        let paid = Self::sum(&self.paid).1;
+        let refunded = Self::sum(&self.refunds).1;
+        Money::new(paid.saturating_sub(refunded), self.currency)
+    }
+
+    /// Lines grouped by `key` (a wallet or an operator), in order of first appearance.
+    pub fn group<K: PartialEq + Clone>(
+        lines: &[qrgate_store::DayLine],
+        key: impl Fn(&qrgate_store::DayLine) -> K,
+    ) -> Vec<(K, i64, i64)> {
+        let mut out: Vec<(K, i64, i64)> = Vec::new();
+        for l in lines {
+            let k = key(l);
+            match out.iter_mut().find(|(g, _, _)| *g == k) {
+                Some(g) => {
+                    g.1 = g.1.saturating_add(l.count);
+                    g.2 = g.2.saturating_add(l.total_minor);
+                }
+                None => out.push((k, l.count, l.total_minor)),
+            }
+        }
+        out
+    }
+}
+
+/// Why a supervisor's approval of a refund was refused. Nothing was refunded.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    /// Unknown operator, no PIN set, or a wrong PIN: one answer, as at sign-in.
+    #[error("supervisor id or PIN is wrong")]
+    WrongCredentials,
+    /// Too many wrong PINs for this operator id (counted with their sign-ins).
+    #[error("too many wrong PINs for this operator id: try again at {until}")]
+    Locked { until: DateTime<Utc> },
+    /// The PIN was right, but the operator is no supervisor (or is disabled).
+    #[error("this operator cannot approve refunds")]
+    NotSupervisor,
+    /// Too many PIN checks at once.
+    #[error("too many PIN checks at once: try again in a moment")]
+    Busy,
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<qrgate_store::StoreError> for ApprovalError {
+    fn from(e: qrgate_store::StoreError) -> Self {
+        ApprovalError::Engine(EngineError::from(e))
+    }
 }
 
 impl From<qrgate_store::StoreError> for SignInError {
@@ -276,6 +357,109 @@ impl Engine {
             "operator status set"
         );
         Ok(())
+    }
+
+    /// Sets what an operator may do on the till (a supervisor approves refunds).
+    pub async fn set_operator_role(
+        &self,
+        merchant_id: &MerchantId,
+        operator_id: &OperatorId,
+        role: OperatorRole,
+    ) -> Result<(), EngineError> {
+        self.store
+            .set_operator_role(merchant_id, operator_id, role, self.now())
+            .await?;
+        tracing::info!(merchant.id = %merchant_id, operator.id = %operator_id, role = role.as_str(), "operator role set");
+        Ok(())
+    }
+
+    /// Sets the amount above which a refund on the till needs a supervisor's approval
+    /// (`Money` in the merchant's currency; 0: every refund).
+    pub async fn set_refund_approval_above(
+        &self,
+        merchant_id: &MerchantId,
+        above: Money,
+    ) -> Result<(), EngineError> {
+        let merchant = self.merchant(merchant_id).await?;
+        if above.currency() != merchant.currency || above.minor() < 0 {
+            return Err(EngineError::Invalid(format!(
+                "the refund approval limit must be an amount of at least 0 in {}",
+                merchant.currency.code()
+            )));
+        }
+        self.store
+            .set_refund_approval_above(merchant_id, above.minor(), self.now())
+            .await?;
+        Ok(())
+    }
+
+    /// The amount above which a refund on the till needs a supervisor's approval.
+    pub async fn refund_approval_above(&self, merchant: &Merchant) -> Result<Money, EngineError> {
+        let above = self
+            .store
+            .refund_approval_above(&merchant.id)
+            .await?
+            .ok_or(EngineError::NotFound("merchant"))?;
+        Ok(Money::new(above, merchant.currency))
+    }
+
+    /// Checks a supervisor's PIN typed on the till to approve a refund, and returns their id.
+    /// The attempt is counted and locked as their sign-ins are (the same counts, as a known
+    /// till), so approving cannot be used to guess a PIN faster than signing in.
+    pub async fn approve_refund(
+        &self,
+        merchant: &Merchant,
+        supervisor_id: &str,
+        pin: &str,
+    ) -> Result<OperatorId, ApprovalError> {
+        let now = self.now();
+        let checker = &self.till_guard.checker;
+        let Some(_place) = checker.admit() else {
+            return Err(ApprovalError::Busy);
+        };
+        let Ok(operator_id) = OperatorId::parse(supervisor_id.trim()) else {
+            checker.check(pin, DUMMY_HASH).await?;
+            return Err(ApprovalError::WrongCredentials);
+        };
+        let lock = match self
+            .store
+            .claim_pin_attempt(
+                &merchant.id,
+                &operator_id,
+                TillDevice::KnownTill,
+                now - PIN_ATTEMPT_WINDOW,
+                now,
+                pin_lock_after,
+            )
+            .await?
+        {
+            PinAttempt::Locked { until } => return Err(ApprovalError::Locked { until }),
+            PinAttempt::Counted { locked_until, .. } => locked_until,
+        };
+        let found = self.store.operator_pin(&merchant.id, &operator_id).await?;
+        let hash = found.as_ref().and_then(|f| f.pin_hash.clone());
+        let right = checker
+            .check(pin, hash.as_deref().unwrap_or(DUMMY_HASH))
+            .await?;
+        let found = match found {
+            Some(found) if right && hash.is_some() => found,
+            _ => {
+                tracing::warn!(merchant.id = %merchant.id, operator.id = %operator_id, "refund approval refused: wrong PIN");
+                return Err(match lock {
+                    Some(until) => ApprovalError::Locked { until },
+                    None => ApprovalError::WrongCredentials,
+                });
+            }
+        };
+        self.store
+            .forget_pin_attempts(&merchant.id, &operator_id, TillDevice::KnownTill)
+            .await?;
+        if found.role != OperatorRole::Supervisor || found.operator.status != OperatorStatus::Active
+        {
+            tracing::warn!(merchant.id = %merchant.id, operator.id = %operator_id, "refund approval refused: not a supervisor");
+            return Err(ApprovalError::NotSupervisor);
+        }
+        Ok(operator_id)
     }
 
     /// Whether `pin` is the operator's PIN (nothing counted; for the demo).
@@ -522,13 +706,37 @@ impl Engine {
         at.with_timezone(&merchant.time_zone.tz()).date_naive()
     }
 
-    /// The merchant's orders created on `day` in its time zone, newest first (at most
-    /// [`MAX_ORDERS_OF_DAY`]), every state included.
-    pub async fn orders_of_day(
+    /// The day's close (a Z report) of `day` in the merchant's time zone: payments by their
+    /// payment time and refunds by the time they succeeded, counted and summed by wallet and
+    /// operator in the database.
+    pub async fn z_report(
         &self,
         merchant: &Merchant,
         day: NaiveDate,
-    ) -> Result<Vec<Order>, EngineError> {
+    ) -> Result<ZReport, EngineError> {
+        let (from, to) = self.day_bounds(merchant, day)?;
+        let paid = self
+            .store
+            .paid_lines_between(&merchant.id, from, to)
+            .await?;
+        let refunds = self
+            .store
+            .refund_lines_between(&merchant.id, from, to)
+            .await?;
+        Ok(ZReport {
+            day,
+            currency: merchant.currency,
+            paid,
+            refunds,
+        })
+    }
+
+    /// The first instant of `day` and of the day after, in the merchant's time zone.
+    fn day_bounds(
+        &self,
+        merchant: &Merchant,
+        day: NaiveDate,
+    ) -> Result<(DateTime<Utc>, DateTime<Utc>), EngineError> {
         let tz = merchant.time_zone.tz();
         let start_of = |d: NaiveDate| -> Result<DateTime<Utc>, EngineError> {
             let midnight = d.and_hms_opt(0, 0, 0).ok_or(EngineError::NotFound("day"))?;
@@ -543,14 +751,20 @@ impl Engine {
                 .ok_or(EngineError::NotFound("day"))
         };
         let next = day.succ_opt().ok_or(EngineError::NotFound("day"))?;
+        Ok((start_of(day)?, start_of(next)?))
+    }
+
+    /// The merchant's orders created on `day` in its time zone, newest first (at most
+    /// [`MAX_ORDERS_OF_DAY`]), every state included.
+    pub async fn orders_of_day(
+        &self,
+        merchant: &Merchant,
+        day: NaiveDate,
+    ) -> Result<Vec<Order>, EngineError> {
+        let (from, to) = self.day_bounds(merchant, day)?;
         Ok(self
             .store
-            .orders_between(
-                &merchant.id,
-                start_of(day)?,
-                start_of(next)?,
-                MAX_ORDERS_OF_DAY,
-            )
+            .orders_between(&merchant.id, from, to, MAX_ORDERS_OF_DAY)
             .await?)
     }
 

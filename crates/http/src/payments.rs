@@ -207,6 +207,9 @@ pub(crate) async fn passive_pay(
             )
         }
         Err(PaymentError::Invalid(msg)) => return refuse(RspCode::ParamInvalid, msg),
+        Err(
+            e @ (PaymentError::AmountOutOfRange { .. } | PaymentError::TipOutOfRange { .. }),
+        ) => return refuse(RspCode::ParamInvalid, e.to_string()),
         Err(PaymentError::Engine(e)) => return engine_failure(request, &e),
     };
     let data = passive_response(state, request, &order).to_data();

@@ -135,6 +135,7 @@ pub(crate) async fn refund(state: &AppState, request: &Authenticated) -> Answer 
         ori_order_id,
         amount: Money::new(minor, request.merchant.currency),
         operator_id: None,
+        approved_by: None,
     };
     match state.engine.refund(order).await {
         Ok(view) => answer(&view, request),
@@ -153,6 +154,9 @@ pub(crate) async fn refund(state: &AppState, request: &Authenticated) -> Answer 
         Err(e @ RefundError::OrderUsed(_)) => refuse(RspCode::OrderUsed, e.to_string()),
         Err(e @ RefundError::NotEnabled(_)) => refuse(RspCode::Fail, e.to_string()),
         Err(RefundError::Invalid(msg)) => refuse(RspCode::ParamInvalid, msg),
+        Err(e @ (RefundError::WrongCurrency(_) | RefundError::AmountOutOfRange { .. })) => {
+            refuse(RspCode::ParamInvalid, e.to_string())
+        }
         Err(RefundError::Engine(e)) => engine_failure(request, &e),
     }
 }

@@ -41,9 +41,9 @@ pub use console_queries::{
 pub use error::StoreError;
 pub use ledger::{AccountBalance, LedgerEntry};
 pub use merchants::{MerchantKeys, NewMerchant, NewMerchantCreated, ALLOCATION_ATTEMPTS};
-pub use orders::OrderEvent;
+pub use orders::{LatePayment, OrderEvent};
 pub use pool::{Backend, Store};
 pub use recon::{LineKind, NewBreak, NewReconRun, ReconBreak, ReconLine, ReconRun, RunOutcome};
 pub use refunds::RefundReservation;
 pub use settle::{Settlement, StatementLine};
-pub use till::{LockSchedule, OperatorPin, PinAttempt, TillDevice, TillSessionRecord};
+pub use till::{DayLine, LockSchedule, OperatorPin, PinAttempt, TillDevice, TillSessionRecord};

@@ -14,7 +14,25 @@ pub(crate) const ORDER_COLUMNS: &str =
     "key, merchant_id, order_id, mode, wallet, currency, amount, tip, \
     cny_amount, rate_e8, operator_id, terminal_no, sale_num, status, wallet_code, wallet_message, \
     channel_ref, buyer, paid_at, wallet_created_at, next_check_at, request_digest, created_at, \
-    updated_at, code_url, expires_at, call_back_url, refund_reserved, refunded";
+    updated_at, code_url, expires_at, call_back_url, refund_reserved, refunded, cancel_requested_at";
+
+/// What was done with a late payment (an order paid after someone asked to cancel it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatePayment {
+    /// Refunded to the customer in full.
+    Refunded,
+    /// Kept: the customer meant to pay (they paid nothing else for the sale).
+    Kept,
+}
+
+impl LatePayment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LatePayment::Refunded => "refunded",
+            LatePayment::Kept => "kept",
+        }
+    }
+}
 
 /// One wallet call on an order's timeline. Never holds a payment code or a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +117,7 @@ pub(crate) fn order_from_row(row: &AnyRow) -> Result<Order, StoreError> {
         call_back_url: opt_text("call_back_url")?,
         refund_reserved: Money::new(int("refund_reserved")?, currency),
         refunded: Money::new(int("refunded")?, currency),
+        cancel_requested_at: opt_ms(row, "cancel_requested_at")?,
         created_at: from_millis(int("created_at")?)?,
         updated_at: from_millis(int("updated_at")?)?,
         key,
@@ -265,6 +284,122 @@ impl Store {
         self.write("order", move |conn| {
             Box::pin(async move {
                 write_order(conn, &o, from, Some(&holder), now, None, Some(lease_until)).await
+            })
+        })
+        .await
+    }
+
+    /// Records that `by` asked at `now` to cancel an open order (the first request is kept)
+    /// and makes a waiting order due for the closing loop at once; a `paying` order (its
+    /// wallet call may be in flight) keeps its check time, after the call's budget. Returns
+    /// whether the order was open.
+    pub async fn request_order_cancel(
+        &self,
+        key: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (key, by) = (key.to_owned(), by.to_owned());
+        self.write_statement("order", move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE orders SET cancel_requested_at = COALESCE(cancel_requested_at, $2), \
+                     cancel_requested_by = COALESCE(cancel_requested_by, $3), \
+                     next_check_at = CASE WHEN status IN ('pending', 'unknown') THEN $2 \
+                     ELSE next_check_at END, updated_at = $2 \
+                     WHERE key = $1 AND status IN ('paying', 'pending', 'unknown', 'reversing')",
+                )
+                .bind(&key)
+                .bind(to_millis(now))
+                .bind(&by)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected() == 1)
+                .map_err(|e| StoreError::from_sqlx(e, "order"))
+            })
+        })
+        .await
+    }
+
+    /// Claims one order for `holder` until `until`, if it may still need work
+    /// (`next_check_at` set) and nobody's lease on it runs. Exclusive across nodes like
+    /// [`Store::claim_due_orders`]: the condition is checked in the one `UPDATE`.
+    pub async fn claim_order(
+        &self,
+        key: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Order>, StoreError> {
+        let (key, holder) = (key.to_owned(), holder.to_owned());
+        let row = self
+            .write_statement("order", move |conn| {
+                Box::pin(async move {
+                    sqlx::query(&format!(
+                        "UPDATE orders SET claimed_by = $2, claimed_until = $3 \
+                         WHERE key = $1 AND next_check_at IS NOT NULL \
+                         AND (claimed_until IS NULL OR claimed_until < $4) \
+                         RETURNING {ORDER_COLUMNS}"
+                    ))
+                    .bind(&key)
+                    .bind(&holder)
+                    .bind(to_millis(until))
+                    .bind(to_millis(now))
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(|e| StoreError::from_sqlx(e, "order"))
+                })
+            })
+            .await?;
+        row.as_ref().map(order_from_row).transpose()
+    }
+
+    /// The merchant's late payments: orders someone asked to cancel that were paid all the
+    /// same, that nobody has refunded or kept yet; oldest first, at most `limit`.
+    pub async fn late_payments(
+        &self,
+        merchant_id: &MerchantId,
+        limit: i64,
+    ) -> Result<Vec<Order>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE merchant_id = $1 AND status = 'paid' \
+             AND cancel_requested_at IS NOT NULL AND late_payment IS NULL \
+             ORDER BY paid_at, key LIMIT $2"
+        ))
+        .bind(merchant_id.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "order"))?;
+        rows.iter().map(order_from_row).collect()
+    }
+
+    /// Records what `by` did with a late payment. False when the order is no late payment
+    /// or its outcome was recorded before (the first one stands).
+    pub async fn resolve_late_payment(
+        &self,
+        key: &str,
+        outcome: LatePayment,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (key, by) = (key.to_owned(), by.to_owned());
+        self.write_statement("order", move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE orders SET late_payment = $2, late_payment_by = $3, \
+                     late_payment_at = $4, updated_at = $4 \
+                     WHERE key = $1 AND status = 'paid' AND cancel_requested_at IS NOT NULL \
+                     AND late_payment IS NULL",
+                )
+                .bind(&key)
+                .bind(outcome.as_str())
+                .bind(&by)
+                .bind(to_millis(now))
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected() == 1)
+                .map_err(|e| StoreError::from_sqlx(e, "order"))
             })
         })
         .await

@@ -522,38 +522,6 @@ impl Store {
         rows.iter().map(refund_from_row).collect()
     }
 
-    /// Claims one order for `worker` until `lease_until` if it still needs work (not final)
-    /// and nobody's lease on it runs; returns it, or `None`.
-    pub async fn claim_order(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-        worker: &str,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Option<Order>, StoreError> {
-        let sql = format!(
-            "UPDATE orders SET claimed_by = $1, claimed_until = $2 WHERE key = $4 \
-             AND next_check_at IS NOT NULL AND (claimed_until IS NULL OR claimed_until < $3) \
-             RETURNING {ORDER_COLUMNS}"
-        );
-        let (key, worker) = (key.to_owned(), worker.to_owned());
-        let row = self
-            .write_statement("claim", move |conn| {
-                Box::pin(async move {
-                    sqlx::query(&sql)
-                        .bind(&worker)
-                        .bind(to_millis(lease_until))
-                        .bind(to_millis(now))
-                        .bind(&key)
-                        .fetch_optional(conn)
-                        .await
-                        .map_err(|e| StoreError::from_sqlx(e, "order"))
-                })
-            })
-            .await?;
-        row.as_ref().map(order_from_row).transpose()
-    }
-
     /// Claims one refund for `worker` until `lease_until` if it is still in progress and
     /// nobody's lease on it runs; returns it, or `None`.
     pub async fn claim_refund(

@@ -17,7 +17,8 @@ use crate::{Store, StoreError};
 pub(crate) const REFUND_COLUMNS: &str =
     "key, merchant_id, refund_order_id, order_key, wallet, currency, \
     amount, cny_amount, status, wallet_code, wallet_message, channel_ref, sends, operator_id, \
-    request_digest, wallet_created_at, next_check_at, finished_at, created_at, updated_at";
+    request_digest, wallet_created_at, next_check_at, finished_at, created_at, updated_at, \
+    approved_by";
 
 /// What storing a new refund did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,7 @@ pub(crate) fn refund_from_row(row: &AnyRow) -> Result<Refund, StoreError> {
         channel_ref: opt_text("channel_ref")?,
         sends: int("sends")?,
         operator_id: opt_text("operator_id")?,
+        approved_by: opt_text("approved_by")?,
         request_digest: text("request_digest")?,
         wallet_created_at: from_millis(int("wallet_created_at")?)?,
         next_check_at: opt_ms(row, "next_check_at")?,
@@ -447,7 +449,7 @@ async fn reserve_refund(
     sqlx::query(&format!(
         "INSERT INTO refunds ({REFUND_COLUMNS}, claimed_by, claimed_until) VALUES ($1, $2, \
          $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-         $21, $22)"
+         $21, $22, $23)"
     ))
     .bind(&r.key)
     .bind(r.merchant_id.as_str())
@@ -469,6 +471,7 @@ async fn reserve_refund(
     .bind(r.finished_at.map(to_millis))
     .bind(to_millis(r.created_at))
     .bind(to_millis(r.updated_at))
+    .bind(r.approved_by.as_deref())
     .bind(holder)
     .bind(to_millis(lease_until))
     .execute(&mut *conn)

@@ -3,7 +3,7 @@
 //! merchant's orders over a span of time.
 
 use chrono::{DateTime, Utc};
-use qrgate_domain::{MerchantId, Operator, OperatorId, OperatorStatus, Order};
+use qrgate_domain::{MerchantId, Operator, OperatorId, OperatorRole, OperatorStatus, Order};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -18,6 +18,7 @@ pub struct OperatorPin {
     pub operator: Operator,
     /// The argon2 PHC string; `None` until a PIN is set.
     pub pin_hash: Option<String>,
+    pub role: OperatorRole,
 }
 
 /// Where a PIN attempt comes from, for counting: a browser that has signed in to the merchant
@@ -92,6 +93,31 @@ async fn end_sessions_of(
         .map_err(|e| StoreError::from_sqlx(e, "till session"))
 }
 
+/// One line of a day's close: how many and how much, for a wallet and an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayLine {
+    pub wallet: qrgate_domain::Wallet,
+    pub operator_id: Option<String>,
+    pub count: i64,
+    /// Minor units of the merchant's currency.
+    pub total_minor: i64,
+}
+
+fn day_lines(rows: &[AnyRow]) -> Result<Vec<DayLine>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            let wallet: String = row.try_get("wallet").map_err(StoreError::corrupt)?;
+            Ok(DayLine {
+                wallet: qrgate_domain::Wallet::parse(&wallet)
+                    .ok_or_else(|| StoreError::corrupt(format!("wallet {wallet:?}")))?,
+                operator_id: row.try_get("operator_id").map_err(StoreError::corrupt)?,
+                count: row.try_get("n").map_err(StoreError::corrupt)?,
+                total_minor: row.try_get("total").map_err(StoreError::corrupt)?,
+            })
+        })
+        .collect()
+}
+
 impl Store {
     /// The operator with its PIN hash, or `None` if the merchant has no such operator.
     pub async fn operator_pin(
@@ -100,7 +126,7 @@ impl Store {
         operator_id: &OperatorId,
     ) -> Result<Option<OperatorPin>, StoreError> {
         let row = sqlx::query(
-            "SELECT merchant_id, id, name, status, created_at, pin_hash FROM operators \
+            "SELECT merchant_id, id, name, status, created_at, pin_hash, role FROM operators \
              WHERE merchant_id = $1 AND id = $2",
         )
         .bind(merchant_id.as_str())
@@ -109,10 +135,137 @@ impl Store {
         .await
         .map_err(|e| StoreError::from_sqlx(e, "operator"))?;
         let Some(row) = row else { return Ok(None) };
+        let role: String = row.try_get("role").map_err(StoreError::corrupt)?;
         Ok(Some(OperatorPin {
             operator: operator_from_row(&row)?,
             pin_hash: row.try_get("pin_hash").map_err(StoreError::corrupt)?,
+            role: OperatorRole::parse(&role)
+                .ok_or_else(|| StoreError::corrupt(format!("operator role {role:?}")))?,
         }))
+    }
+
+    /// A merchant's payments made in `[from, to)` (by their payment time), counted and summed
+    /// by wallet and operator, in the database (any number of sales).
+    pub async fn paid_lines_between(
+        &self,
+        merchant_id: &MerchantId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DayLine>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT wallet, operator_id, COUNT(*) AS n, CAST(SUM(amount + tip) AS BIGINT) AS total \
+             FROM orders WHERE merchant_id = $1 AND status = 'paid' AND paid_at >= $2 \
+             AND paid_at < $3 GROUP BY wallet, operator_id ORDER BY wallet, operator_id",
+        )
+        .bind(merchant_id.as_str())
+        .bind(to_millis(from))
+        .bind(to_millis(to))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "order"))?;
+        day_lines(&rows)
+    }
+
+    /// A merchant's refunds that succeeded in `[from, to)`, counted and summed by wallet and
+    /// the operator who asked.
+    pub async fn refund_lines_between(
+        &self,
+        merchant_id: &MerchantId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DayLine>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT wallet, operator_id, COUNT(*) AS n, CAST(SUM(amount) AS BIGINT) AS total \
+             FROM refunds WHERE merchant_id = $1 AND status = 'succeeded' AND finished_at >= $2 \
+             AND finished_at < $3 GROUP BY wallet, operator_id ORDER BY wallet, operator_id",
+        )
+        .bind(merchant_id.as_str())
+        .bind(to_millis(from))
+        .bind(to_millis(to))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(e, "refund"))?;
+        day_lines(&rows)
+    }
+
+    /// Sets an operator's role. [`StoreError::NotFound`] if the merchant has no such operator.
+    pub async fn set_operator_role(
+        &self,
+        merchant_id: &MerchantId,
+        operator_id: &OperatorId,
+        role: OperatorRole,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (m, o) = (
+            merchant_id.as_str().to_owned(),
+            operator_id.as_str().to_owned(),
+        );
+        let done = self
+            .write_statement("operator", move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE operators SET role = $3, updated_at = $4 \
+                         WHERE merchant_id = $1 AND id = $2",
+                    )
+                    .bind(&m)
+                    .bind(&o)
+                    .bind(role.as_str())
+                    .bind(to_millis(now))
+                    .execute(&mut *conn)
+                    .await
+                    .map(|r| r.rows_affected())
+                    .map_err(|e| StoreError::from_sqlx(e, "operator"))
+                })
+            })
+            .await?;
+        if done == 0 {
+            return Err(StoreError::NotFound("operator"));
+        }
+        Ok(())
+    }
+
+    /// The amount (minor units of the merchant's currency) above which a refund on the till
+    /// needs a supervisor's approval; 0: every refund. `None` for an unknown merchant.
+    pub async fn refund_approval_above(
+        &self,
+        merchant_id: &MerchantId,
+    ) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar("SELECT refund_approval_above FROM merchants WHERE id = $1")
+            .bind(merchant_id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "merchant"))
+    }
+
+    /// Sets the merchant's refund approval limit (minor units, at least 0).
+    pub async fn set_refund_approval_above(
+        &self,
+        merchant_id: &MerchantId,
+        above_minor: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let m = merchant_id.as_str().to_owned();
+        let done = self
+            .write_statement("merchant", move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE merchants SET refund_approval_above = $2, updated_at = $3 \
+                         WHERE id = $1",
+                    )
+                    .bind(&m)
+                    .bind(above_minor)
+                    .bind(to_millis(now))
+                    .execute(&mut *conn)
+                    .await
+                    .map(|r| r.rows_affected())
+                    .map_err(|e| StoreError::from_sqlx(e, "merchant"))
+                })
+            })
+            .await?;
+        if done == 0 {
+            return Err(StoreError::NotFound("merchant"));
+        }
+        Ok(())
     }
 
     /// Sets an operator's PIN hash, ends their till sessions and forgets the PIN attempts

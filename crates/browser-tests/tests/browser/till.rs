@@ -587,3 +587,606 @@ fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// The customer's phone opens the QR (a scan) and types the payment password.
+async fn phone_scans(phone: &Browser, w: &World, customer: &str, code_url: &str) {
+    phone
+        .goto(&w.phone_url(&format!(
+            "/phone/{customer}/scan?code_url={}",
+            url_encode(code_url)
+        )))
+        .await
+        .unwrap();
+}
+
+async fn phone_types_password(phone: &Browser) {
+    for digit in ["1", "2", "3", "4", "5", "6"] {
+        phone
+            .click(&format!("button[data-digit='{digit}']"))
+            .await
+            .unwrap();
+    }
+}
+
+/// A QR cancelled on the till is closed at the wallet before the till says so: the customer
+/// who scanned it can no longer pay, and nothing is charged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qr_cancelled_on_the_till_is_closed_at_the_wallet() {
+    let test = "a_qr_cancelled_on_the_till_is_closed_at_the_wallet";
+    let Some((mut till, mut phone)) = till_and_phone(test, "en-US,en").await else {
+        return;
+    };
+    let w = World::start().await;
+    let customer = w.customer("Zhao Lei", 100_000).await;
+    sign_in(&mut till, &w, PIN).await;
+    till.find("#amount").await.unwrap();
+    key_in(&till, "9.00").await;
+    till.click("#qr-alipay").await.unwrap();
+    let code_url = till
+        .find("#qr")
+        .await
+        .unwrap()
+        .attr("data-code-url")
+        .await
+        .unwrap()
+        .unwrap();
+    // The customer scans: the phone shows the amount and waits for the password.
+    phone_scans(&phone, &w, &customer, &code_url).await;
+    phone.find("button[data-digit='1']").await.unwrap();
+    phone.screenshot("scanned").await.unwrap();
+    till.screenshot("qr-shown").await.unwrap();
+
+    till.click("#cancel").await.unwrap();
+    till.wait_for_text("#result", "Cancelled, nothing was charged")
+        .await
+        .unwrap();
+    let reason = till.text("#reason").await.unwrap();
+    assert!(reason.contains("closed at the wallet"), "{reason}");
+    till.screenshot("cancelled").await.unwrap();
+
+    // The customer types the password: the wallet refuses, the order is closed.
+    phone_types_password(&phone).await;
+    phone
+        .wait_for_text("body", "This order is closed")
+        .await
+        .unwrap();
+    phone.screenshot("closed-at-the-wallet").await.unwrap();
+    assert_eq!(w.balance(&customer).await, 100_000);
+    till.close().await.unwrap();
+    phone.close().await.unwrap();
+    w.stop().await;
+}
+
+/// A QR left with "New sale" is cancelled; paid from the phone before WeChat Pay allows the
+/// close (its first 5 minutes), it raises a notice on the till that is refunded from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qr_left_with_new_sale_and_paid_raises_a_notice_refunded_from_it() {
+    let test = "a_qr_left_with_new_sale_and_paid_raises_a_notice_refunded_from_it";
+    let Some((mut till, mut phone)) = till_and_phone(test, "en-US,en").await else {
+        return;
+    };
+    let w = World::start().await;
+    let customer = w.customer("Qian Li", 100_000).await;
+    sign_in(&mut till, &w, PIN).await;
+    till.find("#amount").await.unwrap();
+    key_in(&till, "10").await;
+    till.click("#qr-wechatpay").await.unwrap();
+    let code_url = till
+        .find("#qr")
+        .await
+        .unwrap()
+        .attr("data-code-url")
+        .await
+        .unwrap()
+        .unwrap();
+    phone_scans(&phone, &w, &customer, &code_url).await;
+    phone.find("button[data-digit='1']").await.unwrap();
+
+    // The cashier starts a new sale: the QR is cancelled (WeChat closes it only after
+    // 5 minutes), and the sale screen comes back empty.
+    till.click("#new-sale").await.unwrap();
+    till.find("#amount").await.unwrap();
+    assert_eq!(till.text("#late-payments").await.unwrap(), "");
+    till.screenshot("new-sale").await.unwrap();
+
+    // The customer pays the QR all the same.
+    phone_types_password(&phone).await;
+    phone.wait_for_text(".notice", "Paid").await.unwrap();
+    phone.screenshot("paid-after-all").await.unwrap();
+    assert_eq!(w.balance(&customer).await, 100_000 - 5200);
+
+    // The till says so on the screen it shows, without a reload.
+    let notice = till
+        .wait_for_text(
+            "#late-payments",
+            "A cancelled sale was paid after all: CA$10.00.",
+        )
+        .await
+        .unwrap();
+    assert!(notice.contains("WeChat Pay"), "{notice}");
+    till.screenshot("late-payment-notice").await.unwrap();
+    till.click("#late-payments .late-refund").await.unwrap();
+    till.wait_for_text("#late-result", "CA$10.00")
+        .await
+        .unwrap();
+    till.screenshot("refunded-from-the-notice").await.unwrap();
+    assert_eq!(till.text("#late-payments").await.unwrap(), "");
+    // The money is back on the customer's wallet.
+    let mut balance = 0;
+    for _ in 0..40 {
+        balance = w.balance(&customer).await;
+        if balance == 100_000 {
+            break;
+        }
+        let _ = w.engine.settle_due_refunds("browser-test", 4).await;
+        tokio::time::sleep(StdDuration::from_millis(250)).await;
+    }
+    assert_eq!(balance, 100_000);
+    phone
+        .goto(&w.phone_url(&format!("/phone/{customer}?wallet=wechat")))
+        .await
+        .unwrap();
+    phone.screenshot("money-back").await.unwrap();
+    till.close().await.unwrap();
+    phone.close().await.unwrap();
+    w.stop().await;
+}
+
+/// A code payment waiting for the customer's password is cancelled from the till: reversed at
+/// the wallet, the customer's balance untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_code_payment_is_cancelled_and_reversed() {
+    let test = "a_waiting_code_payment_is_cancelled_and_reversed";
+    let Some(mut till) = Browser::start(BrowserOptions::desktop(&format!("{test}/till")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
+        return;
+    };
+    let w = World::start().await;
+    let customer = w.customer("Sun Mei", 100_000).await;
+    let code: Value = w
+        .http
+        .post(w.phone_url("/control/codes"))
+        .json(&json!({"customer_id": customer, "wallet": "wechat",
+            "behaviour": {"kind": "never_confirm"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let digits = code["code"].as_str().unwrap();
+    sign_in(&mut till, &w, PIN).await;
+    till.fill("#amount", "6").await.unwrap();
+    till.fill("#code", &format!("{digits}\u{E007}"))
+        .await
+        .unwrap();
+    till.wait_for_text("#result", "Waiting for the customer to confirm")
+        .await
+        .unwrap();
+    till.screenshot("waiting-for-the-password").await.unwrap();
+    till.click("#cancel").await.unwrap();
+    till.wait_for_text("#result", "Cancelled, nothing was charged")
+        .await
+        .unwrap();
+    let reason = till.text("#reason").await.unwrap();
+    assert!(reason.contains("reversed at the wallet"), "{reason}");
+    till.screenshot("reversed").await.unwrap();
+    assert_eq!(w.balance(&customer).await, 100_000);
+    till.close().await.unwrap();
+    w.stop().await;
+}
+
+/// Leaving a QR's page any other way than its buttons (here a link to Today; closing the tab
+/// is the same `pagehide`) cancels the QR: the page's beacon, then the wallet's close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qr_left_by_a_link_is_closed_at_the_wallet() {
+    let test = "a_qr_left_by_a_link_is_closed_at_the_wallet";
+    let Some((mut till, phone)) = till_and_phone(test, "en-US,en").await else {
+        return;
+    };
+    let w = World::start().await;
+    let customer = w.customer("Zhou Yu", 100_000).await;
+    sign_in(&mut till, &w, PIN).await;
+    till.find("#amount").await.unwrap();
+    key_in(&till, "7").await;
+    till.click("#qr-alipay").await.unwrap();
+    let qr = till.find("#qr").await.unwrap();
+    let code_url = qr.attr("data-code-url").await.unwrap().unwrap();
+    let order_id = till.text("#order-id").await.unwrap();
+    phone_scans(&phone, &w, &customer, &code_url).await;
+    phone.find("button[data-digit='1']").await.unwrap();
+    till.click("#nav-today").await.unwrap();
+    till.find("#sales").await.unwrap();
+    let order_id = qrgate_domain::MerchantOrderId::parse(&order_id).unwrap();
+    let merchant = w
+        .engine
+        .merchant(&qrgate_domain::MerchantId::parse(&w.merchant_id).unwrap())
+        .await
+        .unwrap();
+    let mut status = None;
+    for _ in 0..40 {
+        let order = w
+            .engine
+            .find_order(&merchant, &order_id)
+            .await
+            .unwrap()
+            .unwrap();
+        status = Some(order.status);
+        if order.status == qrgate_domain::OrderStatus::Closed {
+            assert!(order.cancel_requested_at.is_some());
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(250)).await;
+    }
+    assert_eq!(status, Some(qrgate_domain::OrderStatus::Closed));
+    till.goto(&w.till_url("/pos/today")).await.unwrap();
+    till.screenshot("today-after-leaving").await.unwrap();
+    assert_eq!(w.balance(&customer).await, 100_000);
+    till.close().await.unwrap();
+    phone.close().await.unwrap();
+    w.stop().await;
+}
+
+/// A refund from the sale's screen: nothing pre-filled; refused with a cashier's PIN (every
+/// refund needs a supervisor by default), done with a supervisor's; the receipt names both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_needs_a_supervisors_pin_and_the_receipt_names_both() {
+    let test = "a_refund_needs_a_supervisors_pin_and_the_receipt_names_both";
+    let Some(mut till) = Browser::start(BrowserOptions::desktop(&format!("{test}/till")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
+        return;
+    };
+    let w = World::start().await;
+    let merchant_id = qrgate_domain::MerchantId::parse(&w.merchant_id).unwrap();
+    let supervisor = w
+        .engine
+        .add_operator(&merchant_id, "Wang Jing")
+        .await
+        .unwrap();
+    w.engine
+        .set_operator_pin(&merchant_id, &supervisor.id, "975310")
+        .await
+        .unwrap();
+    w.engine
+        .set_operator_role(
+            &merchant_id,
+            &supervisor.id,
+            qrgate_domain::OperatorRole::Supervisor,
+        )
+        .await
+        .unwrap();
+    let customer = w.customer("Lin Tao", 100_000).await;
+    let code: Value = w
+        .http
+        .post(w.phone_url("/control/codes"))
+        .json(&json!({"customer_id": customer, "wallet": "alipay",
+            "behaviour": {"kind": "instant"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    sign_in(&mut till, &w, PIN).await;
+    till.fill("#amount", "12").await.unwrap();
+    till.fill(
+        "#code",
+        &format!("{}\u{E007}", code["code"].as_str().unwrap()),
+    )
+    .await
+    .unwrap();
+    till.wait_for_text("#result", "Paid").await.unwrap();
+    let order_id = till.text("#order-id").await.unwrap();
+
+    till.click("#nav-today").await.unwrap();
+    till.click(&format!("#refund-{order_id}")).await.unwrap();
+    assert_eq!(till.text("#refundable").await.unwrap(), "CA$12.00");
+    let typed = till
+        .find("#refund-amount")
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(typed.as_deref(), Some(""), "nothing pre-filled");
+    till.screenshot("refund-screen").await.unwrap();
+
+    // The cashier types their own id and PIN: refused, nothing refunded.
+    till.fill("#refund-amount", "5").await.unwrap();
+    till.fill("#supervisor", "0000000001").await.unwrap();
+    till.fill("#supervisor-pin", PIN).await.unwrap();
+    till.click("#confirm-refund").await.unwrap();
+    till.wait_for_text("#refund-error", "cannot approve refunds")
+        .await
+        .unwrap();
+    till.screenshot("refused-with-a-cashiers-pin")
+        .await
+        .unwrap();
+    assert_eq!(w.balance(&customer).await, 100_000 - 6240);
+
+    // The supervisor types theirs on the same screen: refunded.
+    till.fill("#supervisor", "0000000002").await.unwrap();
+    till.fill("#supervisor-pin", "975310").await.unwrap();
+    till.click("#confirm-refund").await.unwrap();
+    till.wait_for_text("#refund-result", "Refunded CA$5.00.")
+        .await
+        .unwrap();
+    let people = till.text("#refund-people").await.unwrap();
+    assert!(
+        people.contains("0000000001") && people.contains("0000000002"),
+        "{people}"
+    );
+    till.screenshot("refunded-with-a-supervisors-pin")
+        .await
+        .unwrap();
+    till.goto(&w.till_url(&format!("/pos/orders/{order_id}/receipt?paper=80")))
+        .await
+        .unwrap();
+    let receipt = till.text("#receipt").await.unwrap();
+    assert!(
+        receipt.contains("Asked by") && receipt.contains("Approved by"),
+        "{receipt}"
+    );
+    till.screenshot("receipt").await.unwrap();
+    till.close().await.unwrap();
+    w.stop().await;
+}
+
+/// Today follows the day by itself: a sale started and paid elsewhere while the list is on
+/// screen appears, then shows paid, without a reload by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn today_updates_by_itself_when_a_sale_is_paid() {
+    let test = "today_updates_by_itself_when_a_sale_is_paid";
+    let Some(mut till) = Browser::start(BrowserOptions::desktop(&format!("{test}/till")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
+        return;
+    };
+    let w = World::start().await;
+    let customer = w.customer("He Ping", 100_000).await;
+    sign_in(&mut till, &w, PIN).await;
+    till.find("#amount").await.unwrap();
+    till.goto(&w.till_url("/pos/today")).await.unwrap();
+    till.find("#no-sales").await.unwrap();
+    till.screenshot("empty").await.unwrap();
+    // Another till of the shop shows a QR; the customer pays it.
+    let merchant = w
+        .engine
+        .merchant(&qrgate_domain::MerchantId::parse(&w.merchant_id).unwrap())
+        .await
+        .unwrap();
+    let order = w
+        .engine
+        .create_qr_order(qrgate_engine::QrPayment {
+            merchant,
+            order_id: None,
+            amount: qrgate_domain::Money::new(1500, Currency::Cad),
+            tip: qrgate_domain::Money::new(0, Currency::Cad),
+            wallet: Wallet::Alipay,
+            operator_id: Some("0000000001".into()),
+            terminal_no: Some("WEB-TILL".into()),
+            call_back_url: None,
+            client_ip: "127.0.0.1".into(),
+        })
+        .await
+        .unwrap();
+    till.wait_for_text("#sales", order.order_id.as_str())
+        .await
+        .unwrap();
+    till.screenshot("started").await.unwrap();
+    let paid = w
+        .http
+        .post(w.phone_url("/control/qr/pay"))
+        .json(&json!({"code_url": order.code_url.unwrap(), "customer_id": customer}))
+        .send()
+        .await
+        .unwrap();
+    assert!(paid.status().is_success());
+    till.wait_for_text("#sales", "Paid").await.unwrap();
+    till.screenshot("paid").await.unwrap();
+    till.close().await.unwrap();
+    w.stop().await;
+}
+
+/// What a screen of the till gets wrong at this size: content wider than the window, touch
+/// targets smaller than 44 px, or (`amount_first`) the amount field not visible at the top.
+const LAYOUT_PROBLEMS: &str = r#"
+const problems = [];
+const width = document.documentElement.clientWidth;
+if (document.documentElement.scrollWidth > width + 1) {
+  problems.push("page " + document.documentElement.scrollWidth + " px wide in " + width);
+}
+for (const el of document.querySelectorAll("a, button, input, summary")) {
+  const r = el.getBoundingClientRect();
+  const style = getComputedStyle(el);
+  if (r.width === 0 || style.visibility === "hidden" || el.type === "hidden") continue;
+  if (el.closest("[hidden]")) continue;
+  if (r.right > width + 1) problems.push((el.id || el.textContent.trim()) + " cut off at " + r.right);
+  if (r.height < 44) problems.push((el.id || el.textContent.trim() || el.name) + " " + Math.round(r.height) + " px high");
+}
+const amount = document.getElementById("amount");
+if (arguments[0] && amount) {
+  const r = amount.getBoundingClientRect();
+  if (window.scrollY > 0 || r.top < 0 || r.bottom > window.innerHeight) problems.push("amount not visible first: top " + r.top);
+}
+return problems;
+"#;
+
+async fn layout_problems(till: &Browser, amount_first: bool) -> Vec<String> {
+    let v = till
+        .client()
+        .execute(LAYOUT_PROBLEMS, vec![json!(amount_first)])
+        .await
+        .unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The till on a phone (390×844) and a small tablet (768×1024): nothing cut off, every touch
+/// target at least 44 px high, and the amount first on the sale screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_till_fits_a_phone_and_a_tablet() {
+    let test = "the_till_fits_a_phone_and_a_tablet";
+    let sizes = [
+        ("phone", qrgate_browser_tests::Viewport::PHONE),
+        (
+            "tablet",
+            qrgate_browser_tests::Viewport {
+                width: 768,
+                height: 1024,
+                pixel_ratio: 1,
+                mobile: true,
+            },
+        ),
+    ];
+    let w = World::start().await;
+    for (name, viewport) in sizes {
+        let Some(mut till) = Browser::start(BrowserOptions {
+            viewport,
+            ..BrowserOptions::phone(&format!("{test}/{name}"))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}")) else {
+            return;
+        };
+        sign_in(&mut till, &w, PIN).await;
+        till.find("#amount").await.unwrap();
+        let mut problems = Vec::new();
+        for p in layout_problems(&till, true).await {
+            problems.push(format!("sale: {p}"));
+        }
+        till.screenshot("sale").await.unwrap();
+        key_in(&till, "4").await;
+        till.click("#qr-unionpay").await.unwrap();
+        till.find("#qr").await.unwrap();
+        for p in layout_problems(&till, false).await {
+            problems.push(format!("qr: {p}"));
+        }
+        till.screenshot("qr").await.unwrap();
+        till.click("#cancel").await.unwrap();
+        till.find("#result").await.unwrap();
+        till.goto(&w.till_url("/pos/today")).await.unwrap();
+        till.find("#sales").await.unwrap();
+        for p in layout_problems(&till, false).await {
+            problems.push(format!("today: {p}"));
+        }
+        till.screenshot("today").await.unwrap();
+        assert!(problems.is_empty(), "{name}: {problems:#?}");
+        till.close().await.unwrap();
+    }
+    w.stop().await;
+}
+
+/// The day's close from Today, on 80 mm and 58 mm paper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_days_close_prints_on_80_and_58_mm_paper() {
+    let test = "the_days_close_prints_on_80_and_58_mm_paper";
+    let Some(mut till) = Browser::start(BrowserOptions::desktop(&format!("{test}/till")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
+        return;
+    };
+    let w = World::start().await;
+    let customer = w.customer("Ma Li", 100_000).await;
+    let code: Value = w
+        .http
+        .post(w.phone_url("/control/codes"))
+        .json(&json!({"customer_id": customer, "wallet": "alipay",
+            "behaviour": {"kind": "instant"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    sign_in(&mut till, &w, PIN).await;
+    till.fill("#amount", "12").await.unwrap();
+    till.fill(
+        "#code",
+        &format!("{}\u{E007}", code["code"].as_str().unwrap()),
+    )
+    .await
+    .unwrap();
+    till.wait_for_text("#result", "Paid").await.unwrap();
+    till.click("#nav-today").await.unwrap();
+    till.click("#z-report-link").await.unwrap();
+    assert_eq!(till.text("#z-net").await.unwrap(), "CA$12.00");
+    till.screenshot("z-report-80mm").await.unwrap();
+    let url = till.url().await.unwrap();
+    till.goto(&format!("{}?paper=58", url.split('?').next().unwrap()))
+        .await
+        .unwrap();
+    let width = till
+        .client()
+        .execute(
+            "return document.getElementById('z-report').getBoundingClientRect().width;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    assert!(
+        (170.0..195.0).contains(&width),
+        "58 mm report {width} px wide"
+    );
+    till.screenshot("z-report-58mm").await.unwrap();
+    till.close().await.unwrap();
+    w.stop().await;
+}
+
+/// On a 1366×768 till screen, with an error showing, the total stays in view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_total_stays_in_view_with_an_error_on_a_1366x768_screen() {
+    let test = "the_total_stays_in_view_with_an_error_on_a_1366x768_screen";
+    let Some(mut till) = Browser::start(BrowserOptions {
+        viewport: qrgate_browser_tests::Viewport {
+            width: 1366,
+            height: 768,
+            pixel_ratio: 1,
+            mobile: false,
+        },
+        ..BrowserOptions::desktop(&format!("{test}/till"))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}")) else {
+        return;
+    };
+    let w = World::start().await;
+    sign_in(&mut till, &w, PIN).await;
+    till.find("#amount").await.unwrap();
+    key_in(&till, "12.50").await;
+    till.click("#charge").await.unwrap();
+    till.wait_for_text("#sale-error", "Scan the customer's payment code")
+        .await
+        .unwrap();
+    let bottom = till
+        .client()
+        .execute(
+            "const r = document.getElementById('total-value').getBoundingClientRect();\
+             return [r.top, r.bottom, window.innerHeight, window.scrollY];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let v: Vec<f64> = bottom
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    till.screenshot("error-and-total").await.unwrap();
+    assert!(v[0] >= 0.0 && v[1] <= v[2], "total at {v:?}");
+    assert_eq!(till.text("#total-value").await.unwrap(), "CA$12.50");
+    till.close().await.unwrap();
+    w.stop().await;
+}

@@ -75,6 +75,7 @@ async fn one_payment(store: &Store, merchant: &qrgate_domain::MerchantId) -> any
         call_back_url: None,
         refund_reserved: Money::new(0, Currency::Cad),
         refunded: Money::new(0, Currency::Cad),
+        cancel_requested_at: None,
         created_at: now,
         updated_at: now,
     };

@@ -29,6 +29,8 @@ fn every_command_has_clear_help() {
         &["operator", "set-pin"],
         &["operator", "disable"],
         &["operator", "enable"],
+        &["operator", "set-role"],
+        &["operator", "set-refund-approval"],
         &["shop", "add"],
         &["terminal", "add"],
         &["terminal", "list"],
@@ -168,6 +170,38 @@ fn operators_can_be_disabled_and_enabled_and_a_new_pin_needs_six_digits() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("a PIN is 6 to 12 digits"));
     let said = install.ok(&[&["operator", "set-pin"][..], &op, &["--pin", "246810"]].concat());
     assert!(said.contains("open till sessions have ended"), "{said}");
+    // A supervisor approves refunds on the till above the merchant's limit.
+    let said = install.ok(&[
+        &["operator", "set-role"][..],
+        &op,
+        &["--role", "supervisor"],
+    ]
+    .concat());
+    assert!(said.contains("is now a supervisor"), "{said}");
+    let out = install.run(&[&["operator", "set-role"][..], &op, &["--role", "boss"]].concat());
+    assert!(!out.status.success());
+    let limit = ["--merchant", "ON00000001"];
+    let said = install.ok(&[
+        &["operator", "set-refund-approval"][..],
+        &limit,
+        &["--above", "25.00"],
+    ]
+    .concat());
+    assert!(
+        said.contains("above CA$25.00") || said.contains("above 25.00"),
+        "{said}"
+    );
+    for bad in ["-1", "12.345", "ten"] {
+        let out = install.run(
+            &[
+                &["operator", "set-refund-approval"][..],
+                &limit,
+                &["--above", bad],
+            ]
+            .concat(),
+        );
+        assert!(!out.status.success(), "{bad} accepted");
+    }
 
     let status = |install: &Install| -> Value {
         let shown: Value =

@@ -268,6 +268,7 @@ async fn refund(w: &World, m: &Merchant, order_id: &str, refund_id: &str, minor:
             ori_order_id: MerchantOrderId::parse(order_id).unwrap(),
             amount: Money::new(minor, m.currency),
             operator_id: None,
+            approved_by: None,
         })
         .await
         .unwrap();

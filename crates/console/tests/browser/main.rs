@@ -80,6 +80,7 @@ fn order(m: &Merchant, id: &str, status: OrderStatus, age: Duration, engine: &En
         call_back_url: Some("http://127.0.0.1:9/notify".into()),
         refund_reserved: cad(0),
         refunded: cad(0),
+        cancel_requested_at: None,
         created_at: now,
         updated_at: now,
     }

@@ -85,6 +85,7 @@ pub async fn paid_order(engine: &Engine, m: &Merchant, order_id: &str, minor: i6
         call_back_url: Some("https://merchant.example/notify".into()),
         refund_reserved: cad(0),
         refunded: cad(0),
+        cancel_requested_at: None,
         created_at: now,
         updated_at: now,
     };

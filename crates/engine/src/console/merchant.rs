@@ -456,6 +456,7 @@ impl Engine {
                 ori_order_id: order.order_id.clone(),
                 amount,
                 operator_id: None,
+                approved_by: None,
             })
             .await?;
         self.audit(

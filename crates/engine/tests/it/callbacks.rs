@@ -278,6 +278,7 @@ impl World {
             call_back_url: Some(url.to_owned()),
             refund_reserved: cad(0),
             refunded: cad(0),
+            cancel_requested_at: None,
             created_at: now,
             updated_at: now,
         };

@@ -180,12 +180,6 @@ pub fn money(lang: Lang, m: Money) -> String {
     )
 }
 
-/// An amount as typed into a field: `12.50`.
-pub fn plain_amount(m: Money) -> String {
-    let abs = m.minor().unsigned_abs();
-    format!("{}.{:02}", abs / 100, abs % 100)
-}
-
 fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
@@ -329,7 +323,6 @@ mod tests {
         assert_eq!(money(Lang::Zh, Money::new(5200, Currency::Cny)), "¥52.00");
         assert_eq!(money(Lang::Zh, Money::new(350, Currency::Usd)), "US$3.50");
         assert_eq!(money(Lang::En, Money::new(350, Currency::Usd)), "$3.50");
-        assert_eq!(plain_amount(Money::new(1205, Currency::Cad)), "12.05");
         assert_eq!(parse_amount("12.5"), Some(1250));
         assert_eq!(parse_amount(" 12,05 "), Some(1205));
         assert_eq!(parse_amount("7"), Some(700));

@@ -23,6 +23,10 @@ pub struct Page<'a> {
     pub cookies: Vec<String>,
     /// A page for paper: no header.
     pub bare: bool,
+    /// Late payments to show above the page (`late.rs`), rendered by the caller.
+    pub late: Option<Markup>,
+    /// The open order this page shows, cancelled by signing out from it.
+    pub open_order: Option<String>,
 }
 
 impl<'a> Page<'a> {
@@ -34,7 +38,21 @@ impl<'a> Page<'a> {
             status: StatusCode::OK,
             cookies: Vec::new(),
             bare: false,
+            late: None,
+            open_order: None,
         }
+    }
+
+    /// Shows these late payments above the page.
+    pub fn late(mut self, late: Markup) -> Self {
+        self.late = Some(late);
+        self
+    }
+
+    /// The open order on this page: signing out from it cancels it.
+    pub fn open_order(mut self, order_id: String) -> Self {
+        self.open_order = Some(order_id);
+        self
     }
 
     pub fn status(mut self, status: StatusCode) -> Self {
@@ -78,9 +96,18 @@ impl<'a> Page<'a> {
                             @if let Some(s) = self.session {
                                 form method="post" action="/pos/sign-out" {
                                     input type="hidden" name="csrf" value=(s.csrf_token);
+                                    @if let Some(order_id) = &self.open_order {
+                                        input type="hidden" name="order_id" value=(order_id);
+                                    }
                                     button.link #sign-out type="submit" { (lang.pick("Sign out", "退出")) }
                                 }
                             }
+                        }
+                    }
+                    @if let (Some(s), false) = (self.session, self.bare) {
+                        // Filled and kept up to date by the script (`/pos/late-payments`).
+                        div #late-payments data-url="/pos/late-payments" data-csrf=(s.csrf_token) {
+                            @if let Some(late) = &self.late { (late) }
                         }
                     }
                     main { (body) }
@@ -173,6 +200,7 @@ mod tests {
             ("#000000", "#07c160"),
             ("#ffffff", "#0f62d6"),
             ("#ffffff", "#c4000e"),
+            ("#ffffff", "#b3261e"),
             ("#5c0f0a", "#fdecec"),
             ("#0b2a5c", "#eef3fb"),
             ("#0d3d18", "#e8f6ec"),

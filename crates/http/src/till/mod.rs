@@ -8,12 +8,16 @@
 //! no payment rule lives here. Every POST but sign-in carries the session's CSRF token.
 
 mod i18n;
+mod late;
 mod layout;
+#[cfg(test)]
+mod messages;
 mod order;
 mod receipt;
 mod sale;
 mod sign_in;
 mod today;
+mod z_report;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -45,8 +49,16 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/pos/orders/{order_id}", get(order::page))
         .route("/pos/orders/{order_id}/status", get(order::status))
         .route("/pos/orders/{order_id}/receipt", get(receipt::page))
-        .route("/pos/orders/{order_id}/refund", post(today::refund))
+        .route(
+            "/pos/orders/{order_id}/refund",
+            get(today::refund_page).post(today::refund),
+        )
+        .route("/pos/orders/{order_id}/cancel", post(order::cancel))
+        .route("/pos/orders/{order_id}/late-payment", post(late::resolve))
+        .route("/pos/late-payments", get(late::fragment))
         .route("/pos/today", get(today::page))
+        .route("/pos/today/state", get(today::state))
+        .route("/pos/z-report", get(z_report::page))
         .route("/pos/assets/till.css", get(layout::css))
         .route("/pos/assets/till.js", get(layout::js))
 }

@@ -7,11 +7,12 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Form, Json};
 use maud::{html, Markup, PreEscaped};
 use qrcode::{Color, QrCode};
 use qrgate_domain::{MerchantOrderId, Order, OrderStatus, PaymentMode};
-use qrgate_engine::TillSession;
+use qrgate_engine::{CancelError, CancelOutcome, TillSession};
+use serde::Deserialize;
 
 use super::i18n::{self, Lang, Locale};
 use super::layout::{notice, Page};
@@ -23,6 +24,8 @@ use crate::AppState;
 enum View {
     Qr,
     Waiting,
+    /// Someone asked to cancel it; the wallet has not closed or reversed it yet.
+    Cancelling,
     Paid,
     Failed,
     NotCharged,
@@ -33,6 +36,7 @@ fn view_of(order: &Order) -> View {
         OrderStatus::Paid => View::Paid,
         OrderStatus::Failed => View::Failed,
         OrderStatus::Reversed | OrderStatus::Closed => View::NotCharged,
+        _ if order.cancel_requested_at.is_some() => View::Cancelling,
         OrderStatus::Pending | OrderStatus::Unknown | OrderStatus::Paying
             if order.mode == PaymentMode::Active && order.code_url.is_some() =>
         {
@@ -159,10 +163,14 @@ fn body(
     let total = i18n::money(lang, order.total());
     let wallet = i18n::wallet_name(lang, order.wallet);
     let status_url = format!("/pos/orders/{}/status", order.order_id);
-    let open = matches!(view, View::Qr | View::Waiting);
+    let open = matches!(view, View::Qr | View::Waiting | View::Cancelling);
+    let cancel_url = format!("/pos/orders/{}/cancel", order.order_id);
+    let tz = session.merchant.time_zone;
     html! {
         div #order data-status=(order.status.as_str()) data-final=(if open { "false" } else { "true" })
-            data-status-url=(status_url) {
+            data-status-url=(status_url)
+            data-cancel-url=[(view == View::Qr).then_some(&cancel_url)]
+            data-csrf=[(view == View::Qr).then_some(&session.csrf_token)] {
             p #connection.notice.error role="alert" hidden {
                 (lang.pick("Connection lost, retrying… The sale is kept on the gateway.",
                     "网络中断，正在重试… 交易已保存在网关。"))
@@ -205,7 +213,13 @@ fn body(
                                     "等待顾客支付… 页面会自动更新。"))
                             }
                             (facts(lang, session, order))
-                            p { a.button.secondary href="/pos" { (lang.pick("New sale (leave this QR)", "新交易（放弃此二维码）")) } }
+                            form.actions #cancel-form method="post" action=(cancel_url) {
+                                input type="hidden" name="csrf" value=(session.csrf_token);
+                                button.danger #cancel type="submit" name="then" value="stay" {
+                                    (lang.pick("Cancel this QR", "取消此二维码")) }
+                                button.secondary #new-sale type="submit" name="then" value="new-sale" {
+                                    (lang.pick("New sale (cancels this QR)", "新交易（取消此二维码）")) }
+                            }
                         }
                     }
                 }
@@ -229,7 +243,42 @@ fn body(
                                 "钱包尚未答复。请勿为此交易重复收款，页面会自动更新。")),
                         } }
                         (facts(lang, session, order))
+                        @if matches!(order.status, OrderStatus::Pending | OrderStatus::Unknown | OrderStatus::Paying) {
+                            form.actions #cancel-form method="post" action=(cancel_url) {
+                                input type="hidden" name="csrf" value=(session.csrf_token);
+                                button.danger #cancel type="submit" name="then" value="stay" {
+                                    (lang.pick("Cancel the payment", "撤销此支付")) }
+                            }
+                        }
                     }
+                }
+                View::Cancelling => {
+                    div.result.waiting {
+                        div.spinner aria-hidden="true" {}
+                        h1 #result role="status" aria-live="polite" {
+                            (lang.pick("Cancelling…", "正在取消…"))
+                        }
+                        p.amount #amount { (total) }
+                        p #reason {
+                            @if order.mode == PaymentMode::Active {
+                                @let at = qrgate_engine::payable_until(order);
+                                @if at > now {
+                                    (match lang {
+                                        Lang::En => format!("{wallet} does not close it at once: the QR is hidden, but a customer who scanned it could still pay until {} at the latest. If they do, every screen of the till says so at the top.", i18n::clock(tz, at)),
+                                        Lang::Zh => format!("{wallet}无法立即关闭：二维码已隐藏，但已扫码的顾客最迟在 {} 前仍可能支付。如有支付，收银台每个页面顶部都会提示。", i18n::clock(tz, at)),
+                                    })
+                                } @else {
+                                    (lang.pick("Closing the QR at the wallet. This screen changes by itself.",
+                                        "正在钱包关闭二维码。页面会自动更新。"))
+                                }
+                            } @else {
+                                (lang.pick("Reversing the payment at the wallet: the customer will not be charged. This screen changes by itself.",
+                                    "正在钱包撤销支付：不会扣款。页面会自动更新。"))
+                            }
+                        }
+                        (facts(lang, session, order))
+                    }
+                    div.actions { (new_sale_button(lang, true)) }
                 }
                 View::Paid => {
                     div.result.paid {
@@ -267,13 +316,20 @@ fn body(
                 View::NotCharged => {
                     div.result.closed {
                         p.mark aria-hidden="true" { "–" }
-                        h1 #result { @if order.mode == PaymentMode::Active {
+                        h1 #result { @if order.cancel_requested_at.is_some() {
+                            (lang.pick("Cancelled, nothing was charged", "已取消，未扣款"))
+                        } @else if order.mode == PaymentMode::Active {
                             (lang.pick("QR expired, nothing was charged", "二维码已过期，未扣款"))
                         } @else {
                             (lang.pick("Payment cancelled, nothing was charged", "支付已撤销，未扣款"))
                         } }
                         p.amount #amount { (total) }
-                        p #reason { @if order.mode == PaymentMode::Active {
+                        p #reason { @if order.cancel_requested_at.is_some() && order.mode == PaymentMode::Active {
+                            (lang.pick("The QR was closed at the wallet: it can no longer be paid.",
+                                "二维码已在钱包关闭，无法再支付。"))
+                        } @else if order.cancel_requested_at.is_some() {
+                            (lang.pick("The payment was reversed at the wallet.", "支付已在钱包撤销。"))
+                        } @else if order.mode == PaymentMode::Active {
                             (lang.pick("Nobody paid the QR in time; it was closed at the wallet.",
                                 "二维码在有效期内未被支付，已在钱包关闭。"))
                         } @else {
@@ -311,9 +367,56 @@ pub(crate) async fn page(
         View::Paid => lang.pick("Paid", "支付成功"),
         View::Failed => lang.pick("Payment failed", "支付失败"),
         View::NotCharged => lang.pick("Not charged", "未扣款"),
+        View::Cancelling => lang.pick("Cancelling", "正在取消"),
     };
-    Page::new(locale, title, Some(&session))
-        .render(&uri, body(lang, &session, &order, state.engine.now()))
+    let late = super::late::notices(&state, lang, &session).await;
+    let mut page = Page::new(locale, title, Some(&session)).late(late);
+    if view_of(&order) == View::Qr {
+        page = page.open_order(order.order_id.as_str().to_owned());
+    }
+    page.render(&uri, body(lang, &session, &order, state.engine.now()))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CancelForm {
+    #[serde(default)]
+    csrf: String,
+    /// `new-sale`: then the sale screen (unless it was paid); `leave`: the page is going
+    /// away (its script's beacon), answered with no content; else the sale's page.
+    #[serde(default)]
+    then: String,
+}
+
+/// `POST /pos/orders/{order_id}/cancel`: cancels the sale through the engine (a QR closed at
+/// its wallet, a waiting code payment reversed), then shows how it stands.
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    Path(order_id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(f): Form<CancelForm>,
+) -> Response {
+    let locale = Locale::from_parts(uri.query(), &headers);
+    let (session, _) = match session_of(&state, &headers).await {
+        Ok(s) => s,
+        Err(e) => return signed_out(&e),
+    };
+    if !super::csrf_ok(&session, &f.csrf) {
+        return super::csrf_refused(locale, &session, &uri);
+    }
+    let Ok(id) = MerchantOrderId::parse(order_id.trim()) else {
+        return not_found(locale, &uri, &session);
+    };
+    let by = session.operator.id.as_str().to_owned();
+    match state.engine.cancel_order(&session.merchant, &id, &by).await {
+        Ok(done) => match (f.then.as_str(), done.outcome) {
+            ("leave", _) => StatusCode::NO_CONTENT.into_response(),
+            ("new-sale", outcome) if outcome != CancelOutcome::Paid => super::see_other("/pos"),
+            _ => super::see_other(&format!("/pos/orders/{id}")),
+        },
+        Err(CancelError::NotFound) => not_found(locale, &uri, &session),
+        Err(CancelError::Engine(e)) => unavailable(locale, &uri, &session, &e.to_string()),
+    }
 }
 
 /// `{"status": "pending", "final": false}`: what the open order page polls. 401 once the

@@ -97,6 +97,12 @@ pub(crate) async fn page(
                             th { (i18n::time(lang, tz, r.created_at)) }
                             td.num { "-" (money(r.amount)) " " (refund_status(lang, r.status)) }
                         }
+                        @if let Some(op) = &r.operator_id {
+                            tr.r-refund-by { th { (lang.pick("Asked by", "申请人")) } td { (op) } }
+                        }
+                        @if let Some(op) = &r.approved_by {
+                            tr.r-refund-by { th { (lang.pick("Approved by", "批准人")) } td { (op) } }
+                        }
                     }
                 }
             }

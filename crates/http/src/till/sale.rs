@@ -53,6 +53,7 @@ fn render(
     session: &TillSession,
     view: SaleView<'_>,
     status: StatusCode,
+    late: Option<maud::Markup>,
 ) -> Response {
     let lang = locale.lang;
     let currency = session.merchant.currency;
@@ -78,13 +79,6 @@ fn render(
                         "可直接输入，或用数字键盘：输入到最后选择的金额或小费栏。")) }
                     label for="tip" { (lang.pick("Tip", "小费")) " (" (currency.code()) ")" }
                     input.big #tip name="tip" inputmode="decimal" value=(view.tip) placeholder="0.00";
-                    div.pad role="group" aria-label=(lang.pick("Keypad", "数字键盘")) {
-                        @for k in keys {
-                            button type="button" data-key=(k) { (k) }
-                        }
-                        button type="button" data-key="back" aria-label=(lang.pick("Delete last digit", "删除")) { "⌫" }
-                    }
-                    button.secondary #clear type="button" data-key="clear" { (lang.pick("Clear", "清除")) }
                     p.total { (lang.pick("Total", "合计")) ": "
                         strong #total-value data-symbol=(symbol) {
                             (i18n::money(lang, Money::new(
@@ -93,13 +87,20 @@ fn render(
                                 currency)))
                         }
                     }
+                    div.pad role="group" aria-label=(lang.pick("Keypad", "数字键盘")) {
+                        @for k in keys {
+                            button type="button" data-key=(k) { (k) }
+                        }
+                        button type="button" data-key="back" aria-label=(lang.pick("Delete last digit", "删除")) { "⌫" }
+                    }
+                    button.secondary #clear type="button" data-key="clear" { (lang.pick("Clear", "清除")) }
                 }
                 section aria-labelledby="pay-heading" {
                     h2 #pay-heading { (lang.pick("Customer shows a code", "顾客出示付款码")) }
                     label for="code" { (lang.pick("Scan or type the customer's payment code, then Enter",
                         "扫描或输入顾客的付款码，然后按回车")) }
                     div.scan-row {
-                        input #code name="code" inputmode="numeric" autofocus
+                        input #code name="code" inputmode="numeric"
                             autocomplete="off" spellcheck="false" enterkeyhint="go";
                         button #charge type="submit" { (lang.pick("Charge", "收款")) }
                     }
@@ -130,9 +131,11 @@ fn render(
             }
         }
     };
-    Page::new(locale, lang.pick("New sale", "新交易"), Some(session))
-        .status(status)
-        .render(uri, body)
+    let mut page = Page::new(locale, lang.pick("New sale", "新交易"), Some(session)).status(status);
+    if let Some(late) = late {
+        page = page.late(late);
+    }
+    page.render(uri, body)
 }
 
 pub(crate) async fn page(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
@@ -151,13 +154,22 @@ pub(crate) async fn page(State(state): State<AppState>, headers: HeaderMap, uri:
         tip: "",
         error: None,
     };
-    render(&state, locale, &uri, &session, view, StatusCode::OK)
+    let late = super::late::notices(&state, locale.lang, &session).await;
+    render(
+        &state,
+        locale,
+        &uri,
+        &session,
+        view,
+        StatusCode::OK,
+        Some(late),
+    )
 }
 
 /// Why a sale was refused before anything was charged; `new_order_id` when the form's id
 /// must not be used again.
-struct Refused {
-    message: String,
+pub(crate) struct Refused {
+    pub(crate) message: String,
     new_order_id: bool,
 }
 
@@ -191,12 +203,7 @@ fn read_sale(
                 lang.pick("Enter the amount first.", "请先输入金额。"),
             ))
         }
-        None => {
-            return Err(refused(lang.pick(
-                "The amount is not a number: type it like 12.50.",
-                "金额格式错误，请输入如 12.50。",
-            )))
-        }
+        None => return Err(refused(amount_problem(lang, &f.amount, currency))),
     };
     let tip = i18n::parse_amount(&f.tip).ok_or_else(|| {
         refused(lang.pick(
@@ -211,7 +218,35 @@ fn read_sale(
     ))
 }
 
-fn payment_refusal(lang: Lang, e: PaymentError) -> Refused {
+/// Why a typed amount is refused: too many digits (more than a sale can take), too many
+/// decimals, or not a number.
+pub(crate) fn amount_problem(lang: Lang, typed: &str, currency: qrgate_domain::Currency) -> String {
+    let t = typed.trim();
+    let (units, decimals) = t.split_once(['.', ',']).unwrap_or((t, ""));
+    let digits_only = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    let max = i18n::money(lang, Money::new(qrgate_engine::MAX_AMOUNT_MINOR, currency));
+    if !t.is_empty() && digits_only(units) && digits_only(decimals) {
+        if decimals.len() > 2 {
+            return lang
+                .pick(
+                    "An amount has at most two decimals: type it like 12.50.",
+                    "金额最多两位小数，请输入如 12.50。",
+                )
+                .to_owned();
+        }
+        return match lang {
+            Lang::En => format!("The amount is more than one sale can take: at most {max}."),
+            Lang::Zh => format!("金额超过单笔上限：最多 {max}。"),
+        };
+    }
+    lang.pick(
+        "The amount is not a number: type it like 12.50.",
+        "金额格式错误，请输入如 12.50。",
+    )
+    .to_owned()
+}
+
+pub(crate) fn payment_refusal(lang: Lang, e: PaymentError) -> Refused {
     match e {
         PaymentError::UnknownCodeFormat | PaymentError::WalletMismatch { .. } => refused(lang.pick(
             "This is not a payment code: check the digits. Nothing was charged.",
@@ -232,7 +267,29 @@ fn payment_refusal(lang: Lang, e: PaymentError) -> Refused {
             ).into(),
             new_order_id: true,
         },
-        PaymentError::Invalid(msg) => refused(msg),
+        PaymentError::AmountOutOfRange { max } => refused(match lang {
+            Lang::En => format!(
+                "The amount is more than one sale can take: at most {}. Nothing was charged.",
+                i18n::money(lang, max)
+            ),
+            Lang::Zh => format!("金额超过单笔上限：最多 {}。未扣款。", i18n::money(lang, max)),
+        }),
+        PaymentError::TipOutOfRange { max } => refused(match lang {
+            Lang::En => format!(
+                "The tip is more than one sale can take: at most {}. Nothing was charged.",
+                i18n::money(lang, max)
+            ),
+            Lang::Zh => format!("小费超过单笔上限：最多 {}。未扣款。", i18n::money(lang, max)),
+        }),
+        PaymentError::Invalid(msg) => {
+            // No engine text reaches the cashier as it is: it is logged, and the till says
+            // in the cashier's language that nothing was charged.
+            tracing::error!(error = %msg, "till sale refused by the engine");
+            refused(lang.pick(
+                "The gateway could not take the sale right now. Nothing was charged: try again.",
+                "网关暂时无法处理此交易。未扣款，请重试。",
+            ))
+        }
         PaymentError::Engine(e) => {
             tracing::error!(error = %e, "till sale could not be started");
             refused(lang.pick(
@@ -293,6 +350,7 @@ fn answer_refused(
         session,
         view,
         StatusCode::UNPROCESSABLE_ENTITY,
+        None,
     )
 }
 

@@ -36,6 +36,9 @@ pub(crate) struct SignInForm {
 pub(crate) struct CsrfForm {
     #[serde(default)]
     csrf: String,
+    /// On sign-out from an open sale's page: the sale, cancelled first.
+    #[serde(default)]
+    order_id: String,
 }
 
 fn form(lang: Lang, merchant_id: &str, operator_id: &str) -> maud::Markup {
@@ -273,6 +276,17 @@ pub(crate) async fn sign_out(
     };
     if !csrf_ok(&session, &f.csrf) {
         return super::csrf_refused(locale, &session, &uri);
+    }
+    // Leaving an open sale by signing out cancels it, as leaving it any other way does.
+    if let Ok(order_id) = qrgate_domain::MerchantOrderId::parse(f.order_id.trim()) {
+        let by = session.operator.id.as_str();
+        if let Err(e) = state
+            .engine
+            .cancel_order(&session.merchant, &order_id, by)
+            .await
+        {
+            tracing::warn!(order.id = %order_id, error = %e, "the open sale could not be cancelled at sign-out");
+        }
     }
     if let Err(e) = state.engine.sign_out(&token).await {
         tracing::error!(error = %e, "till sign-out failed");

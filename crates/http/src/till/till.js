@@ -40,12 +40,18 @@
         else if (!/\.\d\d$/.test(v)) v = v + k;
         target.value = v;
         total();
-        code.focus();
+        if (!narrow) code.focus();
       });
     });
+    // On a phone (one column) there is no scanner: the amount comes first, so the page
+    // stays at the top rather than scrolled to the code field.
+    var narrow = window.matchMedia("(max-width: 600px)").matches;
+    // On a till's screen the scanner field has focus from the start (set here rather than
+    // with `autofocus`, which would scroll a phone past the amount).
+    if (!narrow) code.focus();
     // The scanner types into whatever has focus: give it back to the code field whenever
     // focus falls to nothing or to a keypad key.
-    document.addEventListener("focusout", function () {
+    if (!narrow) document.addEventListener("focusout", function () {
       setTimeout(function () {
         var a = document.activeElement;
         if (!a || a === document.body || (a.dataset && a.dataset.key)) code.focus();
@@ -88,8 +94,47 @@
     });
   }
 
+  // ---- Late payments: a cancelled sale paid all the same shows on every screen ----
+  var late = document.getElementById("late-payments");
+  if (late) {
+    // Which late payments a piece of HTML shows: replaced only when that changes, so a
+    // notice is never swapped under the cashier's finger (each answer draws new refund ids).
+    var idsOf = function (html) {
+      var found = [], re = /data-order-id="([^"]*)"/g, m;
+      while ((m = re.exec(html)) !== null) found.push(m[1]);
+      return found.join(" ");
+    };
+    var shown = idsOf(late.innerHTML);
+    var askLate = function () {
+      fetch(late.dataset.url, { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (html !== null && idsOf(html) !== shown) {
+            shown = idsOf(html);
+            late.innerHTML = html;
+          }
+          setTimeout(askLate, 3000);
+        })
+        .catch(function () { setTimeout(askLate, 3000); });
+    };
+    setTimeout(askLate, 3000);
+  }
+
   // ---- An order being paid: follow it until it settles ----
   var order = document.getElementById("order");
+  // Leaving a QR any way but its own buttons (a link, the tab closed, another address)
+  // cancels it: the gateway closes it at the wallet (docs/TILL.md, "Cancel").
+  var ownExit = false;
+  if (order && order.dataset.cancelUrl) {
+    document.querySelectorAll("#cancel-form button, #sign-out").forEach(function (b) {
+      b.addEventListener("click", function () { ownExit = true; });
+    });
+    window.addEventListener("pagehide", function () {
+      if (ownExit) return;
+      var body = new URLSearchParams({ csrf: order.dataset.csrf, then: "leave" });
+      navigator.sendBeacon(order.dataset.cancelUrl, body);
+    });
+  }
   if (order && order.dataset.final === "false") {
     var seen = order.dataset.status;
     var banner = document.getElementById("connection");
@@ -103,7 +148,7 @@
         .then(function (s) {
           if (!s) return;
           banner.hidden = true;
-          if (s.status !== seen) { window.location.reload(); return; }
+          if (s.status !== seen) { ownExit = true; window.location.reload(); return; }
           setTimeout(poll, 1000);
         })
         .catch(function () {
@@ -112,6 +157,21 @@
         });
     };
     setTimeout(poll, 1000);
+  }
+
+  // ---- Today: the list follows payments and refunds as they finish ----
+  var sales = document.getElementById("day");
+  if (sales && sales.dataset.stateUrl) {
+    var followDay = function () {
+      fetch(sales.dataset.stateUrl, { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (s) {
+          if (s && s.state && s.state !== sales.dataset.state) { window.location.reload(); return; }
+          setTimeout(followDay, 3000);
+        })
+        .catch(function () { setTimeout(followDay, 3000); });
+    };
+    setTimeout(followDay, 3000);
   }
 
   // ---- The QR's countdown ----

@@ -280,6 +280,7 @@ fn order(merchant: &MerchantId, n: usize, due: chrono::DateTime<Utc>) -> qrgate_
         call_back_url: None,
         refund_reserved: Money::new(0, Currency::Cad),
         refunded: Money::new(0, Currency::Cad),
+        cancel_requested_at: None,
         created_at: now(),
         updated_at: now(),
     }

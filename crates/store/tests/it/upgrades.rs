@@ -403,6 +403,7 @@ async fn refund_what_is_left(store: &Store, order_keys: &[String]) {
             channel_ref: None,
             sends: 1,
             operator_id: None,
+            approved_by: None,
             request_digest: format!("upgrade-{n}"),
             wallet_created_at: now,
             next_check_at: Some(now),
