@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Duration, NaiveDate};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use qrgate_domain::{
     bill_day, settlement_posting, Currency, Merchant, MerchantId, Money, PostingKind, Wallet,
 };
@@ -71,7 +71,10 @@ impl Engine {
     /// Settles one merchant's `day` (its time zone) if the day is over, every bill day of the
     /// wallets it was paid through, from its first to `hold_days` after its last, has a run
     /// that matched the bill (or found none), and no open break names one of its orders with
-    /// a posting that day. Idempotent: a settled day is `AlreadySettled`.
+    /// a posting that day. Unsettled postings of earlier days (written late into a settled
+    /// day, or carried from a day whose net was negative) are settled with it, under the same
+    /// gates; a currency whose net is negative is not settled but carried forward.
+    /// Idempotent: a settled day is `AlreadySettled`.
     pub async fn settle_merchant_day(
         &self,
         merchant: &Merchant,
@@ -87,7 +90,15 @@ impl Engine {
                 merchant.time_zone.name()
             )));
         }
-        let lines = self.store.unsettled_lines(&merchant.id, from, to).await?;
+        // Every posting not settled yet that was written before the day's end: the day's own,
+        // and earlier ones carried forward — a posting written into a day already settled
+        // (a node's clock behind), or a day whose net was negative (below). Each passes the
+        // same gates as the day's own (its bills reconciled, no open break on its orders).
+        let lines = self
+            .store
+            .unsettled_lines(&merchant.id, DateTime::<Utc>::UNIX_EPOCH, to)
+            .await?;
+        let earliest = lines.iter().map(|l| l.at).min().unwrap_or(from).min(from);
         if lines.is_empty() {
             let settled = self
                 .store
@@ -103,7 +114,14 @@ impl Engine {
         }
         let wallets: std::collections::BTreeSet<Wallet> = lines.iter().map(|l| l.wallet).collect();
         for w in wallets {
-            let first = bill_day(w, from);
+            let first_at = lines
+                .iter()
+                .filter(|l| l.wallet == w)
+                .map(|l| l.at)
+                .min()
+                .unwrap_or(from)
+                .min(from);
+            let first = bill_day(w, first_at);
             let last = bill_day(w, to - Duration::milliseconds(1))
                 + Duration::days(i64::from(settings.hold_days));
             let mut d = first;
@@ -123,7 +141,7 @@ impl Engine {
         }
         let open = self
             .store
-            .open_breaks_of_merchant(&merchant.id, from, to)
+            .open_breaks_of_merchant(&merchant.id, earliest, to)
             .await?;
         if open > 0 {
             return Ok(SettleOutcome::Blocked(format!(
@@ -136,8 +154,17 @@ impl Engine {
         }
         let now = self.now();
         let mut settled = Vec::new();
+        let mut carried = Vec::new();
         for (currency, lines) in by_currency {
             let settlement = statement_of(&merchant.id, day, currency, &lines, run_by, now);
+            if settlement.net.minor() < 0 {
+                // More refunded than sold: nothing to pay, and a negative payout row is one
+                // a bank import could misread. The lines stay in merchant_payable and are
+                // carried into the next settlement, where the sales they offset are.
+                tracing::info!(merchant.id = %merchant.id, day = %day, net = %settlement.net, "day's net is negative: carried forward");
+                carried.push(format!("{} {}", settlement.net, currency.code()));
+                continue;
+            }
             let mut postings = Vec::new();
             for l in &lines {
                 if l.net.minor() == 0 {
@@ -156,10 +183,15 @@ impl Engine {
                 settled.push(settlement);
             }
         }
-        Ok(if settled.is_empty() {
-            SettleOutcome::AlreadySettled
-        } else {
+        Ok(if !settled.is_empty() {
             SettleOutcome::Settled(settled)
+        } else if !carried.is_empty() {
+            SettleOutcome::Blocked(format!(
+                "the net is negative ({}): carried forward to the next settlement",
+                carried.join(", ")
+            ))
+        } else {
+            SettleOutcome::AlreadySettled
         })
     }
 
@@ -393,14 +425,16 @@ td,th{{border-bottom:1px solid #999;padding:4px;text-align:left}}.n{{text-align:
     )
 }
 
-/// The payout file the provider hands to its bank: one row per statement (merchant, bank
-/// reference to print on the transfer, amount, currency, statement id). A negative amount
-/// is owed by the merchant (its refunds exceeded its sales): the bank file must net or
-/// collect it, never pay it.
+/// The payout file the provider hands to its bank: one row per statement with something to
+/// pay (merchant, bank reference to print on the transfer, amount, currency, statement id).
+/// A day whose refunds exceed its sales is never settled (its lines are carried into the
+/// next settlement), so no statement owes the merchant less than nothing.
 pub fn payout_csv(statements: &[(Merchant, Settlement)]) -> String {
     let mut out =
         String::from("merchant_id,merchant_name,bank_reference,amount,currency,statement_id\r\n");
-    for (m, s) in statements {
+    // Only what the provider pays: a statement of nothing (or, defensively, less) is no row
+    // for the bank.
+    for (m, s) in statements.iter().filter(|(_, s)| s.net.minor() > 0) {
         out.push_str(&format!(
             "{},{},{},{},{},{}\r\n",
             m.id,

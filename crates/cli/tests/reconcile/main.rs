@@ -94,11 +94,12 @@ impl World {
             wallets.pay_budget = std::time::Duration::from_secs(1);
             wallets
         };
-        // Both clocks at 10:00 Beijing five days ago: the days the test trades on, and the
-        // next three, are over in real time (the connectors ask for no bill of a day that has
-        // not ended), and the day's trades are far from midnight and UnionPay's cut-off.
+        // Both clocks at 10:00 Beijing ten days ago: the days the test trades on, and the
+        // next eight (settlement carries a later day forward), are over in real time (the
+        // connectors ask for no bill of a day that has not ended), and the day's trades are
+        // far from midnight and UnionPay's cut-off.
         let now = sandbox.clock().now();
-        let target = (now - Duration::days(5))
+        let target = (now - Duration::days(10))
             .with_hour(2)
             .unwrap()
             .with_minute(0)
@@ -706,6 +707,19 @@ async fn reconcile_a_day_with_every_break_planted(
     settle_the_day(w, wallet, &d).await;
 }
 
+/// Reconciles the wallet's bill days around `day`: those a merchant day touches, and the hold
+/// after them.
+async fn reconcile_around(w: &World, wallet: Wallet, day: NaiveDate, settings: &ReconcileSettings) {
+    let mut d = day - Duration::days(2);
+    while d <= day + Duration::days(3) {
+        w.engine
+            .reconcile_day(wallet, d, settings, "test")
+            .await
+            .unwrap();
+        d += Duration::days(1);
+    }
+}
+
 /// Settles the merchant's day once its bills are reconciled and its breaks resolved.
 async fn settle_the_day(w: &World, wallet: (&str, Wallet), d: &Day) {
     let settings = ReconcileSettings::default();
@@ -824,6 +838,97 @@ async fn settle_the_day(w: &World, wallet: (&str, Wallet), d: &Day) {
         ids(&w.engine.statements(&m.id).await.unwrap()),
         ids(&statements)
     );
+    assert!(w.db.store.check_ledger().await.unwrap().is_empty());
+
+    // With most of P6 given back the same day, that day's refunds exceed its sales: its net
+    // is negative. Nothing is settled or paid; its lines are carried forward into the next
+    // settlement, netted with that day's sale.
+    let big = refund(w, m, "P6", "RNEG", 4_000).await;
+    w.advance(Duration::seconds(15)).await;
+    let tz = m.time_zone.tz();
+    let refund_day = w.engine.now().with_timezone(&tz).date_naive();
+    // A sale on the next day, then the bills of both days and the hold after them.
+    w.advance_quietly(Duration::days(1));
+    let customer = w.customer().await;
+    let sale = pay(
+        w,
+        m,
+        &customer,
+        wallet,
+        "P-NEXT",
+        5_000,
+        json!({"kind": "instant"}),
+    )
+    .await
+    .key;
+    let sale_day = w.engine.now().with_timezone(&tz).date_naive();
+    assert!(sale_day > refund_day);
+    w.advance_quietly(Duration::days(4));
+    reconcile_around(w, wallet.1, sale_day, &settings).await;
+    for b in w
+        .engine
+        .recon_breaks(None, None, Some(BreakStatus::Open), 1000)
+        .await
+        .unwrap()
+    {
+        w.engine
+            .resolve_break(b.id, "ops", "accepted for the test")
+            .await
+            .unwrap();
+    }
+    let carried = w
+        .engine
+        .settle_merchant_day(m, refund_day, &settings, "test")
+        .await
+        .unwrap();
+    assert!(
+        matches!(&carried, SettleOutcome::Blocked(why) if why.contains("negative")),
+        "{carried:?}"
+    );
+    assert_eq!(
+        settled(&w.db.store.ledger_balances().await.unwrap()),
+        -s.net.minor(),
+        "nothing moved for the negative day"
+    );
+    let unsettled =
+        w.db.store
+            .unsettled_lines(&m.id, DateTime::<Utc>::UNIX_EPOCH, w.engine.now())
+            .await
+            .unwrap();
+    assert!(unsettled
+        .iter()
+        .any(|l| l.refund_key.as_deref() == Some(big.as_str())));
+    // The next day's settlement takes the carried lines with its sale.
+    let outcome = w
+        .engine
+        .settle_merchant_day(m, sale_day, &settings, "test")
+        .await
+        .unwrap();
+    let SettleOutcome::Settled(next) = outcome else {
+        panic!("{outcome:?}");
+    };
+    let next_lines = w
+        .engine
+        .statement_lines(&next[0].statement_id)
+        .await
+        .unwrap();
+    assert_eq!(next_lines.len(), unsettled.len(), "{next_lines:#?}");
+    assert!(next_lines
+        .iter()
+        .any(|l| l.refund_key.as_deref() == Some(big.as_str())));
+    assert!(next_lines.iter().any(|l| l.order_key == sale));
+    assert_eq!(
+        next[0].net.minor(),
+        next_lines.iter().map(|l| l.net.minor()).sum::<i64>()
+    );
+    assert!(next[0].net.minor() > 0 && next[0].net.minor() < 5_000);
+    assert_eq!(
+        settled(&w.db.store.ledger_balances().await.unwrap()),
+        -s.net.minor() - next[0].net.minor(),
+        "the next settlement moved the sale net of the carried refund"
+    );
+    let payout = payout_csv(&[(m.clone(), next[0].clone())]);
+    assert_eq!(payout.lines().count(), 2);
     assert!(w.db.store.check_ledger().await.unwrap().is_empty());
 }
 
